@@ -1,0 +1,1 @@
+"""Simulation and evaluation: ego kinematics, reactive agents (IDM), EPDMS scoring, rule planner."""
