@@ -1,0 +1,190 @@
+"""EPDMS scorer on tiny hand-built scenes: each sub-metric must fail and must pass."""
+
+import numpy as np
+import pytest
+
+from autoscale_core.scene import STATIC, TL_GREEN, TL_RED, TL_UNKNOWN
+from autoscale_core.sim.scoring import ScorerConfig, score_trajectories
+from autoscale_core.sim.toy import constant_speed_plan, set_agent, straight_road
+
+T = np.arange(1, 9) * 0.5
+CANDIDATES = ScorerConfig(progress_reference="candidates")
+
+
+def score(batch, plans, **kw):
+    kw.setdefault("human_filter", False)
+    kw.setdefault("config", CANDIDATES)
+    return score_trajectories(batch, plans, **kw)
+
+
+def stack(*plans):
+    return np.concatenate(plans, axis=1)
+
+
+def braking_plan(batch, v0, decel, lateral=0.0):
+    """Brake from v0 at ``decel`` m/s² until stopped."""
+    t_stop = v0 / decel
+    t = np.minimum(T, t_stop)
+    plan = np.zeros((len(batch), 1, 8, 3))
+    plan[..., 0] = v0 * t - 0.5 * decel * t**2
+    plan[..., 1] = lateral
+    return plan
+
+
+def test_rear_end_collision_is_at_fault():
+    batch = straight_road(ego_speed=10.0, num_agents=1)
+    set_agent(batch, 0, 0, 20.0, 0.0, 3.0)  # slow lead 20 m ahead
+    fast = constant_speed_plan(batch, 10.0)  # runs into it
+    gentle = braking_plan(batch, 10.0, 3.0)  # stops after ~16.7 m, behind the lead's rear
+    r = score(batch, stack(fast, gentle))
+    assert r.collision[0].tolist() == [True, False]
+    assert r.nc[0].tolist() == [0.0, 1.0]
+    assert r.epdms[0, 0] == 0.0 and r.epdms[0, 1] > 0.5
+
+
+def test_hit_from_behind_while_stopped_is_not_at_fault():
+    batch = straight_road(ego_speed=0.0, num_agents=1)
+    set_agent(batch, 0, 0, -15.0, 0.0, 8.0)  # follower that does not brake (log replay)
+    stay = constant_speed_plan(batch, 0.0)
+    r = score(batch, stay)
+    assert r.collision[0, 0] and r.nc[0, 0] == 1.0
+    # Same geometry mirrored: the ego drives into a standing car in front → at fault.
+    batch2 = straight_road(ego_speed=8.0, num_agents=1)
+    set_agent(batch2, 0, 0, 15.0, 0.0, 0.0)
+    r2 = score(batch2, constant_speed_plan(batch2, 8.0))
+    assert r2.collision[0, 0] and r2.nc[0, 0] == 0.0
+
+
+def test_reactive_follower_brakes_for_stopped_ego():
+    batch = straight_road(ego_speed=0.0, num_agents=1)
+    set_agent(batch, 0, 0, -30.0, 0.0, 8.0)
+    stay = constant_speed_plan(batch, 0.0)
+    assert score(batch, stay, reactive=False).collision[0, 0]
+    assert not score(batch, stay, reactive=True).collision[0, 0]
+
+
+def test_static_object_collision_halves_nc():
+    batch = straight_road(ego_speed=8.0, num_agents=1)
+    set_agent(batch, 0, 0, 15.0, 0.0, 0.0, agent_type=STATIC, size=(1.0, 1.0))
+    r = score(batch, stack(constant_speed_plan(batch, 8.0), braking_plan(batch, 8.0, 3.5)))
+    assert r.nc[0].tolist() == [0.5, 1.0]
+
+
+def test_leaving_drivable_area():
+    batch = straight_road(ego_speed=10.0, lane_width=3.6)
+    r = score(batch, stack(constant_speed_plan(batch, 10.0, lateral=4.0), constant_speed_plan(batch, 10.0)))
+    assert r.dac[0].tolist() == [0.0, 1.0]
+    # A shoulder polygon makes the same offset drivable.
+    wide = straight_road(ego_speed=10.0, lane_width=3.6)
+    poly = np.array([[-50, 1.0], [150, 1.0], [150, 6.0], [-50, 6.0]], np.float32)
+    wide = wide.replace(
+        drivable_polygons=poly[None, None], drivable_vertex_valid=np.ones((1, 1, 4), bool)
+    )
+    r = score(wide, constant_speed_plan(wide, 10.0, lateral=4.0))
+    assert r.dac[0, 0] == 1.0
+
+
+def test_driving_against_lane_direction():
+    against = straight_road(ego_speed=10.0)
+    against.lanes[0, 0] = against.lanes[0, 0, ::-1].copy()  # the only lane points the other way
+    slow = straight_road(ego_speed=1.0)
+    slow.lanes[0, 0] = slow.lanes[0, 0, ::-1].copy()
+    assert score(against, constant_speed_plan(against, 10.0)).ddc[0, 0] == 0.0  # 40 m backwards
+    assert score(slow, constant_speed_plan(slow, 1.0)).ddc[0, 0] == 0.5  # 4 m backwards
+    normal = straight_road(ego_speed=10.0)
+    assert score(normal, constant_speed_plan(normal, 10.0)).ddc[0, 0] == 1.0
+
+
+def test_running_a_red_light():
+    red = straight_road(ego_speed=10.0, connector_tl=TL_RED, connector_start=20.0)
+    plans = stack(constant_speed_plan(red, 10.0), braking_plan(red, 10.0, 4.0))  # stops at 12.5 m
+    r = score(red, plans)
+    assert r.tlc[0].tolist() == [0.0, 1.0]
+    green = straight_road(ego_speed=10.0, connector_tl=TL_GREEN, connector_start=20.0)
+    assert score(green, constant_speed_plan(green, 10.0)).tlc[0, 0] == 1.0
+    unknown = straight_road(ego_speed=10.0, connector_tl=TL_UNKNOWN, connector_start=20.0)
+    r = score(unknown, constant_speed_plan(unknown, 10.0))
+    assert r.tlc[0, 0] == 1.0 and r.tl_unknown[0, 0]
+
+
+def test_closing_fast_on_a_lead_fails_ttc():
+    batch = straight_road(ego_speed=10.0, num_agents=1)
+    set_agent(batch, 0, 0, 9.0, 0.0, 5.0)  # 4.2 m gap, closing at 5 m/s
+    r = score(batch, braking_plan(batch, 10.0, 5.0))  # brakes hard enough not to hit it
+    assert not r.collision[0, 0] and r.ttc[0, 0] == 0.0
+    cruise = straight_road(ego_speed=10.0, num_agents=2)
+    set_agent(cruise, 0, 0, 25.0, 0.0, 10.0)  # same speed, 20 m gap
+    set_agent(cruise, 0, 1, -8.0, 0.0, 14.0)  # closing from behind is not the ego's TTC
+    r = score(cruise, constant_speed_plan(cruise, 10.0))
+    assert r.ttc[0, 0] == 1.0
+
+
+def test_harsh_braking_fails_history_comfort():
+    batch = straight_road(ego_speed=10.0)
+    r = score(batch, stack(braking_plan(batch, 10.0, 7.0), braking_plan(batch, 10.0, 2.0), constant_speed_plan(batch, 10.0)))
+    assert r.hc[0].tolist() == [0.0, 1.0, 1.0]
+    # A sudden acceleration step (jerk) also fails.
+    jerk = np.zeros((1, 1, 8, 3))
+    jerk[..., 0] = 10.0 * T + np.where(T > 1.0, 1.5 * (T - 1.0) ** 2, 0.0)
+    assert score(batch, jerk).hc[0, 0] == 0.0
+
+
+def test_drifting_out_of_lane_fails_lane_keeping():
+    batch = straight_road(ego_speed=10.0, lane_width=5.0)
+    held = constant_speed_plan(batch, 10.0, lateral=1.2)  # > 0.5 m off for ~3.5 s, still on the road
+    late = constant_speed_plan(batch, 10.0)
+    late[..., 6:, 1] = 1.2  # off-centre only at the end (< 2 s)
+    r = score(batch, stack(held, late, constant_speed_plan(batch, 10.0)))
+    assert r.dac[0].tolist() == [1.0, 1.0, 1.0]
+    assert r.lk[0].tolist() == [0.0, 1.0, 1.0]
+    junction = straight_road(ego_speed=10.0, lane_width=5.0)
+    junction.lane_is_intersection[0, 0] = True  # LK does not apply inside intersections
+    assert score(junction, held).lk[0, 0] == 1.0
+
+
+def test_human_filter_and_aggregate():
+    batch = straight_road(ego_speed=10.0, num_agents=1)
+    set_agent(batch, 0, 0, 25.0, 0.0, 0.0)  # the logged ego itself runs into this car
+    plan = constant_speed_plan(batch, 10.0)
+    assert score(batch, plan, human_filter=False).nc[0, 0] == 0.0
+    r = score(batch, plan, human_filter=True)
+    assert r.nc[0, 0] == 1.0  # the expert fails NC too → filtered
+    expected = r.nc * r.dac * r.ddc * r.tlc * (5 * r.ep + 5 * r.ttc + 2 * r.lk + 2 * r.hc + 2 * r.ec) / 16
+    np.testing.assert_allclose(r.epdms, expected)
+    assert set(r.as_dict()) >= {"nc", "dac", "ddc", "tlc", "ep", "ttc", "lk", "hc", "ec", "epdms", "pdms", "collision", "progress"}
+
+
+def test_progress_and_extended_comfort():
+    batch = straight_road(ego_speed=10.0)
+    plans = stack(constant_speed_plan(batch, 10.0), constant_speed_plan(batch, 5.0), constant_speed_plan(batch, 0.5))
+    r = score(batch, plans)
+    assert r.progress[0, 0] == pytest.approx(40.0, abs=0.5)
+    assert r.ep[0, 0] == 1.0 and r.ep[0, 1] == pytest.approx(r.progress[0, 1] / r.progress[0, 0])
+    crawl = straight_road(ego_speed=0.5)
+    slow_only = score(crawl, constant_speed_plan(crawl, 0.5))
+    assert slow_only.reference_progress[0] < 5.0 and slow_only.ep[0, 0] == 1.0  # best < 5 m → EP = 1
+    # EC: consistent with a previous plan that predicted the same motion, not with a swerve.
+    prev = np.zeros((1, 8, 3))
+    prev[0, :, 0] = 10.0 * (T - 0.5)
+    swerve = prev.copy()
+    swerve[0, 3:, 2] = 0.4
+    same = score(batch, constant_speed_plan(batch, 10.0), previous_plans=prev)
+    other = score(batch, constant_speed_plan(batch, 10.0), previous_plans=swerve)
+    assert same.ec[0, 0] == 1.0 and other.ec[0, 0] == 0.0
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda p: np.where(np.arange(8)[None, None, :, None] == 3, np.nan, p), "NaN"),
+        (lambda p: p[:, :, :7], "horizon"),
+        (lambda p: p[:, :0], "empty candidate set"),
+        (lambda p: p[:, 0], "shape"),
+    ],
+)
+def test_bad_input_names_the_scene(make, match):
+    batch = straight_road(2, ego_speed=10.0)
+    plans = np.concatenate([constant_speed_plan(batch, 10.0)] * 2, axis=1)
+    with pytest.raises(ValueError, match=match) as err:
+        score_trajectories(batch, make(plans), config=CANDIDATES)
+    assert "toy-0" in str(err.value)
