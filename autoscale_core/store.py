@@ -106,6 +106,9 @@ class SceneStore:
         for array_name, array in batch.arrays().items():
             np.save(tmp_dir / f"{array_name}.npy", np.ascontiguousarray(array))
         meta = {k: _jsonable(v) for k, v in batch.meta.items()}
+        # Keep numeric metadata numeric on the way back (JSON alone cannot tell 1.0 from "1.0").
+        meta["__dtypes__"] = {k: np.asarray(v).dtype.str for k, v in batch.meta.items()
+                              if np.asarray(v).dtype.kind in "biuf"}
         (tmp_dir / "meta.json").write_text(json.dumps(meta))
         os.replace(tmp_dir, self.root / name)
         manifest.update(timeline)
@@ -152,7 +155,8 @@ class SceneStore:
             name = manifest["shards"][shard_number]["name"]
             arrays = {a: np.asarray(self._shard_array(name, a)[rows]) for a in ARRAY_SPECS}
             shard_meta = self._shard_meta(name)
-            meta = {k: _from_json(k, v)[rows] for k, v in shard_meta.items()}
+            dtypes = shard_meta.pop("__dtypes__", {})
+            meta = {k: _from_json(k, v, dtypes.get(k))[rows] for k, v in shard_meta.items()}
             parts.append(
                 SceneBatch(**arrays, meta=meta, dt=manifest["dt"], history_steps=manifest["history_steps"])
             )
@@ -168,7 +172,9 @@ def _jsonable(values: np.ndarray) -> list:
     return [v.item() if isinstance(v, np.generic) else v for v in np.asarray(values).tolist()]
 
 
-def _from_json(key: str, values: list) -> np.ndarray:
+def _from_json(key: str, values: list, dtype: str | None = None) -> np.ndarray:
+    if dtype is not None:
+        return np.asarray(values, dtype=np.dtype(dtype))
     if key in META_FLOAT_KEYS:
         return np.asarray(values, dtype=np.float64)
     return np.asarray(values, dtype=object)

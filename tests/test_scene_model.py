@@ -103,3 +103,16 @@ def test_store_errors(tmp_path):
     other.dt = 0.1
     with pytest.raises(SceneStoreError, match="dt"):
         store.append(other)
+
+
+def test_store_keeps_numeric_metadata_numeric(tmp_path):
+    batch = straight_road_batch(2)
+    batch.meta["perturb_lateral"] = np.array([0.5, -1.25])
+    batch.meta["round"] = np.array([1, 2])
+    store = SceneStore(tmp_path / "store")
+    store.append(batch)
+    loaded = store.load(["s1", "s0"])
+    assert loaded.meta["perturb_lateral"].dtype == np.float64
+    assert loaded.meta["perturb_lateral"].tolist() == [-1.25, 0.5]
+    assert loaded.meta["round"].tolist() == [2, 1] and loaded.meta["round"].dtype.kind == "i"
+    assert loaded.meta["scene_id"].dtype == object

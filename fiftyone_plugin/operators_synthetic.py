@@ -1,0 +1,263 @@
+"""SimScale synthetic scenes in FiftyOne: generate linked synthetic samples, build the hard split.
+
+:func:`generate_synthetic_samples` is the one implementation behind the operator
+``generate_synthetic_scenes``, the CLI (``autoscale synthesize``) and Python use. It computes
+everything first (perturbation, labels, reactive re-simulation, label scores), then writes in
+bulk: one :func:`~fiftyone_plugin.scenes.add_scenes` (BEV images, store shard, samples) and one
+``set_values`` per extra field. Synthetic samples carry ``source="synthetic"``, ``parent_id``,
+``perturb_lateral`` (m), ``perturb_speed`` (m/s), ``perturb_heading`` (rad), ``round``,
+``expert`` and ``label_epdms``; their ``split`` is their parent's, so a child of a val/test
+scene never lands in train.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+import fiftyone as fo
+import fiftyone.operators as foo
+import fiftyone.operators.types as types
+
+from autoscale_core.synthetic.generate import MAX_ROUNDS, generate_synthetic
+from autoscale_core.synthetic.hard_split import build_hard_split
+from autoscale_core.synthetic import labels
+from autoscale_core.synthetic.labels import EXPERTS
+from autoscale_core.synthetic.perturb import PerturbationConfig
+
+from . import scenes
+from .runs import record_run
+
+SYNTHETIC_FIELDS = ("perturb_lateral", "perturb_speed", "perturb_heading", "round", "expert")
+Progress = Callable[[float, str], None]
+
+
+def _root(view) -> fo.Dataset:
+    return view if isinstance(view, fo.Dataset) else view._root_dataset
+
+
+def validate_synthetic_params(params: dict) -> dict:
+    """Check the form's / CLI's values; returns cleaned params or raises ValueError naming the input."""
+
+    def integer(name, default, low, high):
+        value = params.get(name, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value or not low <= value <= high:
+            raise ValueError(f"{name}: must be an integer in {low}..{high}, got {value!r}")
+        return int(value)
+
+    def number(name, default):
+        value = params.get(name, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+            raise ValueError(f"{name}: must be a number, got {value!r}")
+        return float(value)
+
+    cleaned = {
+        "scenes_per_parent": integer("scenes_per_parent", 5, 1, 100),
+        "rounds": integer("rounds", 1, 1, MAX_ROUNDS),
+        "seed": integer("seed", 0, 0, 2**31 - 1),
+        "lateral_range": (number("lateral_min", -2.0), number("lateral_max", 2.0)),
+        "speed_range": (number("speed_min", -3.0), number("speed_max", 3.0)),
+        "expert": str(params.get("expert", "recovery")),
+        "render": bool(params.get("render", True)),
+    }
+    if cleaned["expert"] not in EXPERTS:
+        raise ValueError(f"expert: {cleaned['expert']!r} is not one of {EXPERTS}")
+    try:
+        _config(cleaned).validate()
+    except ValueError as exc:
+        raise ValueError(f"perturbation: {exc}") from exc
+    return cleaned
+
+
+def _config(params: dict) -> PerturbationConfig:
+    lo, hi = params["lateral_range"]
+    # A range straddling 0 means "push either way by up to that much" (with a random sign).
+    distribution = "uniform" if lo * hi > 0 or lo == hi else "symmetric"
+    if distribution == "symmetric":
+        lo, hi = 0.0, max(abs(lo), abs(hi))
+    return PerturbationConfig(lateral_range=(lo, hi), lateral_distribution=distribution,
+                              speed_range=params["speed_range"], seed=params["seed"])
+
+
+def generate_synthetic_samples(
+    view: fo.Dataset | fo.DatasetView,
+    *,
+    scenes_per_parent: int = 5,
+    lateral_range: tuple[float, float] = (-2.0, 2.0),
+    speed_range: tuple[float, float] = (-3.0, 3.0),
+    expert: str = "recovery",
+    rounds: int = 1,
+    seed: int = 0,
+    render: bool = True,
+    rewards_only: bool = False,
+    run_key: str | None = None,
+    progress: Progress | None = None,
+) -> dict:
+    """Generate synthetic scenes from the scenes of ``view`` and add them to its dataset.
+
+    Args:
+        view: source scenes (real ones, or synthetic ones whose parents are in the dataset).
+        lateral_range: (low, high) m; a range straddling 0 pushes either way by up to
+            ``max(|low|, |high|)`` m, otherwise uniform in the range.
+        speed_range: (low, high) m/s speed change.
+        expert: "recovery" or "planner".
+        rounds: accumulation rounds (round r perturbs round r−1's scenes).
+        rewards_only: also score the planning vocabulary in every synthetic scene (EPDMS
+            sub-scores, slow: ~0.4 s per scene) and save them to
+            ``<dataset dir>/synthetic/<run_key>-rewards.npz`` (path in the run's results).
+        run_key: the AutoScale run recorded on the dataset (default ``synthetic_<seed>``).
+
+    Returns:
+        a summary: counts, rejections by reason, label EPDMS distribution, the run key.
+
+    Raises:
+        ValueError: empty view, out-of-range parameters, synthetic sources with missing parents.
+        Nothing is written to the dataset then.
+    """
+    params = validate_synthetic_params({
+        "scenes_per_parent": scenes_per_parent, "rounds": rounds, "seed": seed, "expert": expert,
+        "lateral_min": lateral_range[0], "lateral_max": lateral_range[1],
+        "speed_min": speed_range[0], "speed_max": speed_range[1], "render": render,
+    })
+    dataset = _root(view)
+    if len(view) == 0:
+        raise ValueError(f"the source view of dataset {dataset.name!r} is empty: select scenes to perturb")
+    run_key = run_key or f"synthetic_{params['seed']}"
+    report_progress = progress or (lambda fraction, message: None)
+    report_progress(0.0, f"loading {len(view)} source scenes")
+    batch = scenes.load_scenes(view)
+    known = dataset.distinct("scene_id")
+    synthetic, report = generate_synthetic(
+        batch, scenes_per_parent=params["scenes_per_parent"], config=_config(params), expert=params["expert"],
+        rounds=params["rounds"], known_scene_ids=known,
+        progress=lambda f, msg: report_progress(0.05 + 0.75 * f, msg),
+    )
+    ids = [str(s) for s in synthetic.meta["scene_id"]]
+    splits = _inherited_splits(dataset, synthetic)
+    values = {key: np.asarray(synthetic.meta[key]) for key in SYNTHETIC_FIELDS}
+    values["round"] = values["round"].astype(np.int64)
+    values["expert"] = [str(e) for e in values["expert"]]
+    values["label_epdms"] = np.asarray(report.label_epdms, dtype=np.float64)
+    values["split"] = splits
+
+    rewards = None
+    if rewards_only:
+        report_progress(0.7, f"scoring the vocabulary in {len(synthetic)} synthetic scenes")
+        rewards = labels.rewards_only(synthetic)
+    report_progress(0.8, f"rendering and adding {len(synthetic)} synthetic scenes")
+    new_ids = scenes.add_scenes(dataset, synthetic, render=params["render"], skip_existing=True)
+    scenes.write_scene_fields(dataset, values, scene_ids=ids)
+    summary = {
+        "run": run_key,
+        "source_scenes": len(batch),
+        "generated": len(synthetic),
+        "added": len(new_ids),
+        "already_present": len(synthetic) - len(new_ids),
+        **{k: v for k, v in report.as_dict().items() if k not in ("parents", "generated")},
+    }
+    if rewards is not None:
+        folder = Path(dataset.info[scenes.STORE_INFO_KEY]).parent / "synthetic"
+        summary["rewards_path"] = labels.save_rewards(folder / f"{run_key}-rewards.npz", ids, rewards)
+    config = {k: (list(v) if isinstance(v, tuple) else v) for k, v in params.items()}
+    # As a JSON string: stage dicts carry "_cls" keys that the run store would try to rebuild.
+    config["source_view"] = json.dumps(view._serialize(), default=str) if isinstance(view, fo.DatasetView) else "[]"
+    record_run(dataset, run_key, "simscale_synthetic", config, summary)
+    report_progress(1.0, f"added {len(new_ids)} synthetic scenes")
+    return summary
+
+
+def _inherited_splits(dataset: fo.Dataset, synthetic) -> list[str]:
+    """Each synthetic scene's split = its parent's (parents are in the dataset or earlier rounds)."""
+    split_of = dict(zip(dataset.values("scene_id"), dataset.values("split")))
+    out = []
+    for scene_id, parent in zip(synthetic.meta["scene_id"], synthetic.meta["parent_id"]):
+        split = split_of.get(str(parent)) or "train"
+        split_of[str(scene_id)] = split
+        out.append(split)
+    return out
+
+
+def build_hard_split_samples(dataset: fo.Dataset, seed: int = 0, *, holdout_fraction: float = 0.1,
+                             rare_fraction: float = 0.5, render: bool = True) -> dict:
+    """Build the hard split from the dataset's real scenes: add the perturbed held-out scenes
+    (``split="hard"``) and set ``split="hard"`` on the held-out real and rare-event scenes."""
+    real = dataset.match(fo.ViewField("source") != "synthetic")
+    if len(real) == 0:
+        raise ValueError(f"dataset {dataset.name!r} has no real scenes to build a hard split from")
+    split = build_hard_split(scenes.load_scenes(real), seed, holdout_fraction=holdout_fraction,
+                             rare_fraction=rare_fraction)
+    perturbed = split.scenes.subset(np.asarray(split.scenes.meta["hard_kind"]) == "perturbed")
+    ids = [str(s) for s in perturbed.meta["scene_id"]]
+    values = {key: np.asarray(perturbed.meta[key]) for key in SYNTHETIC_FIELDS}
+    values["round"] = values["round"].astype(np.int64)
+    values["expert"] = [str(e) for e in values["expert"]]
+    if len(perturbed):
+        scenes.add_scenes(dataset, perturbed, render=render, skip_existing=True)
+    hard_ids = ids + split.holdout_ids
+    scenes.write_scene_fields(dataset, {"split": ["hard"] * len(hard_ids)}, scene_ids=hard_ids)
+    if len(perturbed):
+        scenes.write_scene_fields(dataset, values, scene_ids=ids)
+    summary = {**split.report, "holdout_real": len(split.holdout_ids), "seed": int(seed)}
+    record_run(dataset, f"hard_split_{int(seed)}", "simscale_hard_split",
+               {"seed": int(seed), "holdout_fraction": holdout_fraction, "rare_fraction": rare_fraction}, summary)
+    return summary
+
+
+class GenerateSyntheticScenes(foo.Operator):
+    @property
+    def config(self):
+        return foo.OperatorConfig(
+            name="generate_synthetic_scenes",
+            label="AutoScale: generate synthetic scenes (SimScale)",
+            description="Perturb the ego's start state, re-simulate agents, label with a pseudo-expert",
+            allow_immediate_execution=True,
+            allow_delegated_execution=True,
+            default_choice_to_delegated=True,
+            dynamic=True,
+        )
+
+    def resolve_input(self, ctx):
+        inputs = types.Object()
+        ctx.target_view()  # opts the form into the source-view choice (dataset / view / selection)
+        inputs.int("scenes_per_parent", default=5, min=1, max=100, required=True, label="Synthetic scenes per source scene")
+        inputs.float("lateral_min", default=-2.0, label="Lateral offset min (m)")
+        inputs.float("lateral_max", default=2.0, label="Lateral offset max (m)",
+                      description="A range around 0 pushes either way by up to the larger magnitude")
+        inputs.float("speed_min", default=-3.0, label="Speed change min (m/s)")
+        inputs.float("speed_max", default=3.0, label="Speed change max (m/s)")
+        inputs.enum("expert", list(EXPERTS), default="recovery", label="Pseudo-expert",
+                    view=types.RadioGroup())
+        inputs.int("rounds", default=1, min=1, max=MAX_ROUNDS, label="Rounds (round r perturbs round r-1)")
+        inputs.int("seed", default=0, min=0, label="Random seed")
+        try:
+            validate_synthetic_params(dict(ctx.params))
+        except ValueError as exc:
+            inputs.view("error", types.Error(label="Invalid input", description=str(exc)))
+        return types.Property(inputs, view=types.View(label="Generate synthetic scenes"))
+
+    def execute(self, ctx):
+        params = validate_synthetic_params(dict(ctx.params))
+        summary = generate_synthetic_samples(
+            ctx.target_view(), scenes_per_parent=params["scenes_per_parent"],
+            lateral_range=params["lateral_range"], speed_range=params["speed_range"],
+            expert=params["expert"], rounds=params["rounds"], seed=params["seed"],
+            progress=lambda fraction, label: ctx.set_progress(progress=fraction, label=label),
+        )
+        if not ctx.delegated:
+            ctx.ops.reload_dataset()
+            ctx.ops.notify(f"Added {summary['added']} synthetic scenes", variant="success")
+        return {"added": summary["added"], "generated": summary["generated"], "run_key": summary["run"],
+                "rejected": summary["rejects"]["rejected"]}
+
+    def resolve_output(self, ctx):
+        outputs = types.Object()
+        outputs.int("added", label="Synthetic scenes added")
+        outputs.int("generated", label="Generated (incl. already present)")
+        outputs.str("run_key", label="Run")
+        return types.Property(outputs)
+
+
+OPERATORS = [GenerateSyntheticScenes]
