@@ -1,0 +1,120 @@
+"""End-to-end helpers shared by the benchmarks, the FiftyOne operators and the CLI.
+
+``embed_scenes`` runs one encoder (fit on the training rows, transform all rows) and, where the
+method has dropout, K MC-dropout embeddings for U; ``scene_safety`` gives each scene's safety
+criticality; ``value_scores`` fits :class:`ValueScorer` on the training rows and scores all rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from ..scene import SceneBatch
+from .error_encoder import ErrorPatternEncoder, error_pattern_inputs, mc_error_tokens, safety_descriptors
+from .graph_rae import GraphRAE
+from .handcrafted import HandcraftedFeatures
+from .value import ValueScorer
+
+METHODS = ("handcrafted", "graph_rae", "error_pattern")
+
+
+@dataclass
+class EmbeddingResult:
+    """embeddings (S, D) float32; mc_samples (K, S, D) or None; safety (S,) safety criticality:
+    the planner's error-window soft-collision cost (error_pattern) or the logged future's
+    soft-collision cost over the horizon (other methods); config: JSON-able settings."""
+
+    method: str
+    embeddings: np.ndarray
+    mc_samples: np.ndarray | None
+    safety: np.ndarray
+    config: dict = field(default_factory=dict)
+    model: object = None
+
+
+def scene_safety(batch: SceneBatch, trajectories: np.ndarray | None = None, sigma: float = 2.0) -> np.ndarray:
+    """(S,) safety criticality: soft-collision cost of ``trajectories`` (S, 8, 3) over the whole
+    horizon (default: the logged expert future)."""
+    plans = batch.expert_trajectory() if trajectories is None else trajectories
+    start = np.zeros(len(batch), dtype=np.int64)
+    return safety_descriptors(batch, plans, start, window=batch.future_steps, sigma=sigma)
+
+
+def _train_rows(num_scenes: int, train_mask) -> np.ndarray:
+    if train_mask is None:
+        return np.arange(num_scenes)
+    mask = np.asarray(train_mask, dtype=bool)
+    if mask.shape != (num_scenes,):
+        raise ValueError(f"train_mask has shape {mask.shape}, expected ({num_scenes},)")
+    if mask.sum() < 2:
+        raise ValueError(f"train_mask selects {int(mask.sum())} scenes; at least 2 are needed to fit")
+    return np.flatnonzero(mask)
+
+
+def embed_scenes(batch: SceneBatch, method: str, *, planner=None, train_mask=None, seed: int = 0,
+                 steps: int | None = None, mc_samples: int = 10, num_threads: int | None = None,
+                 progress: Callable[[float, str], None] | None = None, **params) -> EmbeddingResult:
+    """Embed every scene of ``batch`` with ``method`` (one of ``METHODS``).
+
+    The encoder is fitted on the rows of ``train_mask`` (default all). ``planner`` (an object with
+    ``plan(batch) -> (S, 8, 3)`` and optionally ``sample(batch, k) -> (k, S, 8, 3)``) is required for
+    "error_pattern"; its MC-dropout samples give the K embeddings for U (else the encoder's dropout).
+    ``params`` go to the encoder constructor.
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if len(batch) < 2:
+        raise ValueError(f"need at least 2 scenes to embed, got {len(batch)}")
+    report = progress or (lambda f, m: None)
+    rows = _train_rows(len(batch), train_mask)
+    train = batch.subset(rows)
+    config = {"method": method, "seed": seed, "num_train": int(len(rows)), "mc_samples": mc_samples, **params}
+    if method == "handcrafted":
+        report(0.1, "hand-crafted features")
+        model = HandcraftedFeatures().fit(train)
+        return EmbeddingResult(method, model.transform(batch), None, scene_safety(batch), config, model)
+    if method == "graph_rae":
+        report(0.05, "training Graph-RAE")
+        model = GraphRAE(num_threads=num_threads, **params).fit(train, steps=steps or 150, seed=seed)
+        report(0.8, "embedding scenes")
+        emb = model.transform(batch)
+        mc = model.sample(batch, mc_samples, seed=seed) if mc_samples >= 2 else None
+        config.update(steps=steps or 150, final_loss=model.history_[-1])
+        return EmbeddingResult(method, emb, mc, scene_safety(batch), config, model)
+    if planner is None:
+        raise ValueError("method 'error_pattern' needs a planner (plan(batch) -> (S, 8, 3))")
+    report(0.05, "planning")
+    plans = np.asarray(planner.plan(batch))
+    tokens, descriptors, _ = error_pattern_inputs(batch, plans)
+    report(0.2, "training the error-pattern encoder")
+    model = ErrorPatternEncoder(num_threads=num_threads, **params).fit(tokens[rows], descriptors[rows], steps=steps or 200, seed=seed)
+    emb = model.transform(tokens)
+    mc = None
+    if mc_samples >= 2:
+        report(0.8, "MC-dropout embeddings")
+        if hasattr(planner, "sample"):
+            samples = np.asarray(planner.sample(batch, mc_samples))
+            mc = np.stack([model.transform(t) for t in mc_error_tokens(batch, samples)])
+            config["mc_source"] = "planner MC-dropout"
+        else:
+            mc = model.sample(tokens, mc_samples, seed=seed)
+            config["mc_source"] = "encoder MC-dropout"
+    config.update(steps=steps or 200, final_loss=model.history_[-1])
+    return EmbeddingResult(method, emb, mc, descriptors, config, model)
+
+
+def value_scores(embeddings, safety, *, train_mask=None, mc_samples=None, alpha_s: float = 1.0, alpha_r: float = 1.0,
+                 alpha_u: float = 1.0, k: int = 20, tau_s: float = 0.5, hazard_fraction: float = 0.1) -> tuple[dict, ValueScorer]:
+    """S/R/U/Q for every row, against the training rows (reference and hazard set)."""
+    emb = np.asarray(embeddings)
+    rows = _train_rows(len(emb), train_mask)
+    if len(rows) < k + 1:
+        raise ValueError(f"the training set has {len(rows)} scenes; rarity with k={k} needs at least {k + 1}")
+    scorer = ValueScorer(alpha_s, alpha_r, alpha_u, k=k, tau_s=tau_s, hazard_fraction=hazard_fraction)
+    scorer.fit(emb[rows], np.asarray(safety)[rows])
+    self_index = np.full(len(emb), -1, dtype=np.int64)
+    self_index[rows] = np.arange(len(rows))
+    return scorer.score(emb, mc_samples=mc_samples, self_index=self_index), scorer
