@@ -1,0 +1,133 @@
+"""Foundation benchmark: world generation, BEV rendering, dataset ingest, scene-array loading.
+
+Prints one JSON object. Runs on a private embedded mongod in a temp dir (or on
+FIFTYONE_DATABASE_URI if set) and deletes what it made.
+
+    .venv/bin/python benchmarks/bench_ingest.py                  # defaults below
+    .venv/bin/python benchmarks/bench_ingest.py --scenes 500 --load-sizes 10000 100000
+
+Scene-array load: the store is filled with the generated scenes replicated under new ids up to
+each size (the arrays are real world scenes; only the ids differ), then ``SceneStore.load`` of
+all ids is timed, and ``load_scenes`` of a FiftyOne view for the ingest-sized dataset.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--scenes", type=int, default=1000, help="scenes generated, rendered, ingested")
+    parser.add_argument("--load-sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    tmp = tempfile.mkdtemp(prefix="autoscale-bench-")
+    if not os.environ.get("FIFTYONE_DATABASE_URI"):
+        os.environ["FIFTYONE_DATABASE_DIR"] = os.path.join(tmp, "db")
+    os.environ["AUTOSCALE_HOME"] = os.path.join(tmp, "home")
+    os.environ.setdefault("FIFTYONE_SHOW_PROGRESS_BARS", "false")
+    # Keep stdout pure JSON: the MongoDB-version notice is logged to stdout otherwise.
+    os.environ.setdefault("FIFTYONE_DATABASE_VALIDATION", "false")
+
+    import numpy as np
+
+    from autoscale_core.render import render_bev
+    from autoscale_core.scene import SceneBatch
+    from autoscale_core.store import SceneStore
+    from autoscale_core.world import generate_world
+
+    result: dict = {
+        "benchmark": "bench_ingest",
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
+        "scenes": args.scenes,
+    }
+
+    t = time.perf_counter()
+    batch = generate_world(args.scenes, seed=args.seed)
+    result["world_generate_scenes_per_s"] = args.scenes / (time.perf_counter() - t)
+
+    n_render = min(args.scenes, 300)
+    t = time.perf_counter()
+    for i in range(n_render):
+        render_bev(batch, i)
+    result["render_scenes_per_s"] = n_render / (time.perf_counter() - t)
+
+    import fiftyone as fo
+
+    from fiftyone_plugin import scenes
+
+    fo.Dataset()  # start/connect mongod outside the timed region
+    name = f"bench-ingest-{os.getpid()}"
+    t = time.perf_counter()
+    dataset = scenes.create_scene_dataset(name, batch, overwrite=True)
+    result["ingest_with_render_samples_per_s"] = len(dataset) / (time.perf_counter() - t)
+    name2 = name + "-norender"
+    t = time.perf_counter()
+    dataset2 = scenes.create_scene_dataset(name2, batch, overwrite=True, render_images=False)
+    result["ingest_without_render_samples_per_s"] = len(dataset2) / (time.perf_counter() - t)
+
+    t = time.perf_counter()
+    loaded = scenes.load_scenes(dataset.shuffle(seed=1))
+    result["load_scenes_view_s"] = {str(len(loaded)): time.perf_counter() - t}
+
+    values = np.random.default_rng(0).random(len(dataset))
+    t = time.perf_counter()
+    scenes.write_scene_fields(dataset, {"value_bench": values})
+    result["write_scene_fields_samples_per_s"] = len(dataset) / (time.perf_counter() - t)
+
+    result["store_load_s"] = {}
+    result["store_bytes_per_scene"] = None
+    for size in args.load_sizes:
+        store = SceneStore(os.path.join(tmp, f"store-{size}"))
+        copies = -(-size // len(batch))
+        for c in range(copies):
+            part = batch.subset(np.arange(min(len(batch), size - c * len(batch))))
+            part.meta["scene_id"] = np.array([f"r{c}-{s}" for s in part.meta["scene_id"]], dtype=object)
+            store.append(part)
+        ids = store.scene_ids()
+        order = np.random.default_rng(0).permutation(len(ids))
+        ids = [ids[i] for i in order]  # random order: a gather, not a sequential read
+        fresh = SceneStore(store.root)  # cold index: time includes reading the manifests
+        t = time.perf_counter()
+        loaded = fresh.load(ids)
+        result["store_load_s"][str(size)] = time.perf_counter() - t
+        assert len(loaded) == size and isinstance(loaded, SceneBatch)
+        nbytes = sum(os.path.getsize(os.path.join(dp, f)) for dp, _, fs in os.walk(store.root) for f in fs)
+        result["store_bytes_per_scene"] = nbytes / size
+        del loaded
+        shutil.rmtree(store.root)
+
+    scenes.delete_scene_dataset(name)
+    scenes.delete_scene_dataset(name2)
+    print(json.dumps(result, indent=2))
+    _cleanup(tmp)
+
+
+def _cleanup(tmp: str) -> None:
+    """Stop the private mongod this script started (if any), then delete the temp folder."""
+    database = sys.modules.get("fiftyone.core.odm.database")
+    child = getattr(getattr(database, "_db_service", None), "child", None)
+    if child is not None and not os.environ.get("FIFTYONE_DATABASE_URI"):
+        try:
+            child.stdin.close()
+            child.wait(timeout=20)
+        except Exception:
+            shutil.rmtree(os.path.join(tmp, "home"), ignore_errors=True)
+            return
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

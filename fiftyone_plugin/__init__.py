@@ -1,0 +1,65 @@
+"""AutoScale's FiftyOne plugin: operators, panels, dataset glue and the ``autoscale`` CLI.
+
+FiftyOne loads this file as the plugin's entry point (``py_entry`` in ``fiftyone.yml``) under
+a synthetic module name, and calls :func:`register`. Operators live in ``operators_<area>.py``
+modules; each defines ``OPERATORS``, a list of ``foo.Operator``/``foo.Panel`` classes. To add
+yours: append the module to :data:`OPERATOR_MODULES` and list each operator's name under
+``operators:`` (panels under ``panels:``) in ``fiftyone.yml``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import sys
+
+logger = logging.getLogger(__name__)
+
+OPERATOR_MODULES = [
+    "fiftyone_plugin.operators_demo",
+    "fiftyone_plugin.operators_io",
+    "fiftyone_plugin.operators_synthetic",
+    "fiftyone_plugin.operators_selection",
+    "fiftyone_plugin.operators_export",
+    "fiftyone_plugin.panel",
+    "fiftyone_plugin.operators_repr",
+    "fiftyone_plugin.operators_planning",
+]
+
+_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
+
+
+def _ensure_importable() -> None:
+    """Make ``fiftyone_plugin``/``autoscale_core`` importable when the package is not installed."""
+    try:
+        importlib.import_module("autoscale_core")
+        importlib.import_module("fiftyone_plugin.scenes")
+    except ImportError:
+        sys.path.insert(0, _REPO_ROOT)
+
+
+def operator_classes(strict: bool = True) -> list[type]:
+    """Every operator/panel class of every module in :data:`OPERATOR_MODULES`.
+
+    With ``strict=False`` a module that fails to import is logged and skipped, so one broken
+    area does not take every other operator out of the App.
+    """
+    _ensure_importable()
+    classes = []
+    for name in OPERATOR_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except Exception:
+            if strict:
+                raise
+            logger.exception("AutoScale plugin: could not import %s; its operators are skipped", name)
+            continue
+        classes.extend(getattr(module, "OPERATORS", []))
+    return classes
+
+
+def register(p) -> None:
+    """FiftyOne's plugin hook: register all operators and panels."""
+    for cls in operator_classes(strict=False):
+        p.register(cls)

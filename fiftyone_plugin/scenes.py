@@ -1,0 +1,487 @@
+"""Dataset glue: driving scenes as FiftyOne samples, their arrays in a sharded scene store.
+
+Where things live (one folder per dataset, the *dataset dir*)::
+
+    $AUTOSCALE_HOME/datasets/<dataset name>/      (AUTOSCALE_HOME defaults to ~/.autoscale)
+        bev/<scene_id>.png                        rendered ego-centric BEV image = sample media
+        store/                                    autoscale_core.store.SceneStore (all arrays)
+
+``dataset.info["autoscale_store"]`` and ``dataset.info["autoscale_media"]`` hold the absolute
+paths. A sample keeps only the scene's metadata fields and label overlays; the arrays are
+loaded from the store by ``scene_id`` (:func:`load_scenes`), which is a memory-map and a gather,
+so 100k scenes load in seconds rather than minutes through MongoDB documents.
+
+Sample fields: ``scene_id`` (unique), ``source``, ``city``, ``topology``, ``maneuver``,
+``events`` (list of str), ``ego_speed`` (m/s at t0), ``parent_id``, ``split``, ``log_id``,
+``t0``, and the overlays ``ego_history``, ``ego_future`` (logged), ``agents`` (oriented boxes as
+closed polylines labelled by type), ``lanes`` and ``route`` (polylines), all in the
+normalized coordinates of the BEV image (:func:`autoscale_core.bev.scene_to_image`).
+
+Writes are bulk: ``add_samples`` for new scenes, one ``set_values`` per field for results.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+from bson import ObjectId
+
+import fiftyone as fo
+
+from autoscale_core import render as bev
+from autoscale_core.scene import AGENT_TYPES, SceneBatch
+from autoscale_core.store import SceneStore
+
+from .runs import delete_run, list_runs, record_run  # noqa: F401  (part of this module's contract)
+
+logger = logging.getLogger(__name__)
+
+STORE_INFO_KEY = "autoscale_store"
+MEDIA_INFO_KEY = "autoscale_media"
+EXTENT_INFO_KEY = "autoscale_bev_extent_m"
+SPLITS = (("train", 0.8), ("val", 0.1), ("test", 0.1))
+OVERLAY_FIELDS = ("ego_history", "ego_future", "agents", "lanes", "route")
+
+
+class SceneDatasetError(ValueError):
+    """A dataset-level problem: name taken, missing store, unknown scene ids, bad values."""
+
+
+# ---------------------------------------------------------------------------------- locations
+def autoscale_home() -> Path:
+    """``$AUTOSCALE_HOME`` or ``~/.autoscale``."""
+    return Path(os.environ.get("AUTOSCALE_HOME") or "~/.autoscale").expanduser().resolve()
+
+
+def default_dataset_dir(name: str) -> Path:
+    if not name or "/" in name or name in (".", ".."):
+        raise SceneDatasetError(f"dataset name {name!r} cannot be used as a folder name")
+    return autoscale_home() / "datasets" / name
+
+
+def _dataset_dir(dataset: fo.Dataset) -> Path:
+    media = dataset.info.get(MEDIA_INFO_KEY)
+    return Path(media).parent if media else default_dataset_dir(dataset.name)
+
+
+def get_store(dataset: fo.Dataset | fo.DatasetView) -> SceneStore:
+    """The :class:`SceneStore` holding the arrays of ``dataset``'s scenes."""
+    root = _root(dataset)
+    path = root.info.get(STORE_INFO_KEY)
+    if not path:
+        raise SceneDatasetError(
+            f"dataset {root.name!r} has no scene store (info[{STORE_INFO_KEY!r}] is unset); "
+            "add scenes with fiftyone_plugin.scenes.add_scenes first"
+        )
+    return SceneStore(path)
+
+
+def _root(collection) -> fo.Dataset:
+    return collection._root_dataset if isinstance(collection, fo.DatasetView) else collection
+
+
+# ---------------------------------------------------------------------------------- create
+def create_scene_dataset(
+    name: str,
+    batch: SceneBatch,
+    media_dir: str | os.PathLike | None = None,
+    overwrite: bool = False,
+    render_images: bool = True,
+    progress: Callable[[float, str], None] | None = None,
+    chunk_size: int = 1000,
+) -> fo.Dataset:
+    """Create a persistent dataset ``name`` holding ``batch``.
+
+    Args:
+        name: dataset name.
+        batch: the scenes (validated before anything is written).
+        media_dir: the dataset dir (BEV images under ``bev/``, arrays under ``store/``);
+            default ``$AUTOSCALE_HOME/datasets/<name>``.
+        overwrite: delete an existing dataset of that name (and its images and store) first;
+            otherwise an existing name is an error.
+        render_images: render BEV images (else samples point at not-yet-rendered paths).
+        progress: called with (fraction done, message) after each chunk of ``chunk_size``.
+
+    On any error the partly created dataset, images and store are removed again.
+    """
+    batch.validate()
+    if fo.dataset_exists(name):
+        if not overwrite:
+            raise SceneDatasetError(
+                f"dataset {name!r} already exists; pass overwrite=True (CLI: --overwrite) to replace it"
+            )
+        delete_scene_dataset(name)
+    folder = Path(media_dir).expanduser().resolve() if media_dir else default_dataset_dir(name)
+    # A folder left by a crashed run (no dataset points at it): clear our two subfolders.
+    for sub in ("store", "bev"):
+        if (folder / sub).exists():
+            logger.info("removing stale %s", folder / sub)
+            shutil.rmtree(folder / sub)
+    dataset = fo.Dataset(name, persistent=True)
+    try:
+        dataset.info[STORE_INFO_KEY] = str(folder / "store")
+        dataset.info[MEDIA_INFO_KEY] = str(folder / "bev")
+        dataset.info[EXTENT_INFO_KEY] = bev.DEFAULT_EXTENT_M
+        dataset.save()
+        apply_color_scheme(dataset)
+        for start in range(0, len(batch), chunk_size):
+            chunk = batch.subset(slice(start, start + chunk_size))
+            add_scenes(dataset, chunk, render=render_images, skip_existing=False)
+            if progress is not None:
+                done = min(start + chunk_size, len(batch))
+                progress(done / len(batch), f"added {done}/{len(batch)} scenes")
+    except BaseException:
+        # Nothing half-made is left under the name.
+        delete_scene_dataset(name)
+        raise
+    return dataset
+
+
+def create_world_dataset(
+    name: str,
+    num_scenes: int,
+    seed: int = 0,
+    cities: list[str] | None = None,
+    overwrite: bool = False,
+    progress: Callable[[float, str], None] | None = None,
+) -> fo.Dataset:
+    """Generate ``num_scenes`` scenes of the embedded world and store them as dataset ``name``.
+
+    The name is checked before generating, so a taken name fails fast. Generation reports
+    progress 0 → 0.3, ingest 0.3 → 1.
+    """
+    from autoscale_core.world import generate_world
+
+    if fo.dataset_exists(name) and not overwrite:
+        raise SceneDatasetError(
+            f"dataset {name!r} already exists; pass overwrite=True (CLI: --overwrite) to replace it"
+        )
+    default_dataset_dir(name)  # validates the name as a folder name
+    if progress:
+        progress(0.0, f"generating {num_scenes} scenes (seed {seed})")
+    batch = generate_world(num_scenes, seed=seed, cities=cities)
+    if progress:
+        progress(0.3, "rendering and adding scenes")
+    inner = (lambda f, msg: progress(0.3 + 0.7 * f, msg)) if progress else None
+    dataset = create_scene_dataset(name, batch, overwrite=overwrite, progress=inner)
+    dataset.info["autoscale_world"] = {"num_scenes": int(num_scenes), "seed": int(seed), "cities": cities}
+    dataset.save()
+    return dataset
+
+
+def delete_scene_dataset(name: str) -> None:
+    """Delete dataset ``name`` with its scene store and BEV images."""
+    dataset = fo.load_dataset(name)
+    paths = [dataset.info.get(STORE_INFO_KEY), dataset.info.get(MEDIA_INFO_KEY)]
+    dataset.delete()
+    for path in paths:
+        if path and Path(path).is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def apply_color_scheme(dataset: fo.Dataset) -> None:
+    """App styling: agents coloured by type, the ego's history/future distinct, the same
+    colours as the rendered image; lanes and route (already in the image) start hidden."""
+    from fiftyone.core.odm.dataset import ActiveFields
+
+    def by_label(path: str, colours: dict[str, tuple[int, int, int]]) -> dict:
+        return {
+            "path": path,
+            "colorByAttribute": "label",
+            "valueColors": [{"value": v, "color": bev.hex_colour(c)} for v, c in colours.items()],
+        }
+
+    dataset.app_config.color_scheme = fo.ColorScheme(
+        color_by="value",
+        fields=[
+            by_label("agents", {t: bev.AGENT_COLOURS[t] for t in AGENT_TYPES}),
+            by_label("ego_history", {"ego_history": bev.EGO_HISTORY_COLOUR}),
+            by_label("ego_future", {"ego_future": bev.EGO_FUTURE_COLOUR}),
+            by_label("lanes", {"lane": bev.LANE_LINE}),
+            by_label("route", {"route": bev.ROUTE}),
+        ],
+    )
+    dataset.app_config.active_fields = ActiveFields(paths=["ego_history", "ego_future", "agents"])
+    dataset.save()
+
+
+# ---------------------------------------------------------------------------------- add
+def assign_split(scene_ids: Sequence[str]) -> list[str]:
+    """Deterministic train/val/test split from a hash of each scene id (80/10/10)."""
+    out = []
+    for scene_id in scene_ids:
+        u = int(hashlib.sha1(str(scene_id).encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+        cumulative = 0.0
+        for split, share in SPLITS:
+            cumulative += share
+            if u <= cumulative:
+                break
+        out.append(split)
+    return out
+
+
+def add_scenes(
+    dataset: fo.Dataset,
+    batch: SceneBatch,
+    *,
+    render: bool = True,
+    skip_existing: bool = True,
+) -> list[str]:
+    """Add ``batch`` to ``dataset`` in bulk; returns the new samples' ids (batch order).
+
+    The batch is validated first; then images are rendered, arrays appended to the store as
+    one atomic shard, and samples added with one ``add_samples``. With ``skip_existing``,
+    scenes whose ``scene_id`` is already in the dataset are skipped; without it they are an
+    error (scene ids are unique).
+    """
+    if isinstance(dataset, fo.DatasetView):
+        raise SceneDatasetError("add_scenes needs a Dataset, not a view")
+    batch.validate()
+    if len(batch) == 0:
+        return []
+    ids = [str(s) for s in batch.meta["scene_id"]]
+    existing = set(dataset.distinct("scene_id")) if "scene_id" in dataset.get_field_schema() else set()
+    present = np.array([s in existing for s in ids], dtype=bool)
+    if present.any():
+        if not skip_existing:
+            dup = [s for s, p in zip(ids, present) if p]
+            raise SceneDatasetError(
+                f"{len(dup)} scene_id(s) already in dataset {dataset.name!r}, e.g. {dup[:3]}; "
+                "use skip_existing=True to skip them"
+            )
+        batch = batch.subset(np.flatnonzero(~present))
+        ids = [s for s, p in zip(ids, present) if not p]
+        if not ids:
+            return []
+
+    folder = _dataset_dir(dataset)
+    if not dataset.info.get(STORE_INFO_KEY):
+        dataset.info[STORE_INFO_KEY] = str(folder / "store")
+        dataset.info[MEDIA_INFO_KEY] = str(folder / "bev")
+        dataset.info.setdefault(EXTENT_INFO_KEY, bev.DEFAULT_EXTENT_M)
+        dataset.save()
+    extent = float(dataset.info.get(EXTENT_INFO_KEY, bev.DEFAULT_EXTENT_M))
+    media = Path(dataset.info[MEDIA_INFO_KEY])
+    if render:
+        paths = bev.render_batch_to_files(batch, media, extent_m=extent)
+    else:
+        paths = [str(media / f"{bev.safe_file_stem(s)}.png") for s in ids]
+    samples = _build_samples(batch, paths)
+    overlays = _overlays(batch, extent)
+    if render:
+        overlays["metadata"] = [_image_metadata_doc(p) for p in paths]
+    get_store(dataset).append(batch)
+    sample_ids = list(dataset.add_samples(samples, progress=False))
+    # Drop the in-memory samples: FiftyOne reloads every live sample after each bulk write.
+    del samples
+    try:
+        schema = dataset.get_field_schema()
+        for name, docs in overlays.items():
+            if name not in schema:
+                dataset.add_sample_field(name, fo.EmbeddedDocumentField, embedded_doc_type=fo.Polylines)
+            dataset.set_values(name, dict(zip(ids, docs)), key_field="scene_id", validate=False)
+    except BaseException:
+        dataset.delete_samples(sample_ids)  # no samples without their overlays
+        raise
+    return sample_ids
+
+
+def _build_samples(batch: SceneBatch, paths: list[str]) -> list[fo.Sample]:
+    """Samples with the scalar metadata fields (overlays are written after, see ``_overlays``)."""
+    t0 = batch.history_steps
+    meta = batch.meta
+    ids = [str(s) for s in meta["scene_id"]]
+    splits = assign_split(ids)
+
+    def column(key, default=""):
+        values = meta.get(key)
+        return [default] * len(ids) if values is None else list(values)
+
+    source, city, topology, maneuver = (column(k) for k in ("source", "city", "topology", "maneuver"))
+    parent, log, start = column("parent_id"), column("log_id"), column("t0", 0.0)
+    events = [[e for e in str(x).split(";") if e] for x in column("events")]
+    speeds = batch.ego[:, t0, 3].astype(float).tolist()
+    return [
+        fo.Sample(
+            filepath=paths[i],
+            scene_id=scene_id,
+            source=str(source[i]),
+            city=str(city[i]),
+            topology=str(topology[i]),
+            maneuver=str(maneuver[i]),
+            events=events[i],
+            ego_speed=speeds[i],
+            parent_id=str(parent[i]),
+            log_id=str(log[i]),
+            t0=float(start[i]),
+            split=splits[i],
+        )
+        for i, scene_id in enumerate(ids)
+    ]
+
+
+def _image_metadata_doc(path: str) -> dict:
+    """The MongoDB form of ``fo.ImageMetadata`` for a rendered BEV PNG (size known, no decode)."""
+    with open(path, "rb") as f:
+        header = f.read(24)  # PNG: width and height are big-endian uint32 at bytes 16..24
+    width, height = int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")
+    return {"_cls": "ImageMetadata", "size_bytes": os.path.getsize(path), "mime_type": "image/png",
+            "width": width, "height": height, "num_channels": 3}
+
+
+def _polyline_doc(label: str, points: list, closed=False, filled=False, index=None) -> dict:
+    """The MongoDB form of an ``fo.Polyline`` (built directly: label objects cost ~0.5 ms each)."""
+    return {
+        "_id": ObjectId(),
+        "_cls": "Polyline",
+        "tags": [],
+        "label": label,
+        "points": [points],
+        "closed": closed,
+        "filled": filled,
+        "index": index,
+    }
+
+
+def _polylines_doc(polylines: list[dict]) -> dict:
+    return {"_id": ObjectId(), "_cls": "Polylines", "polylines": polylines}
+
+
+def _overlays(batch: SceneBatch, extent_m: float) -> dict[str, list[dict]]:
+    """Overlay field → one ``Polylines`` document per scene, in normalized image coordinates."""
+    t0 = batch.history_steps
+    ego_xy = bev.scene_to_image(batch.ego[:, :, :2], extent_m)  # (S, T, 2)
+    # Lanes are also in the image; their overlay keeps every other point (and the end) to stay
+    # light in MongoDB and the App.
+    keep = np.unique(np.r_[np.arange(0, batch.lanes.shape[2], 2), batch.lanes.shape[2] - 1])
+    lanes_xy = bev.scene_to_image(batch.lanes[:, :, keep], extent_m)  # (S, L, P', 2)
+    route_xy = bev.scene_to_image(batch.route_polyline, extent_m)  # (S, Q, 2)
+    now = batch.agents[:, :, t0]
+    boxes = bev.scene_to_image(bev.box_corners(now[..., :2], now[..., 2], batch.agent_size), extent_m)
+    lane_shown = batch.lane_valid & _in_view(lanes_xy)
+    agent_shown = batch.agent_valid[:, :, t0] & (batch.agent_type >= 0) & _in_view(boxes)
+    out: dict[str, list[dict]] = {name: [] for name in OVERLAY_FIELDS}
+    for i in range(len(batch)):
+        # One tolist() per array and scene: per-polyline conversions dominate otherwise.
+        ego = ego_xy[i].tolist()
+        lane_ids = np.flatnonzero(lane_shown[i])
+        lanes = lanes_xy[i, lane_ids].tolist()
+        agent_ids = np.flatnonzero(agent_shown[i])
+        agent_boxes = boxes[i, agent_ids].tolist()
+        types = batch.agent_type[i, agent_ids].tolist()
+        out["ego_history"].append(_polylines_doc([_polyline_doc("ego_history", ego[: t0 + 1])]))
+        out["ego_future"].append(_polylines_doc([_polyline_doc("ego_future", ego[t0:])]))
+        out["agents"].append(_polylines_doc([
+            _polyline_doc(AGENT_TYPES[t], box, True, True, int(a))
+            for a, t, box in zip(agent_ids, types, agent_boxes)
+        ]))
+        out["lanes"].append(_polylines_doc([
+            _polyline_doc("lane", line, index=int(k)) for k, line in zip(lane_ids, lanes)
+        ]))
+        route = route_xy[i][batch.route_valid[i]].tolist()
+        out["route"].append(_polylines_doc([_polyline_doc("route", route)]))
+    return out
+
+
+def _in_view(points: np.ndarray, margin: float = 0.1) -> np.ndarray:
+    """(...) bool: any of the (..., P, 2) normalized points lies within the image (+ margin)."""
+    inside = (points >= -margin) & (points <= 1 + margin)
+    return inside.all(-1).any(-1)
+
+
+# ---------------------------------------------------------------------------------- read / write
+def load_scenes(view: fo.Dataset | fo.DatasetView) -> SceneBatch:
+    """The scene arrays of ``view``'s samples, in the view's order."""
+    scene_ids = view.values("scene_id")
+    if not scene_ids:
+        raise SceneDatasetError(f"view of dataset {_root(view).name!r} has no samples to load")
+    if any(s is None for s in scene_ids):
+        raise SceneDatasetError(f"some samples of dataset {_root(view).name!r} have no scene_id")
+    return get_store(view).load(scene_ids)
+
+
+def write_scene_fields(
+    view: fo.Dataset | fo.DatasetView,
+    values: Mapping[str, Sequence | np.ndarray],
+    scene_ids: Sequence[str] | None = None,
+) -> None:
+    """Write per-scene results: one ``set_values`` per field, keyed by ``scene_id``.
+
+    Args:
+        view: the samples written to (their dataset receives the values).
+        values: field name → values, one per scene (lists, 1-D arrays of numbers/str/bool, or
+            (S, D) arrays written as one vector per sample).
+        scene_ids: which scenes the values belong to; default the view's scenes in order.
+
+    Every input is checked (lengths, ids present in the view) before anything is written.
+    """
+    if not values:
+        raise SceneDatasetError("write_scene_fields got no fields to write")
+    view_ids = view.values("scene_id")
+    if scene_ids is None:
+        scene_ids = view_ids
+    scene_ids = [str(s) for s in scene_ids]
+    if not scene_ids:
+        raise SceneDatasetError(f"write_scene_fields: the view of dataset {_root(view).name!r} is empty")
+    if len(set(scene_ids)) != len(scene_ids):
+        raise SceneDatasetError("write_scene_fields: scene_ids contain duplicates")
+    missing = set(scene_ids) - set(view_ids)
+    if missing:
+        raise SceneDatasetError(
+            f"{len(missing)} scene_id(s) not in the view of dataset {_root(view).name!r}, "
+            f"e.g. {sorted(missing)[:3]}"
+        )
+    prepared = {}
+    for field, column in values.items():
+        if not isinstance(field, str) or not field or field.startswith("_") or field in ("id", "filepath", "scene_id"):
+            raise SceneDatasetError(f"cannot write field {field!r}")
+        column = _to_field_values(field, column)
+        if len(column) != len(scene_ids):
+            raise SceneDatasetError(
+                f"field {field!r} has {len(column)} values for {len(scene_ids)} scenes"
+            )
+        prepared[field] = dict(zip(scene_ids, column))
+    # All fields at once, all-or-nothing: staged outside the dataset, then published in one
+    # server-side $merge under a per-dataset write lock (see fiftyone_plugin.safe_write).
+    from .safe_write import SafeWriteError, default_run_key, staged_write
+
+    try:
+        staged_write(view, default_run_key(prepared), {f: list(m.values()) for f, m in prepared.items()}, scene_ids)
+    except SafeWriteError as exc:
+        raise SceneDatasetError(str(exc)) from exc
+
+
+def _to_field_values(field: str, column) -> list:
+    if isinstance(column, np.ndarray):
+        if column.ndim == 1:
+            if column.dtype.kind == "f" and not np.isfinite(column).all():
+                raise SceneDatasetError(f"field {field!r} contains NaN or inf")
+            return column.tolist()
+        if column.ndim == 2:
+            return [np.ascontiguousarray(row) for row in column]
+        raise SceneDatasetError(f"field {field!r}: arrays must be 1-D or 2-D, got shape {column.shape}")
+    out = []
+    for v in column:
+        if isinstance(v, np.generic):
+            v = v.item()
+        if isinstance(v, float) and not np.isfinite(v):
+            raise SceneDatasetError(f"field {field!r} contains NaN or inf")
+        out.append(v)
+    return out
+
+
+def summarize(dataset: fo.Dataset | fo.DatasetView) -> dict[str, dict[str, int]]:
+    """Counts per city, topology, event, source and split."""
+    return {
+        "city": dataset.count_values("city"),
+        "topology": dataset.count_values("topology"),
+        "events": dataset.count_values("events"),
+        "source": dataset.count_values("source"),
+        "split": dataset.count_values("split"),
+    }
