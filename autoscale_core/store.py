@@ -25,7 +25,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .scene import ARRAY_SPECS, META_FLOAT_KEYS, SceneBatch
+from .scene import ARRAY_SPECS, META_FLOAT_KEYS, SceneBatch, _meta_default
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
@@ -133,39 +133,56 @@ class SceneStore:
             raise SceneStoreError(f"scene store array {path} is unreadable: {exc}") from exc
 
     def load(self, scene_ids: Sequence[str] | None = None) -> SceneBatch:
-        """Gather scenes by id (in the given order), or every scene when ``scene_ids`` is None."""
+        """Gather scenes by id (in the given order), or every scene when ``scene_ids`` is None.
+
+        One pass: arrays are preallocated at the padded size of the shards involved and each
+        shard's rows are scattered into place (no per-shard batches to concatenate/reorder).
+        """
         manifest = self._read_manifest()
         if not manifest["shards"]:
             raise SceneStoreError(f"scene store {self.root} is empty")
-        if scene_ids is None:
-            scene_ids = list(self.index.keys())
-        scene_ids = [str(s) for s in scene_ids]
         index = self.index
+        if scene_ids is None:
+            scene_ids = list(index.keys())
+        scene_ids = [str(s) for s in scene_ids]
         missing = [s for s in scene_ids if s not in index]
         if missing:
-            raise SceneStoreError(
-                f"{len(missing)} scene(s) not in store {self.root}, e.g. {missing[:3]}"
-            )
+            raise SceneStoreError(f"{len(missing)} scene(s) not in store {self.root}, e.g. {missing[:3]}")
         locations = np.array([index[s] for s in scene_ids], dtype=np.int64).reshape(-1, 2)
-        parts: list[SceneBatch] = []
-        order: list[np.ndarray] = []
-        for shard_number in np.unique(locations[:, 0]):
+        shard_numbers = np.unique(locations[:, 0])
+        names = [manifest["shards"][k]["name"] for k in shard_numbers]
+        sources = {a: [self._shard_array(n, a) for n in names] for a in ARRAY_SPECS}
+        arrays = {}
+        for array_name, (pad_value, dtype) in ARRAY_SPECS.items():
+            tail = np.max([m.shape[1:] for m in sources[array_name]], axis=0).tolist()
+            arrays[array_name] = np.full([len(scene_ids), *tail], pad_value, dtype=dtype)
+        columns: dict[str, list] = {}
+        for j, (shard_number, name) in enumerate(zip(shard_numbers, names)):
             positions = np.flatnonzero(locations[:, 0] == shard_number)
             rows = locations[positions, 1]
-            name = manifest["shards"][shard_number]["name"]
-            arrays = {a: np.asarray(self._shard_array(name, a)[rows]) for a in ARRAY_SPECS}
+            for array_name in ARRAY_SPECS:
+                src = sources[array_name][j]
+                target = (positions,) + tuple(slice(0, d) for d in src.shape[1:])
+                arrays[array_name][target] = src[rows]
             shard_meta = self._shard_meta(name)
             dtypes = shard_meta.pop("__dtypes__", {})
-            meta = {k: _from_json(k, v, dtypes.get(k))[rows] for k, v in shard_meta.items()}
-            parts.append(
-                SceneBatch(**arrays, meta=meta, dt=manifest["dt"], history_steps=manifest["history_steps"])
-            )
-            order.append(positions)
-        joined = SceneBatch.concatenate(parts) if len(parts) > 1 else parts[0]
-        # Undo the grouping by shard so scenes come back in the requested order.
-        inverse = np.empty(len(scene_ids), dtype=np.int64)
-        inverse[np.concatenate(order)] = np.arange(len(scene_ids))
-        return joined.subset(inverse) if len(parts) > 1 or not np.all(inverse == np.arange(len(inverse))) else joined
+            for key, values in shard_meta.items():
+                columns.setdefault(key, []).append((positions, _from_json(key, values, dtypes.get(key))[rows]))
+        meta = {key: _merge_meta_column(key, parts, len(scene_ids)) for key, parts in columns.items()}
+        return SceneBatch(**arrays, meta=meta, dt=manifest["dt"], history_steps=manifest["history_steps"])
+
+
+def _merge_meta_column(key: str, parts: list[tuple[np.ndarray, np.ndarray]], size: int) -> np.ndarray:
+    """One metadata column from per-shard pieces; numeric only if every scene has a numeric value."""
+    kinds = {values.dtype.kind for _, values in parts}
+    covered = sum(len(positions) for positions, _ in parts)
+    if covered == size and len(kinds) == 1 and kinds != {"O"}:
+        column = np.empty(size, dtype=parts[0][1].dtype)
+    else:
+        column = np.full(size, _meta_default(key), dtype=object)
+    for positions, values in parts:
+        column[positions] = values
+    return column
 
 
 def _jsonable(values: np.ndarray) -> list:
