@@ -1,0 +1,184 @@
+"""Shared form helpers for AutoScale operators: target choice, field pickers, validation, results.
+
+Every operator form should look and behave the same in the App:
+
+* :func:`target_input` — the "whole dataset / current view / selected samples" choice. FiftyOne
+  1.22 adds its system ``view_target`` input to any form whose ``resolve_input`` calls
+  ``ctx.target_view()``; on older FiftyOne we add ``types.ViewTargetProperty`` ourselves.
+  At execution time read the chosen samples with ``ctx.target_view()``.
+* :func:`field_choices` / :func:`field_input` — pickers over *existing* fields, filtered by kind
+  (numeric, string, vector, list) and name prefix (``cluster_``, ``value_``, ``eval_``...), so users
+  choose instead of typing field names. An empty choice list shows "run X first".
+* :func:`show_error` / :func:`check_form` / :func:`budget_error` — inline validation messages:
+  the form shows a red notice and the operator's own ``execute`` raises the same message.
+* :func:`progress_reporter`, :func:`finish` — progress callbacks and the standard success
+  ending (notification + ``ctx.ops.set_view`` of what was written).
+
+Use::
+
+    from . import ui
+
+    def resolve_input(self, ctx):
+        inputs = types.Object()
+        view = ui.target_input(inputs, ctx)
+        ui.field_input(inputs, ctx, "rank_field", kind="numeric", label="Rank by",
+                       missing_hint="run compute_value_scores first")
+        ui.check_form(inputs, lambda: ui.budget_error(ctx.params.get("budget"), view))
+        return types.Property(inputs, view=types.View(label="..."))
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable, Sequence
+
+import fiftyone as fo
+import fiftyone.core.fields as fof
+import fiftyone.operators.types as types
+
+Progress = Callable[[float, str], None]
+
+FIELD_KINDS = ("numeric", "string", "vector", "list", "any")
+# Fields every AutoScale scene has; hidden from "result field" pickers unless asked for.
+SCENE_FIELDS = ("scene_id", "source", "city", "topology", "maneuver", "events", "ego_speed", "parent_id", "split")
+
+
+# ---------------------------------------------------------------------------------- targets
+def target_input(inputs: types.Object, ctx) -> fo.DatasetView | fo.Dataset:
+    """Offer the target choice (dataset / current view / selected samples); returns the target now.
+
+    Must be called from ``resolve_input``. With FiftyOne's system view-target input (1.22+) calling
+    ``ctx.target_view()`` is what adds the choice; older versions get an explicit property.
+    """
+    view = ctx.target_view()
+    if not hasattr(ctx, "_view_target_resolved") and hasattr(types, "ViewTargetProperty"):
+        inputs.add_property("view_target", types.ViewTargetProperty(ctx))  # FiftyOne < 1.22
+    return view
+
+
+# ---------------------------------------------------------------------------------- fields
+def _matches_kind(field, kind: str) -> bool:
+    if kind == "any":
+        return True
+    if kind == "numeric":
+        return isinstance(field, (fof.FloatField, fof.IntField)) and not isinstance(field, fof.ObjectIdField)
+    if kind == "string":
+        return isinstance(field, fof.StringField)
+    if kind == "vector":
+        return isinstance(field, (fof.VectorField, fof.ArrayField))
+    if kind == "list":
+        return isinstance(field, fof.ListField)
+    raise ValueError(f"kind: {kind!r} is not one of {FIELD_KINDS}")
+
+
+def field_choices(collection, kind: str = "numeric", prefixes: Sequence[str] | str | None = None,
+                  include_scene_fields: bool = False) -> list[str]:
+    """Names of top-level sample fields of ``collection`` of ``kind`` whose name starts with a prefix.
+
+    Sorted by name; FiftyOne's own fields (``id``, ``filepath``, ``tags``, ``metadata``...) never appear.
+    """
+    if kind not in FIELD_KINDS:
+        raise ValueError(f"kind: {kind!r} is not one of {FIELD_KINDS}")
+    if isinstance(prefixes, str):
+        prefixes = (prefixes,)
+    schema = collection.get_field_schema()
+    names = []
+    for name, field in schema.items():
+        if name.startswith("_") or name in ("id", "filepath", "tags", "metadata", "created_at", "last_modified_at"):
+            continue
+        if not include_scene_fields and name in SCENE_FIELDS:
+            continue
+        if prefixes and not any(name.startswith(p) for p in prefixes):
+            continue
+        if _matches_kind(field, kind):
+            names.append(name)
+    return sorted(names)
+
+
+def field_input(inputs: types.Object, ctx, name: str, *, kind: str = "numeric",
+                prefixes: Sequence[str] | str | None = None, label: str | None = None, description: str = "",
+                required: bool = False, default: str | None = None, include_scene_fields: bool = False,
+                extra_choices: Iterable[str] = (), missing_hint: str | None = None) -> list[str]:
+    """A dropdown of existing fields (see :func:`field_choices`); returns the choices offered.
+
+    ``extra_choices`` are offered first (e.g. "(none)" alternatives or scene metadata fields).
+    When there is nothing to choose and ``missing_hint`` is given, a warning shows it instead.
+    """
+    choices = list(dict.fromkeys([*extra_choices, *field_choices(ctx.dataset, kind, prefixes, include_scene_fields)]))
+    if not choices:
+        if missing_hint:
+            inputs.view(f"{name}_missing", types.Warning(label=f"No {label or name} available", description=missing_hint))
+        return []
+    dropdown = types.Dropdown(label=label or name, description=description)
+    for choice in choices:
+        dropdown.add_choice(choice, label=choice)
+    if default is not None and default not in choices:
+        default = None
+    inputs.enum(name, dropdown.values(), default=default if default is not None else (choices[0] if required else None),
+                required=required, label=label or name, description=description, view=dropdown)
+    return choices
+
+
+# ---------------------------------------------------------------------------------- validation
+def show_error(inputs: types.Object, message: str, name: str = "error") -> None:
+    """Show ``message`` as an inline red notice; the form is invalid (App and API refuse to run it)."""
+    inputs.view(name, types.Error(label="Invalid input", description=str(message)), invalid=True,
+                error_message=str(message))
+
+
+def check_form(inputs: types.Object, check: Callable[[], Any], name: str = "error") -> bool:
+    """Run ``check()``; if it raises ``ValueError`` (or returns a message), show it inline. True if fine."""
+    try:
+        message = check()
+    except ValueError as exc:
+        message = str(exc)
+    if message:
+        show_error(inputs, message, name)
+        return False
+    return True
+
+
+def budget_error(budget: Any, collection, what: str = "budget") -> str | None:
+    """A readable message if ``budget`` is not an integer in 1..len(collection); else None."""
+    if budget is None:
+        return None
+    if isinstance(budget, bool) or not isinstance(budget, (int, float)) or int(budget) != budget:
+        return f"{what} must be a whole number of scenes, got {budget!r}"
+    size = len(collection)
+    if budget < 1:
+        return f"{what} must be at least 1, got {int(budget)}"
+    if budget > size:
+        return f"{what} {int(budget)} is larger than the target ({size} scenes)"
+    return None
+
+
+def require_field(collection, field: str | None, what: str, hint: str = "") -> str:
+    """Return ``field`` if the collection has it, else raise ``ValueError`` naming it (and the hint)."""
+    if not field:
+        raise ValueError(f"{what}: no field chosen" + (f" ({hint})" if hint else ""))
+    if not collection.has_field(field):
+        dataset = collection._root_dataset if isinstance(collection, fo.DatasetView) else collection
+        raise ValueError(f"{what}: field {field!r} does not exist on dataset {dataset.name!r}"
+                         + (f" ({hint})" if hint else ""))
+    return field
+
+
+# ---------------------------------------------------------------------------------- results
+def progress_reporter(ctx) -> Progress:
+    """``progress(fraction, label)`` that updates the App's progress bar (and delegated runs')."""
+    return lambda fraction, label: ctx.set_progress(progress=float(fraction), label=str(label))
+
+
+def finish(ctx, message: str, *, view=None, saved_view: str | None = None, reload: bool = True) -> None:
+    """Standard success ending: reload, show ``view`` (or saved view ``saved_view``), notify.
+
+    Nothing happens for delegated runs (no App to talk to); their results are the run record.
+    """
+    if ctx.delegated:
+        return
+    if reload:
+        ctx.ops.reload_dataset()
+    if saved_view is not None:
+        ctx.ops.set_view(name=saved_view)
+    elif view is not None:
+        ctx.ops.set_view(view=view)
+    ctx.ops.notify(message, variant="success")

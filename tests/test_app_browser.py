@@ -1,0 +1,129 @@
+"""End to end in the real App: launch the FiftyOne App server on a small scene dataset, drive
+Debian's headless Chromium with Playwright, open the operator browser, run the annotation-queue
+export with its form, and check the result in the dataset (tag, run record, files) and on the page.
+
+Screenshots go to ``artifacts/screenshots/`` (gitignored). Skipped only when Chromium or the
+Playwright Python package is missing (``scripts/test.sh`` installs Chromium with apt).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from browser.engine_records import record_engine_runs
+from browser.app_driver import chromium_page, chromium_path, free_port, screenshot, wait_http
+from conftest import REPO_ROOT
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM = chromium_path()
+try:
+    import playwright.sync_api  # noqa: F401
+    PLAYWRIGHT = True
+except ImportError:
+    PLAYWRIGHT = False
+
+if CHROMIUM is None:
+    pytest.skip("Chromium is not installed (/usr/bin/chromium missing; scripts/test.sh installs it with apt)",
+                allow_module_level=True)
+if not PLAYWRIGHT:
+    pytest.skip("the playwright Python package is missing (pip install -e '.[dev]')", allow_module_level=True)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def plugin_link():
+    link = Path(REPO_ROOT) / ".plugins" / "autoscale"
+    if not link.exists() and not link.is_symlink():
+        link.parent.mkdir(exist_ok=True)
+        link.symlink_to("..")
+
+
+@pytest.fixture
+def app(fo, dataset_name, road_batch, tmp_path, monkeypatch):
+    """(dataset, url, queue dir): a rendered 8-scene dataset served by a real App server."""
+    from fiftyone_plugin import scenes
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("AUTOSCALE_HOME", str(home))  # the server process inherits it
+    ds = scenes.create_scene_dataset(dataset_name("browser"), road_batch, media_dir=tmp_path / "media")
+    rng = np.random.default_rng(0)
+    n = len(ds)
+    scenes.write_scene_fields(ds, {"value_q": rng.random(n), "eval_rule_epdms": rng.random(n),
+                                   "cluster_graph_rae": np.array([f"c{i % 2}" for i in range(n)], dtype=object)})
+    record_engine_runs(ds)  # scaling-law, allocation and closed-loop records for the panel
+    port = free_port()
+    session = fo.launch_app(ds, port=port, remote=True, auto=False)
+    url = f"http://localhost:{port}/"
+    try:
+        wait_http(url)
+        yield ds, url, home / "queues"
+    finally:
+        session.close()  # the last session of the port stops the server subprocess
+
+
+def test_export_queue_operator_in_the_app(app):
+    ds, url, queue_dir = app
+    with chromium_page(CHROMIUM) as page:
+        page.set_default_timeout(60_000)
+        page.goto(url + f"datasets/{ds.name}")
+        page.get_by_text("value_q", exact=True).first.wait_for(timeout=90_000)  # the sidebar lists our fields
+        dismiss = page.get_by_role("button", name="Dismiss")
+        if dismiss.count():
+            dismiss.first.click()
+        page.wait_for_timeout(1000)  # let the grid draw its thumbnails
+        screenshot(page, "01_dataset")
+
+        # The operator browser: backtick, then search for the operator.
+        page.locator("body").click(position={"x": 800, "y": 10})
+        page.keyboard.press("`")
+        page.wait_for_timeout(800)
+        screenshot(page, "02_operator_browser")
+        page.keyboard.type("export annotation")
+        page.get_by_text("AutoScale: export annotation queue").first.wait_for()
+        screenshot(page, "03_search")
+        page.get_by_text("AutoScale: export annotation queue").first.click()
+        page.wait_for_selector("text=Queue name")
+        page.wait_for_timeout(800)
+        screenshot(page, "04_form")
+        # Rank by value_q (a dropdown of the dataset's numeric fields), queue name typed in.
+        page.get_by_text("(selection order)", exact=True).first.click()
+        page.get_by_role("option", name="value_q", exact=True).click()
+        page.wait_for_timeout(1000)  # the dynamic form re-resolves
+        name_input = page.locator("input[value='queue']")
+        name_input.fill("browser-q")
+        page.wait_for_timeout(1500)
+        screenshot(page, "05_form_filled")
+        page.get_by_role("button", name="Execute").click()
+        page.wait_for_selector("text=Exported 8 scenes", timeout=90_000)
+        page.wait_for_timeout(500)
+        screenshot(page, "06_done")
+        page.get_by_role("button", name="Close").click()
+        page.wait_for_timeout(1000)
+        screenshot(page, "07_queue_view")  # the App now shows the queued scenes (ctx.ops.set_view)
+
+        # The Data Engine panel: a new tab, then our panel; it lists the export's run record.
+        page.locator("[data-cy='new-panel-btn'], [title='New panel']").first.click()
+        page.get_by_text("AutoScale Data Engine").first.click()
+        page.get_by_text("Recent runs").first.wait_for()
+        page.get_by_text("queue_browser_q").first.wait_for()
+        page.get_by_text("Fitted gain a(1").first.wait_for()
+        assert page.get_by_text("No clusters yet").count() == 0
+        assert page.get_by_text("cluster_graph_rae").count() >= 1
+        page.wait_for_timeout(1500)  # plotly draws
+        screenshot(page, "08_data_engine_panel")
+        page.mouse.move(1300, 500)
+        page.mouse.wheel(0, 900)
+        page.wait_for_timeout(800)
+        screenshot(page, "09_data_engine_panel_scrolled")
+
+    ds.reload()
+    assert len(ds.match_tags("queue:browser-q")) == len(ds)
+    assert ds.has_run("queue_browser_q")
+    rows = [json.loads(line) for line in (queue_dir / "browser-q" / "manifest.jsonl").read_text().splitlines()]
+    q = dict(zip(ds.values("scene_id"), ds.values("value_q")))
+    assert [r["scene_id"] for r in rows] == sorted(q, key=lambda s: -q[s])  # ranked by value_q, as chosen
