@@ -1,0 +1,140 @@
+"""Selection on real FiftyOne datasets: tags, saved views, run records, the operators' functions and the CLI."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="module")
+def world_dataset(fo, tmp_path_factory):
+    from autoscale_core.world import generate_world
+    from fiftyone_plugin import scenes
+
+    name = f"sel-{np.random.default_rng().integers(1e9)}"
+    batch = generate_world(70, seed=3)
+    dataset = scenes.create_scene_dataset(name, batch, media_dir=tmp_path_factory.mktemp("sel-media"),
+                                          render_images=False)
+    yield dataset
+    scenes.delete_scene_dataset(name)
+
+
+def _tagged(dataset, name):
+    return set(dataset.match_tags("sel:" + name).values("scene_id"))
+
+
+def test_active_random_stores_tag_view_and_run(world_dataset):
+    from fiftyone_plugin.operators_selection import SelectionError, delete_selection, select_active
+    from fiftyone_plugin.runs import get_run
+
+    ds = world_dataset
+    summary = select_active(ds, "rand-b10", 10, method="random", seed=1)
+    assert summary["budget"] == 10 and summary["tag"] == "sel:rand-b10"
+    run = get_run(ds, "sel_rand_b10")
+    ranked = run["results"]["scene_ids"]
+    assert len(ranked) == 10 and _tagged(ds, "rand-b10") == set(ranked)
+    assert ds.load_saved_view("rand-b10").values("scene_id") == ranked  # rank order kept
+    assert run["config"]["method"] == "random" and run["status"] == "completed"
+    # The same name again is an error and changes nothing.
+    with pytest.raises(SelectionError, match="already exists"):
+        select_active(ds, "rand-b10", 5, method="random", seed=2)
+    assert _tagged(ds, "rand-b10") == set(ranked)
+    summary = select_active(ds, "rand-b10", 5, method="random", seed=2, overwrite=True)
+    assert len(_tagged(ds, "rand-b10")) == 5 and len(ds.load_saved_view("rand-b10")) == 5
+    delete_selection(ds, "rand-b10")
+    assert not _tagged(ds, "rand-b10") and not ds.has_saved_view("rand-b10") and not ds.has_run("sel_rand_b10")
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"name": "bad name!", "budget": 3}, "selection name"),
+    ({"name": "ok", "budget": 0}, "budget must be"),
+    ({"name": "ok", "budget": 10_000}, "larger than"),
+    ({"name": "ok", "budget": 3, "method": "magic"}, "not one of"),
+    ({"name": "ok", "budget": 3, "method": "coreset", "embedding_field": "nope"}, "does not exist"),
+])
+def test_active_bad_input_writes_nothing(world_dataset, kwargs, match):
+    from fiftyone_plugin.operators_selection import SelectionError, select_active
+
+    ds = world_dataset
+    before = (ds.count_sample_tags(), ds.list_saved_views(), ds.list_runs())
+    with pytest.raises(SelectionError, match=match):
+        select_active(ds, kwargs.pop("name"), kwargs.pop("budget"), **{"method": "random", **kwargs})
+    assert (ds.count_sample_tags(), ds.list_saved_views(), ds.list_runs()) == before
+
+
+def test_value_topm_from_fields_and_coreset_from_planner(world_dataset):
+    from fiftyone_plugin import scenes
+    from fiftyone_plugin.operators_selection import select_active
+
+    ds = world_dataset
+    ids = ds.values("scene_id")
+    rng = np.random.default_rng(0)
+    values = {f"value_{c}": rng.random(len(ids)) for c in "sru"}  # as compute_value_scores names them
+    scenes.write_scene_fields(ds, values, scene_ids=ids)
+    select_active(ds, "q-r", 6, components=("R",))
+    expected = {ids[i] for i in np.argsort(-values["value_r"])[:6]}
+    assert _tagged(ds, "q-r") == expected
+    # Coreset without an embedding field: embeddings of a planner trained on the base set.
+    summary = select_active(ds.match_tags("sel:q-r", bool=False), "core", 5, method="coreset", steps=3)
+    assert len(_tagged(ds, "core")) == 5 and not (_tagged(ds, "core") & _tagged(ds, "q-r"))
+    assert "k-center" in summary["explanation"]
+
+
+def test_mosaic_fit_then_allocate_and_autoscale(world_dataset):
+    from fiftyone_plugin.operators_selection import (
+        SelectionError,
+        allocate_budget,
+        fit_scaling_laws,
+        optimize_mixture,
+    )
+    from fiftyone_plugin.runs import get_run
+
+    ds = world_dataset
+    fit = fit_scaling_laws(ds, "topo", 12, pilot_fractions="0.5,1.5", steps=3, executor="serial", val_limit=8)
+    assert fit["run_key"] == "scaling_topo"
+    assert 2 <= len(fit["fits"]) and set(fit["fits"]) <= set(ds.distinct("topology"))
+    assert all(f["model"] in ("exp", "linear", "zero") for f in fit["fits"].values())
+    assert get_run(ds, "scaling_topo")["results"]["fits"] == fit["fits"]
+    with pytest.raises(SelectionError, match="already exist"):
+        fit_scaling_laws(ds, "topo", 12, steps=3, executor="serial")
+    summary = allocate_budget(ds, "mosaic-b12", 12, fits_from="topo", steps=3, val_limit=8)
+    assert summary["budget"] == 12 and sum(summary["allocation"].values()) == 12
+    run = get_run(ds, "sel_mosaic_b12")
+    assert run["method"] == "selection_mosaic" and run["results"]["predicted_gain"] is not None
+    assert ds.has_saved_view("mosaic-b12") and len(_tagged(ds, "mosaic-b12")) == 12
+    with pytest.raises(SelectionError, match="domain field"):
+        allocate_budget(ds, "mosaic-x", 12, fits_from="topo", domain_field="city")
+    auto = optimize_mixture(ds, "auto-b10", 10, rounds=2, probes=2, num_clusters=3, steps=3, executor="serial", val_limit=8)
+    assert len(auto["history"]) == 2 and len(_tagged(ds, "auto-b10")) == 10
+
+
+def test_cli_select(world_dataset, capsys):
+    from fiftyone_plugin.cli import main
+
+    ds = world_dataset
+    assert main(["select", "active", "--dataset", ds.name, "--name", "cli-rand", "--budget", "4",
+                 "--method", "random", "--split", ""]) == 0
+    assert len(_tagged(ds, "cli-rand")) == 4
+    assert main(["select", "active", "--dataset", ds.name, "--name", "cli-rand", "--budget", "4",
+                 "--method", "random", "--split", ""]) == 1
+    assert "already exists" in capsys.readouterr().err
+    assert main(["select", "active", "--dataset", ds.name, "--name", "cli-big", "--budget", "100000",
+                 "--method", "random"]) == 1
+    assert "larger than" in capsys.readouterr().err
+    assert main(["select", "delete", "--dataset", ds.name, "--name", "cli-rand"]) == 0
+    assert not _tagged(ds, "cli-rand")
+
+
+def test_failed_write_is_rolled_back_and_recorded(world_dataset):
+    from fiftyone_plugin.operators_selection import select_active
+    from fiftyone_plugin.runs import get_run
+
+    ds = world_dataset
+    ds.save_view("slug-x", ds.limit(2))  # a user's view whose URL slug equals that of "slug_x"
+    try:
+        with pytest.raises(ValueError):
+            select_active(ds, "slug_x", 4, method="random")
+        assert not _tagged(ds, "slug_x") and not ds.has_saved_view("slug_x")
+        assert get_run(ds, "sel_slug_x")["status"] == "failed"
+    finally:
+        ds.delete_saved_view("slug-x")
