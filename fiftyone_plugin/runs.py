@@ -76,6 +76,9 @@ def start_run(dataset, key: str, method: str, config: Mapping[str, Any] | None =
     record_run(dataset, key, method, config or {}, None, status="running")
 
 
+_RESULTS_ATTR = "autoscale_results"
+
+
 def finish_run(dataset, key: str, results: Mapping[str, Any] | None, status: str = "completed") -> None:
     """Set the status of run ``key`` and save its results."""
     info = get_run(dataset, key)
@@ -111,7 +114,10 @@ def record_run(
     clean_results = None if results is None else _jsonable(dict(results), f"results of run {key!r}")
     dataset.register_run(key, run_config, overwrite=True, cleanup=False)
     if clean_results is not None:
-        dataset.save_run_results(key, dataset.init_run_results(key, **clean_results), overwrite=True)
+        # Wrapped under one attribute: result keys may collide with init_run_results' own
+        # arguments (e.g. "run_key").
+        payload = dataset.init_run_results(key, **{_RESULTS_ATTR: clean_results})
+        dataset.save_run_results(key, payload, overwrite=True)
 
 
 def get_run(dataset, key: str) -> dict[str, Any]:
@@ -127,7 +133,10 @@ def get_run(dataset, key: str) -> dict[str, Any]:
     except Exception:  # no results saved (e.g. a running run)
         loaded = None
     if loaded is not None:
-        results = {k: v for k, v in loaded.serialize().items() if not k.startswith("_") and k != "cls"}
+        serialized = loaded.serialize()
+        results = serialized.get(_RESULTS_ATTR)
+        if results is None:  # records written before results were wrapped
+            results = {k: v for k, v in serialized.items() if not k.startswith("_") and k != "cls"}
     return {
         "key": key,
         "method": cfg.method,

@@ -45,3 +45,11 @@ def test_bad_run_inputs(fo, runs, dataset_name):
     with pytest.raises(runs.RunRecordError, match="not JSON-serializable"):
         runs.record_run(ds, "k", "m", {"f": object()}, {})
     assert ds.list_runs() == []
+
+
+def test_results_may_use_any_key_name(fo, dataset_name):
+    from fiftyone_plugin import runs
+
+    ds = fo.Dataset(dataset_name("runs-keys"))
+    runs.record_run(ds, "r1", "m", {"a": 1}, {"run_key": "x", "cls": 3, "score": 0.5})
+    assert runs.get_run(ds, "r1")["results"] == {"run_key": "x", "cls": 3, "score": 0.5}
