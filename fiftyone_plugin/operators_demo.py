@@ -8,7 +8,7 @@ import fiftyone as fo
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from . import scenes
+from . import scenes, ui
 
 MAX_DEMO_SCENES = 200_000
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -51,6 +51,7 @@ class CreateDemoDataset(foo.Operator):
             name="create_demo_dataset",
             label="AutoScale: create demo dataset from the embedded world",
             description="Generate driving scenes (BEV images, overlays, scene arrays) as a new dataset",
+            icon="public",
             allow_immediate_execution=True,
             allow_delegated_execution=True,
             dynamic=True,
@@ -59,17 +60,19 @@ class CreateDemoDataset(foo.Operator):
     def resolve_input(self, ctx):
         inputs = types.Object()
         params = ctx.params
-        name = params.get("name") or "autoscale-demo"
+        name = str(params.get("name") or "autoscale-demo").strip()
         name_taken = bool(name) and fo.dataset_exists(name) and not params.get("overwrite", False)
         inputs.str(
             "name",
             default="autoscale-demo",
             required=True,
             label="Dataset name",
+            description="A new dataset (letters, digits, _ . -)",
             invalid=name_taken,
             error_message=f"Dataset '{name}' exists: tick overwrite or choose another name" if name_taken else "",
         )
-        inputs.int("num_scenes", default=2000, min=1, max=MAX_DEMO_SCENES, required=True, label="Number of scenes")
+        inputs.int("num_scenes", default=2000, min=1, max=MAX_DEMO_SCENES, required=True, label="Number of scenes",
+                   description="Thousands of scenes take minutes: schedule those as a delegated run")
         cities = _city_names()
         inputs.list(
             "cities",
@@ -86,26 +89,24 @@ class CreateDemoDataset(foo.Operator):
         )
         inputs.int("seed", default=0, min=0, label="Random seed")
         inputs.bool("overwrite", default=False, label="Overwrite an existing dataset of that name")
+        if not name_taken:  # the name's own message says it already
+            ui.check_form(inputs, lambda: validate_demo_params(dict(params)) and None)
         return types.Property(inputs, view=types.View(label="Create AutoScale demo dataset"))
 
     def execute(self, ctx):
         params = validate_demo_params(dict(ctx.params))
-
-        def progress(fraction: float, label: str) -> None:
-            ctx.set_progress(progress=fraction, label=label)
-
         dataset = scenes.create_world_dataset(
             params["name"],
             params["num_scenes"],
             seed=params["seed"],
             cities=params["cities"],
             overwrite=params["overwrite"],
-            progress=progress,
+            progress=ui.progress_reporter(ctx),
         )
         summary = scenes.summarize(dataset)
         if not ctx.delegated:
-            ctx.ops.open_dataset(dataset.name)
-            ctx.ops.notify(f"Created dataset '{dataset.name}' with {len(dataset)} scenes", variant="success")
+            ctx.ops.open_dataset(dataset.name)  # a new dataset: open it rather than set a view
+        ui.finish(ctx, f"Created dataset '{dataset.name}' with {len(dataset)} scenes", reload=False)
         return {"dataset": dataset.name, "num_samples": len(dataset), "cities": summary["city"],
                 "topologies": summary["topology"]}
 
@@ -113,6 +114,8 @@ class CreateDemoDataset(foo.Operator):
         outputs = types.Object()
         outputs.str("dataset", label="Dataset")
         outputs.int("num_samples", label="Scenes")
+        outputs.obj("cities", label="Scenes per city", view=types.JSONView())
+        outputs.obj("topologies", label="Scenes per topology", view=types.JSONView())
         return types.Property(outputs)
 
 

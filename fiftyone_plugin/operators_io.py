@@ -24,7 +24,7 @@ import fiftyone.operators.types as types
 from autoscale_core.io import export_scenes, import_av2, import_scenes
 from autoscale_core.scene import SceneBatch
 
-from . import scenes
+from . import scenes, ui
 
 
 def _ingest(name: str, batch: SceneBatch, *, render: bool, skip_existing: bool) -> dict:
@@ -76,6 +76,9 @@ def export_dataset_scenes(
 
 
 # ---------------------------------------------------------------------------------- operators
+STRIDES_S = (0.1, 0.2, 0.5, 1.0, 2.0)
+
+
 def _check_path(params: dict, key: str, must_exist: bool = True) -> Path:
     raw = str(params.get(key) or "").strip()
     if not raw:
@@ -93,15 +96,62 @@ def _check_name(params: dict) -> str:
     return name
 
 
+def _check_av2_folder(params: dict) -> str:
+    """Inline check: the folder holds AV2 logs (the importer's own finder); returns a summary."""
+    from autoscale_core.io.av2 import find_av2_logs
+
+    path = _check_path(params, "path")
+    try:
+        logs = find_av2_logs(path)
+    except ValueError as exc:
+        raise ValueError(f"path: {exc}") from exc
+    kinds = [kind for kind, _ in logs]
+    return f"{kinds.count('sensor')} sensor log(s) and {kinds.count('scenario')} forecasting scenario(s) found"
+
+
+def _check_interchange_folder(params: dict) -> str:
+    from autoscale_core.io.interchange import TABLES
+
+    path = _check_path(params, "path")
+    if not path.is_dir():
+        raise ValueError(f"path: {path} is not a folder of interchange tables")
+    missing = [f"{t}.parquet" for t in TABLES if not (path / f"{t}.parquet").is_file()]
+    if missing:
+        raise ValueError(f"path: {path} is not an interchange folder (missing {', '.join(missing)})")
+    return "interchange tables found"
+
+
+def _newest_samples(dataset: fo.Dataset, count: int):
+    """The ``count`` most recently added samples: what an import or generation just wrote."""
+    return dataset.sort_by("created_at", reverse=True).limit(int(count))
+
+
 class _ImportBase(foo.Operator):
+    _check_folder = staticmethod(lambda params: "")
+
     def resolve_input(self, ctx):
         inputs = types.Object()
         inputs.str("path", required=True, label=self._path_label, description=self._path_help)
         default = ctx.dataset.name if ctx.dataset is not None else ""
+        names = fo.list_datasets()
         inputs.str("dataset", default=default, required=True, label="Dataset",
-                   description="Created if it does not exist; scenes already in it are skipped")
+                   description="An existing dataset (scenes already in it are skipped) or a new name",
+                   view=types.AutocompleteView(choices=[types.Choice(value=n, label=n) for n in names],
+                                               allow_user_input=True, allow_duplicates=False))
         inputs.bool("render", default=True, label="Render BEV images")
         self._extra_inputs(inputs)
+        params = dict(ctx.params)
+        if params.get("path"):
+            try:
+                found = self._check_folder(params)
+            except ValueError as exc:
+                ui.show_error(inputs, str(exc))
+            else:
+                name = str(params.get("dataset") or default).strip()
+                where = (f"adds its new scenes to '{name}' ({len(fo.load_dataset(name))} scenes now)"
+                         if name in names else f"creates dataset '{name}'")
+                inputs.view("found", types.Notice(label=f"{found}; the import {where}"))
+        ui.check_form(inputs, lambda: _check_name(params) and None, name="dataset_error")
         return types.Property(inputs, view=types.View(label=self.config.label))
 
     def _extra_inputs(self, inputs) -> None:
@@ -116,34 +166,43 @@ class _ImportBase(foo.Operator):
         return types.Property(outputs)
 
     def _finish(self, ctx, result: dict) -> dict:
-        if not ctx.delegated:
-            if ctx.dataset is not None and ctx.dataset.name == result["dataset"]:
-                ctx.ops.reload_dataset()
-            else:
-                ctx.ops.open_dataset(result["dataset"])
-            ctx.ops.notify(f"Added {result['added']} scenes to '{result['dataset']}' "
-                           f"({result['already_present']} already present)", variant="success")
+        message = (f"Added {result['added']} scenes to '{result['dataset']}' "
+                   f"({result['already_present']} already present)")
+        if ctx.delegated:
+            return result
+        if ctx.dataset is not None and ctx.dataset.name == result["dataset"]:
+            # Show what was written: the newly added scenes.
+            ui.finish(ctx, message, view=_newest_samples(ctx.dataset, result["added"]) if result["added"] else None)
+        else:
+            ctx.ops.open_dataset(result["dataset"])
+            ui.finish(ctx, message, reload=False)
         return result
 
 
 class ImportAV2(_ImportBase):
     _path_label = "AV2 folder"
     _path_help = "A folder holding AV2 sensor logs and/or forecasting scenarios (searched recursively)"
+    _check_folder = staticmethod(_check_av2_folder)
 
     @property
     def config(self):
         return foo.OperatorConfig(
             name="import_av2", label="AutoScale: import Argoverse 2 logs",
             description="Slice AV2 sensor logs / forecasting scenarios into planning scenes",
+            icon="file_download",
             allow_immediate_execution=True, allow_delegated_execution=True, dynamic=True,
         )
 
     def _extra_inputs(self, inputs) -> None:
-        inputs.float("stride_s", default=0.2, min=0.1, label="Stride (s)", description="t0 spacing, a multiple of 0.1 s")
+        dropdown = types.Dropdown(label="Stride (s)", description="Spacing of scene start times t0 within a log")
+        for stride in STRIDES_S:
+            dropdown.add_choice(stride, label=f"{stride:g} s")
+        inputs.enum("stride_s", dropdown.values(), default=0.2, label="Stride (s)", view=dropdown)
 
     def execute(self, ctx):
         params = dict(ctx.params)
         path, name = _check_path(params, "path"), _check_name(params)
+        ctx.set_progress(progress=0.0, label=f"reading AV2 logs under {path}")  # the importer has no finer progress
         result = import_av2_into(name, path, stride_s=float(params.get("stride_s", 0.2)), render=bool(params.get("render", True)))
         return self._finish(ctx, result)
 
@@ -151,19 +210,38 @@ class ImportAV2(_ImportBase):
 class ImportScenes(_ImportBase):
     _path_label = "Interchange folder"
     _path_help = "A folder of AutoScale interchange Parquet tables (docs/interchange.md)"
+    _check_folder = staticmethod(_check_interchange_folder)
 
     @property
     def config(self):
         return foo.OperatorConfig(
             name="import_scenes", label="AutoScale: import scenes (interchange format)",
             description="Add scenes from a folder of interchange Parquet tables",
+            icon="file_download",
             allow_immediate_execution=True, allow_delegated_execution=True, dynamic=True,
         )
 
     def execute(self, ctx):
         params = dict(ctx.params)
         path, name = _check_path(params, "path"), _check_name(params)
+        ctx.set_progress(progress=0.0, label=f"reading interchange tables in {path}")
         return self._finish(ctx, import_scenes_into(name, path, render=bool(params.get("render", True))))
+
+
+def _check_export(params: dict, view) -> None:
+    path = _check_path(params, "path", must_exist=False)
+    if path.exists() and not params.get("overwrite", False):
+        raise ValueError(f"path: {path} already exists: tick overwrite or choose another folder")
+    if len(view) == 0:
+        raise ValueError("target: the chosen samples are empty; nothing to export")
+
+
+def _no_dataset(inputs, ctx) -> bool:
+    """True (and an inline error) when no dataset is open: there are no samples to target."""
+    if ctx.dataset is not None:
+        return False
+    ui.show_error(inputs, "no dataset is open: open the dataset whose scenes this operator should use")
+    return True
 
 
 class ExportScenes(foo.Operator):
@@ -171,22 +249,29 @@ class ExportScenes(foo.Operator):
     def config(self):
         return foo.OperatorConfig(
             name="export_scenes", label="AutoScale: export scenes (interchange format)",
-            description="Write the current view's scenes as interchange Parquet tables",
+            description="Write the target scenes as interchange Parquet tables",
+            icon="file_upload",
             allow_immediate_execution=True, allow_delegated_execution=True, dynamic=True,
         )
 
     def resolve_input(self, ctx):
         inputs = types.Object()
+        if _no_dataset(inputs, ctx):
+            return types.Property(inputs)
+        view = ui.target_input(inputs, ctx)
         inputs.str("path", required=True, label="Output folder", description="Must not exist unless overwrite is ticked")
         inputs.bool("overwrite", default=False, label="Overwrite an existing folder")
-        return types.Property(inputs, view=types.View(label="Export scenes of the current view"))
+        if ctx.params.get("path"):
+            ui.check_form(inputs, lambda: _check_export(dict(ctx.params), view))
+        return types.Property(inputs, view=types.View(label="Export scenes"))
 
     def execute(self, ctx):
         params = dict(ctx.params)
         path = _check_path(params, "path", must_exist=False)
-        result = export_dataset_scenes(ctx.view, path, overwrite=bool(params.get("overwrite", False)))
-        if not ctx.delegated:
-            ctx.ops.notify(f"Exported {result['scenes']} scenes to {result['path']}", variant="success")
+        view = ctx.target_view()
+        ctx.set_progress(progress=0.0, label=f"exporting {len(view)} scenes")
+        result = export_dataset_scenes(view, path, overwrite=bool(params.get("overwrite", False)))
+        ui.finish(ctx, f"Exported {result['scenes']} scenes to {result['path']}", reload=False)
         return result
 
     def resolve_output(self, ctx):

@@ -28,7 +28,7 @@ from autoscale_core.synthetic import labels
 from autoscale_core.synthetic.labels import EXPERTS
 from autoscale_core.synthetic.perturb import PerturbationConfig
 
-from . import scenes
+from . import scenes, ui
 from .runs import record_run
 
 SYNTHETIC_FIELDS = ("perturb_lateral", "perturb_speed", "perturb_heading", "round", "expert")
@@ -206,6 +206,24 @@ def build_hard_split_samples(dataset: fo.Dataset, seed: int = 0, *, holdout_frac
     return summary
 
 
+_EXPERT_HELP = {"recovery": "a smooth trajectory back to the reference path",
+                "planner": "the rule planner's best proposal in the perturbed state"}
+
+
+def _check_synthetic_form(params: dict, view) -> None:
+    validate_synthetic_params(params)
+    if len(view) == 0:
+        raise ValueError("target: the chosen samples are empty; select source scenes to perturb")
+
+
+def _no_dataset(inputs, ctx) -> bool:
+    """True (and an inline error) when no dataset is open: there are no samples to target."""
+    if ctx.dataset is not None:
+        return False
+    ui.show_error(inputs, "no dataset is open: open the dataset whose scenes this operator should use")
+    return True
+
+
 class GenerateSyntheticScenes(foo.Operator):
     @property
     def config(self):
@@ -213,6 +231,7 @@ class GenerateSyntheticScenes(foo.Operator):
             name="generate_synthetic_scenes",
             label="AutoScale: generate synthetic scenes (SimScale)",
             description="Perturb the ego's start state, re-simulate agents, label with a pseudo-expert",
+            icon="auto_awesome",
             allow_immediate_execution=True,
             allow_delegated_execution=True,
             default_choice_to_delegated=True,
@@ -221,21 +240,22 @@ class GenerateSyntheticScenes(foo.Operator):
 
     def resolve_input(self, ctx):
         inputs = types.Object()
-        ctx.target_view()  # opts the form into the source-view choice (dataset / view / selection)
+        if _no_dataset(inputs, ctx):
+            return types.Property(inputs)
+        view = ui.target_input(inputs, ctx)  # the source scenes: dataset / current view / selected samples
         inputs.int("scenes_per_parent", default=5, min=1, max=100, required=True, label="Synthetic scenes per source scene")
         inputs.float("lateral_min", default=-2.0, label="Lateral offset min (m)")
         inputs.float("lateral_max", default=2.0, label="Lateral offset max (m)",
                       description="A range around 0 pushes either way by up to the larger magnitude")
         inputs.float("speed_min", default=-3.0, label="Speed change min (m/s)")
         inputs.float("speed_max", default=3.0, label="Speed change max (m/s)")
-        inputs.enum("expert", list(EXPERTS), default="recovery", label="Pseudo-expert",
-                    view=types.RadioGroup())
+        expert = types.RadioGroup(label="Pseudo-expert")
+        for name in EXPERTS:
+            expert.add_choice(name, label=name, description=_EXPERT_HELP.get(name, ""))
+        inputs.enum("expert", expert.values(), default="recovery", label="Pseudo-expert", view=expert)
         inputs.int("rounds", default=1, min=1, max=MAX_ROUNDS, label="Rounds (round r perturbs round r-1)")
         inputs.int("seed", default=0, min=0, label="Random seed")
-        try:
-            validate_synthetic_params(dict(ctx.params))
-        except ValueError as exc:
-            inputs.view("error", types.Error(label="Invalid input", description=str(exc)))
+        ui.check_form(inputs, lambda: _check_synthetic_form(dict(ctx.params), view))
         return types.Property(inputs, view=types.View(label="Generate synthetic scenes"))
 
     def execute(self, ctx):
@@ -244,11 +264,14 @@ class GenerateSyntheticScenes(foo.Operator):
             ctx.target_view(), scenes_per_parent=params["scenes_per_parent"],
             lateral_range=params["lateral_range"], speed_range=params["speed_range"],
             expert=params["expert"], rounds=params["rounds"], seed=params["seed"],
-            progress=lambda fraction, label: ctx.set_progress(progress=fraction, label=label),
+            progress=ui.progress_reporter(ctx),
         )
         if not ctx.delegated:
-            ctx.ops.reload_dataset()
-            ctx.ops.notify(f"Added {summary['added']} synthetic scenes", variant="success")
+            # Show what was written: the synthetic scenes this run added (newest first).
+            added = ctx.dataset.match(fo.ViewField("source") == "synthetic").sort_by("created_at", reverse=True)
+            ui.finish(ctx, f"Added {summary['added']} synthetic scenes (run {summary['run']}, "
+                           f"{summary['rejects']['rejected']} rejected)",
+                      view=added.limit(summary["added"]) if summary["added"] else None)
         return {"added": summary["added"], "generated": summary["generated"], "run_key": summary["run"],
                 "rejected": summary["rejects"]["rejected"]}
 
@@ -257,6 +280,7 @@ class GenerateSyntheticScenes(foo.Operator):
         outputs.int("added", label="Synthetic scenes added")
         outputs.int("generated", label="Generated (incl. already present)")
         outputs.str("run_key", label="Run")
+        outputs.int("rejected", label="Perturbations rejected")
         return types.Property(outputs)
 
 
