@@ -236,14 +236,6 @@ def _check_export(params: dict, view) -> None:
         raise ValueError("target: the chosen samples are empty; nothing to export")
 
 
-def _no_dataset(inputs, ctx) -> bool:
-    """True (and an inline error) when no dataset is open: there are no samples to target."""
-    if ctx.dataset is not None:
-        return False
-    ui.show_error(inputs, "no dataset is open: open the dataset whose scenes this operator should use")
-    return True
-
-
 class ExportScenes(foo.Operator):
     @property
     def config(self):
@@ -256,7 +248,7 @@ class ExportScenes(foo.Operator):
 
     def resolve_input(self, ctx):
         inputs = types.Object()
-        if _no_dataset(inputs, ctx):
+        if ui.no_dataset_error(inputs, ctx):
             return types.Property(inputs)
         view = ui.target_input(inputs, ctx)
         inputs.str("path", required=True, label="Output folder", description="Must not exist unless overwrite is ticked")

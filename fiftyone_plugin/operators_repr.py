@@ -301,14 +301,6 @@ def _check_embed_form(view, p: dict) -> None:
         raise ValueError(f"planner_path: {planner} does not exist")
 
 
-def _no_dataset(inputs, ctx) -> bool:
-    """True (and an inline error) when no dataset is open: there are no samples to target."""
-    if ctx.dataset is not None:
-        return False
-    ui.show_error(inputs, "no dataset is open: open the dataset whose scenes this operator should use")
-    return True
-
-
 class _ReprOperator(foo.Operator):
     _name = _label = _description = _icon = ""
 
@@ -325,7 +317,7 @@ class ComputeSceneEmbeddings(_ReprOperator):
 
     def resolve_input(self, ctx):
         inputs = types.Object()
-        if _no_dataset(inputs, ctx):
+        if ui.no_dataset_error(inputs, ctx):
             return types.Property(inputs)
         view = ui.target_input(inputs, ctx)
         method = _method_input(inputs, ctx)
@@ -377,7 +369,7 @@ class ClusterScenes(_ReprOperator):
 
     def resolve_input(self, ctx):
         inputs = types.Object()
-        if _no_dataset(inputs, ctx):
+        if ui.no_dataset_error(inputs, ctx):
             return types.Property(inputs)
         view = ui.target_input(inputs, ctx)
         method = _method_input(inputs, ctx, embedded_only=True)
@@ -423,7 +415,7 @@ class ComputeValueScores(_ReprOperator):
 
     def resolve_input(self, ctx):
         inputs = types.Object()
-        if _no_dataset(inputs, ctx):
+        if ui.no_dataset_error(inputs, ctx):
             return types.Property(inputs)
         view = ui.target_input(inputs, ctx)
         method = _method_input(inputs, ctx, embedded_only=True)

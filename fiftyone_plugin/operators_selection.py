@@ -104,12 +104,13 @@ def delete_selection(dataset: fo.Dataset, name: str) -> None:
 
 def store_selection(view, result: SelectionResult, name: str, *, config: dict, overwrite: bool = False) -> dict:
     """Write a computed selection: tag, saved view (rank order) and run record. Returns a summary."""
-    from .safe_write import exclusive
+    from .safe_write import dataset_lock_name, exclusive
 
     dataset = _root(view)
-    # Check-then-write under a cross-process lock per (dataset, name): of two concurrent
-    # selections with the same name one gets the "already exists" error (no silent overwrite).
-    with exclusive(f"selection:{dataset._doc.id}:{name}"):
+    # Check-then-write under the dataset's cross-process write lock: of two concurrent
+    # selections with the same name one gets the "already exists" error (no silent overwrite),
+    # and concurrent save_view calls cannot drop each other's saved view.
+    with exclusive(dataset_lock_name(dataset)):
         dataset.reload()
         return _store_selection_locked(view, dataset, result, name, config=config, overwrite=overwrite)
 

@@ -216,14 +216,6 @@ def _check_synthetic_form(params: dict, view) -> None:
         raise ValueError("target: the chosen samples are empty; select source scenes to perturb")
 
 
-def _no_dataset(inputs, ctx) -> bool:
-    """True (and an inline error) when no dataset is open: there are no samples to target."""
-    if ctx.dataset is not None:
-        return False
-    ui.show_error(inputs, "no dataset is open: open the dataset whose scenes this operator should use")
-    return True
-
-
 class GenerateSyntheticScenes(foo.Operator):
     @property
     def config(self):
@@ -240,7 +232,7 @@ class GenerateSyntheticScenes(foo.Operator):
 
     def resolve_input(self, ctx):
         inputs = types.Object()
-        if _no_dataset(inputs, ctx):
+        if ui.no_dataset_error(inputs, ctx):
             return types.Property(inputs)
         view = ui.target_input(inputs, ctx)  # the source scenes: dataset / current view / selected samples
         inputs.int("scenes_per_parent", default=5, min=1, max=100, required=True, label="Synthetic scenes per source scene")

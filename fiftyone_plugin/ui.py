@@ -182,3 +182,11 @@ def finish(ctx, message: str, *, view=None, saved_view: str | None = None, reloa
     elif view is not None:
         ctx.ops.set_view(view=view)
     ctx.ops.notify(message, variant="success")
+
+
+def no_dataset_error(inputs, ctx) -> bool:
+    """True (and an inline error) when no dataset is open: there are no samples to target."""
+    if ctx.dataset is not None:
+        return False
+    show_error(inputs, "no dataset is open: open the dataset whose scenes this operator should use")
+    return True
