@@ -1,0 +1,195 @@
+"""Closed-loop evaluation of planners (and baselines) with the EPDMS scorer.
+
+:func:`evaluate_planner` plans every scene, scores the plans in closed loop (one candidate per
+scene) and returns an :class:`EvalResult` with per-scene arrays — EPDMS and every sub-score, L2
+displacement to the logged future at 1/2/3 s, a collision flag, the plan — and aggregates.
+:func:`evaluate_baselines` does the same for the constant-velocity, logged-expert and rule
+planners, and :func:`comparison_table` lines results up side by side.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from ..scene import SceneBatch
+
+SCORE_FIELDS = ("epdms", "pdms", "nc", "dac", "ddc", "tlc", "ep", "ttc", "lk", "hc", "ec")
+L2_TIMES = (1.0, 2.0, 3.0)
+BASELINES = ("constant_velocity", "logged_expert", "rule")
+
+
+@dataclass
+class EvalResult:
+    """Per-scene evaluation of one planner on S scenes.
+
+    Attributes:
+        name: planner name.
+        scene_ids: (S,) object.
+        trajectories: (S, F, 3) plans (x, y, heading; scene frame).
+        scores: name → (S,) float, names from :data:`SCORE_FIELDS` the scorer provides.
+        l2: "l2_1s"/"l2_2s"/"l2_3s" → (S,) metres between plan and logged future at that time
+            (NaN where the scene has no logged future).
+        collision: (S,) bool, any collision (at fault or not) in the closed-loop rollout.
+        progress: (S,) metres along the route.
+        seconds: wall time of planning + scoring.
+    """
+
+    name: str
+    scene_ids: np.ndarray
+    trajectories: np.ndarray
+    scores: dict[str, np.ndarray]
+    l2: dict[str, np.ndarray]
+    collision: np.ndarray
+    progress: np.ndarray
+    seconds: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.scene_ids)
+
+    def per_scene(self) -> dict[str, np.ndarray]:
+        """Field suffix → (S,) values, ready to write as ``eval_<run>_<suffix>``."""
+        return {**self.scores, **self.l2, "collision": self.collision}
+
+    def aggregates(self) -> dict[str, float]:
+        """Means over scenes (scores in [0, 1]; L2 over scenes with a logged future)."""
+        out: dict[str, float] = {"num_scenes": float(len(self))}
+        for k, v in self.scores.items():
+            out[k] = float(np.mean(v)) if len(v) else float("nan")
+        for k, v in self.l2.items():
+            out[k] = float(np.nanmean(v)) if np.isfinite(v).any() else float("nan")
+        out["collision_rate"] = float(np.mean(self.collision)) if len(self) else float("nan")
+        out["progress_m"] = float(np.mean(self.progress)) if len(self) else float("nan")
+        out["scenes_per_second"] = float(len(self) / self.seconds) if self.seconds > 0 else float("nan")
+        return out
+
+
+def l2_errors(batch: SceneBatch, trajectories: np.ndarray, times=L2_TIMES) -> dict[str, np.ndarray]:
+    """"l2_<t>s" → (S,) xy distance (m) between plan and logged future at time t (NaN without future)."""
+    expert = batch.expert_trajectory()
+    from .train import expert_available
+
+    has = expert_available(batch)
+    out = {}
+    for t in times:
+        i = int(round(t / batch.dt)) - 1
+        if not 0 <= i < expert.shape[1]:
+            raise ValueError(f"L2 at {t} s is outside the {expert.shape[1] * batch.dt} s horizon")
+        d = np.sqrt(((trajectories[:, i, :2] - expert[:, i, :2]) ** 2).sum(-1))
+        out[f"l2_{t:g}s"] = np.where(has, d, np.nan).astype(np.float32)
+    return out
+
+
+def evaluate_trajectories(
+    batch: SceneBatch,
+    trajectories: np.ndarray,
+    *,
+    name: str = "planner",
+    reactive: bool = False,
+    scorer: Callable | None = None,
+    plan_seconds: float = 0.0,
+) -> EvalResult:
+    """Score given plans (S, F, 3) in closed loop (see :class:`EvalResult`)."""
+    if len(batch) == 0:
+        raise ValueError("cannot evaluate on an empty batch (0 scenes)")
+    trajectories = np.asarray(trajectories, np.float32)
+    if trajectories.shape != (len(batch), batch.future_steps, 3):
+        raise ValueError(f"trajectories have shape {trajectories.shape}, expected ({len(batch)}, {batch.future_steps}, 3)")
+    start = time.perf_counter()
+    if scorer is None:
+        result = default_score(batch, trajectories[:, None], reactive=reactive)
+    else:
+        result = scorer(batch, trajectories[:, None], reactive=reactive)
+    seconds = time.perf_counter() - start + plan_seconds
+    scores = {k: np.asarray(getattr(result, k))[:, 0].astype(np.float32) for k in SCORE_FIELDS if hasattr(result, k)}
+    collision = np.asarray(getattr(result, "collision", np.zeros((len(batch), 1), bool)))[:, 0].astype(bool)
+    progress = np.asarray(getattr(result, "progress", np.full((len(batch), 1), np.nan)))[:, 0].astype(np.float32)
+    return EvalResult(
+        name=name, scene_ids=np.asarray(batch.meta.get("scene_id", np.arange(len(batch))), dtype=object),
+        trajectories=trajectories, scores=scores, l2=l2_errors(batch, trajectories),
+        collision=collision, progress=progress, seconds=seconds,
+    )
+
+
+# Per-scene cache of the EP denominator (the rule planner's best compliant progress): it depends
+# only on the scene, and is the costliest part of scoring one plan per scene.
+_REFERENCE_CACHE: dict[tuple[str, bytes], float] = {}
+_REFERENCE_CACHE_LIMIT = 500_000
+
+
+def reference_progress(batch: SceneBatch) -> np.ndarray:
+    """(S,) EP denominators (m) from the rule planner, cached per scene (id + t0 ego state)."""
+    from ..sim.planner import RulePlanner
+
+    ids = batch.meta.get("scene_id")
+    if ids is None:
+        return RulePlanner().reference_progress(batch)
+    ego0 = np.ascontiguousarray(batch.ego[:, batch.current_index])
+    keys = [(str(i), e.tobytes()) for i, e in zip(ids, ego0)]
+    out = np.array([_REFERENCE_CACHE.get(k, np.nan) for k in keys], dtype=np.float64)
+    missing = np.flatnonzero(np.isnan(out))
+    if len(missing):
+        out[missing] = RulePlanner().reference_progress(batch.subset(missing))
+        if len(_REFERENCE_CACHE) + len(missing) > _REFERENCE_CACHE_LIMIT:
+            _REFERENCE_CACHE.clear()
+        _REFERENCE_CACHE.update({keys[i]: float(out[i]) for i in missing})
+    return out
+
+
+def default_score(batch: SceneBatch, trajectories: np.ndarray, reactive: bool = False):
+    """The EPDMS scorer with the per-scene cached EP reference (same result as calling it plainly)."""
+    from ..sim.scoring import ScorerConfig, score_trajectories
+
+    if ScorerConfig().progress_reference != "rule_planner":
+        return score_trajectories(batch, trajectories, reactive=reactive)
+    return score_trajectories(batch, trajectories, reactive=reactive, reference_progress=reference_progress(batch))
+
+
+def evaluate_planner(trained, batch: SceneBatch, reactive: bool = False, scorer: Callable | None = None,
+                     name: str | None = None) -> EvalResult:
+    """Plan every scene with ``trained`` (a TrainedPlanner) and score the plans."""
+    if len(batch) == 0:
+        raise ValueError("cannot evaluate on an empty batch (0 scenes)")
+    start = time.perf_counter()
+    plans = trained.plan(batch)
+    return evaluate_trajectories(batch, plans, name=name or trained.kind, reactive=reactive, scorer=scorer,
+                                 plan_seconds=time.perf_counter() - start)
+
+
+def baseline_plans(batch: SceneBatch, name: str) -> np.ndarray:
+    """(S, F, 3) plans of a baseline: "constant_velocity", "logged_expert" or "rule"."""
+    from ..sim import planner as sim_planner
+
+    if name == "constant_velocity":
+        return sim_planner.constant_velocity(batch)
+    if name == "logged_expert":
+        return sim_planner.logged_expert(batch)
+    if name == "rule":
+        return sim_planner.RulePlanner().plan(batch)
+    raise ValueError(f"unknown baseline {name!r}: use one of {BASELINES}")
+
+
+def evaluate_baselines(batch: SceneBatch, names=BASELINES, reactive: bool = False,
+                       scorer: Callable | None = None) -> dict[str, EvalResult]:
+    """Evaluate each named baseline on ``batch``."""
+    results = {}
+    for name in names:
+        start = time.perf_counter()
+        plans = baseline_plans(batch, name)
+        results[name] = evaluate_trajectories(batch, plans, name=name, reactive=reactive, scorer=scorer,
+                                              plan_seconds=time.perf_counter() - start)
+    return results
+
+
+def comparison_table(results: dict[str, EvalResult], keys=("epdms", "nc", "dac", "ddc", "tlc", "ep", "ttc", "lk",
+                                                               "hc", "l2_1s", "l2_2s", "l2_3s", "collision_rate")) -> list[dict]:
+    """One row per planner with its aggregate metrics (missing ones omitted)."""
+    rows = []
+    for name, result in results.items():
+        agg = result.aggregates()
+        rows.append({"planner": name, **{k: round(agg[k], 4) for k in keys if k in agg}})
+    return rows
