@@ -1,6 +1,7 @@
 """Ego tracker + bicycle model, and log-replay / reactive agents."""
 
 import numpy as np
+import pytest
 
 from autoscale_core.sim.agents import interpolate_log, simulate_agents
 from autoscale_core.sim.kinematics import EgoModel, simulate_ego
@@ -40,7 +41,10 @@ def test_physical_limits_are_respected():
     states = simulate_ego(batch, np.concatenate([teleport, stop], 1), model=model)
     assert states[..., 4].min() >= -model.max_decel - 1e-9 and states[..., 4].max() <= model.max_accel + 1e-9
     yaw_rate = np.diff(states[0, 0, :, 2]) / 0.1
-    assert np.abs(yaw_rate).max() <= 10.0 * np.tan(model.max_steer) / model.wheelbase + 1e-6
+    v_max = states[0, 0, :, 3].max()
+    assert np.abs(yaw_rate).max() <= v_max * np.tan(model.max_steer) / model.wheelbase + 1e-6
+    moving = states[..., 2:, 3] > 0  # the actuator jerk limit holds until the car comes to rest
+    assert np.abs(np.diff(states[..., :-1, 4], axis=-1))[moving].max() <= model.max_jerk * 0.1 + 1e-9
     assert states[0, 1, :, 3].min() >= 0.0  # no reversing
     assert states[0, 1, -1, 0] > 4.0  # cannot stop within 0 m from 10 m/s
 
@@ -70,3 +74,30 @@ def test_reactive_agents_follow_log_unless_ego_blocks():
     follower_x = reactive[0, 1, 0, :, 0]
     gap = ego[0, 1, :, 0] - follower_x - 4.8
     assert gap.min() > 0.5 and reactive[0, 1, 0, -1, 3] < 3.0  # braked behind the stopping ego
+
+
+def test_smooth_plans_are_driven_smoothly_and_start_from_the_logged_state():
+    """The tracker adds no jerk: a smooth plan consistent with the t0 state is driven within HC."""
+    from autoscale_core.sim.scoring import ScorerConfig, comfort_ok
+
+    batch = straight_road(3, ego_speed=8.0)
+    h = batch.history_steps
+    batch.ego[1, :, 0] = 8.0 * batch.times + 0.4 * batch.times**2  # gently accelerating (0.8 m/s²)
+    batch.ego[1, :, 3] = 8.0 + 0.8 * batch.times
+    batch.ego[1, :, 4] = 0.8
+    plans = batch.expert_trajectory()[:, None].astype(np.float64)
+    t = np.arange(1, 9) * 0.5
+    # Scene 2: cruise, then brake with a 1 m/s³ ramp to 1.5 m/s² (a comfortable stop approach).
+    fine = np.arange(0, 401) * 0.01
+    a_fine = -np.minimum(1.0 * fine, 1.5)
+    v_fine = 8.0 + np.concatenate([[0], np.cumsum(0.5 * (a_fine[1:] + a_fine[:-1]) * 0.01)])
+    x_fine = np.concatenate([[0], np.cumsum(0.5 * (v_fine[1:] + v_fine[:-1]) * 0.01)])
+    plans[2, 0, :, 0] = x_fine[50::50]
+    states = simulate_ego(batch, plans)
+    np.testing.assert_allclose(states[:, 0, 0, 3], 8.0)
+    assert states[1, 0, 0, 4] == pytest.approx(0.8, abs=0.05)  # starts from the logged acceleration
+    assert comfort_ok(states, 0.1, ScorerConfig())[:, 0].all()
+    jerk = np.diff(states[:, 0, :-1, 4], axis=-1) / 0.1
+    assert np.abs(jerk).max() < 2.5
+    err = np.linalg.norm(states[:, 0, 5::5, :2] - plans[:, 0, :, :2], axis=-1)
+    assert err.max() < 0.3

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from autoscale_core.scene import STATIC, TL_GREEN, TL_RED, TL_UNKNOWN
+from autoscale_core.scene import STATIC, TL_GREEN, TL_RED, TL_UNKNOWN, SceneBatch
 from autoscale_core.sim.scoring import ScorerConfig, score_trajectories
 from autoscale_core.sim.toy import constant_speed_plan, set_agent, straight_road
 
@@ -121,8 +121,15 @@ def test_closing_fast_on_a_lead_fails_ttc():
 
 def test_harsh_braking_fails_history_comfort():
     batch = straight_road(ego_speed=10.0)
-    r = score(batch, stack(braking_plan(batch, 10.0, 7.0), braking_plan(batch, 10.0, 2.0), constant_speed_plan(batch, 10.0)))
-    assert r.hc[0].tolist() == [0.0, 1.0, 1.0]
+    gentle = braking_plan(batch, 10.0, 1.0)
+    r = score(batch, stack(braking_plan(batch, 10.0, 7.0), braking_plan(batch, 10.0, 4.5), gentle, constant_speed_plan(batch, 10.0)))
+    assert r.hc[0].tolist() == [0.0, 0.0, 1.0, 1.0]
+    # Braking at 2 m/s² is comfortable once the brake is applied (logged t0 acceleration -2) ...
+    braking = straight_road(ego_speed=10.0)
+    braking.ego[0, braking.history_steps, 4] = -2.0
+    assert score(braking, braking_plan(braking, 10.0, 2.0)).hc[0, 0] == 1.0
+    # ... but slamming 3.5 m/s² on from a steady cruise is a jerk the tracker cannot hide.
+    assert score(batch, braking_plan(batch, 10.0, 3.5)).hc[0, 0] == 0.0
     # A sudden acceleration step (jerk) also fails.
     jerk = np.zeros((1, 1, 8, 3))
     jerk[..., 0] = 10.0 * T + np.where(T > 1.0, 1.5 * (T - 1.0) ** 2, 0.0)
@@ -188,3 +195,100 @@ def test_bad_input_names_the_scene(make, match):
     with pytest.raises(ValueError, match=match) as err:
         score_trajectories(batch, make(plans), config=CANDIDATES)
     assert "toy-0" in str(err.value)
+
+
+def side_swipe_scene(agent_y0: float, agent_vy: float):
+    """Two lane corridors (y = 0 and y = 3.6); an agent alongside the ego (centre 1 m behind the
+    ego's centre, so it never touches the ego's front bumper) at 10 m/s, drifting sideways."""
+    batch = straight_road(ego_speed=10.0, num_agents=1, opposite_lane=True)
+    t = batch.times
+    batch.agents[0, 0, :, 0] = 10.0 * t - 1.0
+    batch.agents[0, 0, :, 1] = agent_y0 + agent_vy * t
+    batch.agents[0, 0, :, 2] = np.arctan2(agent_vy, 10.0)
+    batch.agents[0, 0, :, 3] = np.hypot(10.0, agent_vy)
+    batch.agent_valid[0, 0] = True
+    batch.agent_size[0, 0] = (4.8, 2.0)
+    batch.agent_type[0, 0] = 0
+    return batch
+
+
+def test_side_collision_is_at_fault_only_when_ego_occupies_two_lanes():
+    from autoscale_core.sim.reference import score_trajectories_reference
+
+    # The agent drifts into the side of an ego that keeps its lane → collision, not at fault.
+    cut_in = side_swipe_scene(3.2, -0.8)
+    keep = constant_speed_plan(cut_in, 10.0)
+    # Same cut-in, but the lanes are shifted so that the ego's footprint straddles both corridors.
+    straddling = side_swipe_scene(3.2, -0.8)
+    straddling.lanes[..., 1] -= 1.2
+    r = score(SceneBatch.concatenate([cut_in, straddling]), np.concatenate([keep, keep]))
+    assert r.collision[:, 0].tolist() == [True, True]
+    assert r.nc[:, 0].tolist() == [1.0, 0.0]
+    # The ego changes lanes into an agent driving straight alongside → side collision, at fault.
+    alongside = side_swipe_scene(3.6, 0.0)
+    change = constant_speed_plan(alongside, 10.0)
+    ramp = np.clip(T / 4.0, 0, 1)
+    change[..., 1] = 3.6 * ramp * ramp * (3 - 2 * ramp)
+    r2 = score(alongside, stack(change, keep))
+    assert r2.collision[0].tolist() == [True, False] and r2.nc[0].tolist() == [0.0, 1.0]
+    # The shapely reference classifies the same way.
+    both = SceneBatch.concatenate([cut_in, straddling])
+    for batch, plans, fast in ((both, np.concatenate([keep, keep]), r), (alongside, stack(change, keep), r2)):
+        slow = score_trajectories_reference(batch, plans, config=CANDIDATES, human_filter=False)
+        np.testing.assert_array_equal(slow.nc, fast.nc)
+
+
+def test_stored_reference_progress_is_used_and_equals_the_computed_one():
+    from autoscale_core.sim import scoring
+    from autoscale_core.sim.planner import RulePlanner
+
+    crash = straight_road(ego_speed=10.0, num_agents=1)
+    set_agent(crash, 0, 0, 25.0, 0.0, 0.0)  # the logged ego runs into it: the human filter acts
+    batch = SceneBatch.concatenate([straight_road(ego_speed=4.0, num_agents=1), crash])
+    batch.meta["scene_id"] = np.array(["slow", "crash"], dtype=object)
+    plans = np.concatenate([constant_speed_plan(batch, 6.0), constant_speed_plan(batch, 3.0)], axis=1)
+    plain = score_trajectories(batch, plans)  # computes (and caches) denominator and expert metrics
+    stored = scoring.precompute_reference_progress(batch)
+    np.testing.assert_array_equal(batch.meta["ep_reference_m"], stored)
+    np.testing.assert_allclose(stored, RulePlanner().reference_progress(batch))  # uncached
+    assert batch.meta["human_fail_mask"].tolist()[0] == 0 and batch.meta["human_fail_mask"][1] & 1  # NC bit
+    scoring._PROGRESS_CACHE.clear()
+    scoring._EXPERT_CACHE.clear()
+    with_meta = score_trajectories(batch, plans)
+    assert not scoring._PROGRESS_CACHE and not scoring._EXPERT_CACHE  # all from the metadata
+    for key, value in plain.as_dict().items():
+        np.testing.assert_array_equal(value, getattr(with_meta, key), err_msg=key)
+    # A stored value is only trusted for the scene content it was computed on.
+    batch.meta["ep_reference_m"] = np.array([1000.0, 1000.0])
+    assert (score_trajectories(batch, plans).reference_progress == 1000.0).all()
+    edited = batch.replace(lanes=batch.lanes + np.float32(0.01))  # e.g. a perturbed copy
+    edited.meta = dict(batch.meta)
+    assert (score_trajectories(edited, plans).reference_progress < 1000.0).all()
+
+
+def test_expert_cache_follows_scene_content():
+    batch = straight_road(ego_speed=10.0, num_agents=1)
+    set_agent(batch, 0, 0, 25.0, 0.0, 0.0)  # the logged ego runs into this car → NC filtered
+    plan = constant_speed_plan(batch, 10.0)
+    assert score(batch, plan, human_filter=True).nc[0, 0] == 1.0
+    assert score(batch, plan, human_filter=True).nc[0, 0] == 1.0  # cached expert, same answer
+    blocked = straight_road(ego_speed=10.0, num_agents=1)  # same scene id as ``batch``
+    set_agent(blocked, 0, 0, 25.0, 0.0, 0.0)
+    blocked.ego[0, blocked.history_steps + 1 :, 0] = np.minimum(blocked.ego[0, blocked.history_steps + 1 :, 0], 15.0)
+    # The logged ego now stops short of the car: its NC passes, the candidate's crash counts.
+    assert score(blocked, plan, human_filter=True).nc[0, 0] == 0.0
+
+
+def test_lane_index_track_queries_match_point_queries():
+    from autoscale_core.sim.scoring import LaneIndex
+
+    batch = SceneBatch.concatenate([straight_road(ego_speed=10.0, opposite_lane=True), straight_road(lane_width=3.0)])
+    rng = np.random.default_rng(0)
+    tracks = np.cumsum(rng.normal(0.0, 0.8, (2 * 50, 41, 2)), axis=1) + [0.0, 1.5]  # random walks
+    scene = np.repeat([0, 1], 50)
+    for pad in (0.0, 0.5):
+        index = LaneIndex(batch, 0.5, 1.5, pad=pad)
+        by_track = index.on_lane_tracks(scene, tracks)
+        by_point = index.on_lane(np.repeat(scene, 41), tracks.reshape(-1, 2)).reshape(by_track.shape)
+        np.testing.assert_array_equal(by_track, by_point)
+        assert 0.2 < by_track.mean() < 0.9  # both inside and outside the corridors

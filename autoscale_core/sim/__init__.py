@@ -1,9 +1,11 @@
 """Simulation and evaluation: ego kinematics, reactive agents (IDM), EPDMS scoring, rule planner.
 
-* :func:`kinematics.simulate_ego` — track (S, C, 8, 3) plans with a controller + kinematic
-  bicycle model at 10 Hz → (S, C, 41, 5) states.
+* :func:`kinematics.simulate_ego` — track (S, C, 8, 3) plans with an LQ speed controller, pure
+  pursuit and a kinematic bicycle model at 10 Hz → (S, C, 41, 5) states.
 * :func:`agents.simulate_agents` — log replay or reactive IDM agents.
-* :func:`scoring.score_trajectories` → :class:`scoring.ScoreResult` (EPDMS and its sub-scores).
+* :func:`scoring.score_trajectories` → :class:`scoring.ScoreResult` (EPDMS and its sub-scores);
+  :func:`scoring.precompute_reference_progress` → the per-scene EP denominator to store as
+  ``batch.meta["ep_reference_m"]``.
 * :class:`planner.RulePlanner`, :func:`planner.constant_velocity`, :func:`planner.logged_expert`.
 * :mod:`reference` — slow per-trajectory shapely scorer for checks/benchmarks (needs ``shapely``,
   not imported here).
@@ -15,7 +17,7 @@ See ``docs/sim.md`` for the metric choices.
 from .agents import simulate_agents
 from .kinematics import EgoModel, simulate_ego
 from .planner import RulePlanner, constant_velocity, logged_expert
-from .scoring import ScoreResult, ScorerConfig, score_trajectories
+from .scoring import ScoreResult, ScorerConfig, precompute_reference_progress, score_trajectories
 
 __all__ = [
     "simulate_ego",
@@ -24,6 +26,7 @@ __all__ = [
     "score_trajectories",
     "ScorerConfig",
     "ScoreResult",
+    "precompute_reference_progress",
     "RulePlanner",
     "constant_velocity",
     "logged_expert",

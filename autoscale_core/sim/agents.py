@@ -32,12 +32,25 @@ def interpolate_log(batch: SceneBatch, num_steps: int, dt_sim: float = 0.1) -> t
     i0 = np.minimum(i0, batch.num_steps - 1)
     i1 = np.minimum(i0 + 1, batch.num_steps - 1)
     exact = w < 1e-9
-    a = batch.agents[:, :, i0].astype(np.float64)
-    b = batch.agents[:, :, i1].astype(np.float64)
-    states = a + (b - a) * w[:, None]
-    states[..., 2] = wrap_angle(a[..., 2] + wrap_angle(b[..., 2] - a[..., 2]) * w)
+    # Only the log samples from t0 on are needed; interpolation = one (K+1, T') matrix product.
+    first = int(i0.min())
+    last = int(i1.max()) + 1
+    weights = np.zeros((num_steps + 1, last - first))
+    np.add.at(weights, (np.arange(num_steps + 1), i0 - first), 1.0 - w)
+    np.add.at(weights, (np.arange(num_steps + 1), i1 - first), w)
+    log = batch.agents[:, :, first:last].astype(np.float64)  # (S, N, T', 4)
+    # Headings: unwrap along time (each step by its wrapped difference) before interpolating.
+    h = log[..., 2]
+    if h.shape[-1] > 1:
+        h = np.concatenate([h[..., :1], h[..., :1] + np.cumsum(wrap_angle(np.diff(h, axis=-1)), -1)], -1)
+    log[..., 2] = h
+    S, N, Tl, _ = log.shape
+    states = np.matmul(weights, log.reshape(S * N, Tl, 4)).reshape(S, N, num_steps + 1, 4)
+    heading = states[..., 2]
+    wrap = np.abs(heading) > np.pi  # only those: np.mod on every entry is slow
+    heading[wrap] = wrap_angle(heading[wrap])
     valid = batch.agent_valid[:, :, i0] & (batch.agent_valid[:, :, i1] | exact) & inside
-    states = np.where(valid[..., None], states, 0.0)
+    states[~valid] = 0.0
     return states, valid
 
 

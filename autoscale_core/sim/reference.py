@@ -64,6 +64,26 @@ class _SceneMap:
         return any(poly.contains(p) for poly in self.polygons)
 
 
+def _at_fault(m: _SceneMap, ego, ego_len, ego_wid, agent, al, aw, behind: bool, config: ScorerConfig) -> bool:
+    """nuPlan's collision classes, checked in order (see :mod:`.scoring`)."""
+    if ego[3] < config.stopped_speed:
+        return False  # stopped ego
+    if agent[3] < config.stopped_speed:
+        return True  # ego drove into a stopped agent
+    if behind:
+        return False  # hit from behind
+    ego_box = _box(*ego[:3], ego_len, ego_wid)
+    corners = list(ego_box.exterior.coords)[:4]  # front-left, front-right, rear-right, rear-left
+    agent_box = _box(*agent[:3], al, aw)
+    if LineString([corners[0], corners[1]]).intersects(agent_box):
+        return True  # front collision
+    # Side collision: at fault only while occupying several lanes (no lane holds all corners).
+    for _, line, hw, _ in m.lanes:
+        if all(line.distance(Point(c)) <= hw for c in corners):
+            return False
+    return True
+
+
 def _trajectory_metrics(batch, i, m: _SceneMap, st, ag, av, config: ScorerConfig) -> dict:
     dt = config.dt_sim
     K1 = st.shape[0]
@@ -83,7 +103,7 @@ def _trajectory_metrics(batch, i, m: _SceneMap, st, ag, av, config: ScorerConfig
             if overlap and first is None:
                 first = k
                 out["collision"] = True
-                if ev >= config.stopped_speed and not behind:
+                if _at_fault(m, st[k], ego_len, ego_wid, ag[n, k], al, aw, behind, config):
                     value = 0.5 if batch.agent_type[i, n] == STATIC else 0.0
                     out["nc"] = min(out["nc"], value)
             if not overlap and not behind and ev >= config.stopped_speed:

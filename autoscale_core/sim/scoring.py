@@ -8,8 +8,12 @@ candidate per scene for the false-positive filter):
 3. every sub-metric is computed on those states, vectorized over trajectories × steps × agents:
 
 * **NC** — oriented-box overlap (separating axis theorem) between the ego and each valid agent at
-  every step; only an agent's *first* collision counts. Not at fault: the ego is stopped
-  (< 0.05 m/s) or the agent's centre is behind the ego's rear bumper (hit from behind). At-fault
+  every step; only an agent's *first* collision counts, classified as nuPlan does, in this order:
+  the ego is stopped (< 0.05 m/s) → not at fault; the agent is stopped → at fault; the agent's
+  centre is behind the ego's rear bumper (hit from behind) → not at fault; the ego's front bumper
+  (the segment between its front corners) touches the agent → at fault; otherwise the agent hit the
+  ego's side → at fault only if the ego occupies more than one lane at that step (no single lane
+  corridor contains all four footprint corners: changing lanes, or partly off the lanes). At-fault
   collision with a static object → 0.5, with anything else → 0.
 * **DAC** — each footprint corner at every step must lie within half a lane width of some lane
   centerline or inside a drivable polygon.
@@ -41,7 +45,9 @@ NC · DAC · (5·TTC + 5·EP + 2·HC) / 12.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, fields
+from functools import lru_cache
 
 import numpy as np
 
@@ -84,7 +90,7 @@ class ScorerConfig:
     ec_yaw_acc: float = 0.1
     weights: tuple[float, float, float, float, float] = (5.0, 5.0, 2.0, 2.0, 2.0)  # EP TTC LK HC EC
     chunk_trajectories: int = 1024  # memory bound: trajectories simulated/scored at once
-    grid_cell: float = 2.0  # lane-index cell (m)
+    grid_cell: float = 1.5  # lane-index cell (m)
 
 
 @dataclass
@@ -175,20 +181,26 @@ class LaneIndex:
     def __init__(
         self, batch: SceneBatch, min_radius: float, cell: float = 2.0, pad: float = 0.0, bounds: np.ndarray | None = None
     ):
-        lanes = batch.lanes.astype(np.float64)
+        lanes = batch.lanes  # float32: pre-selection only, with a margin; kept segments in float64
         a, b = lanes[:, :, :-1], lanes[:, :, 1:]
-        seg_len = np.sqrt(((b - a) ** 2).sum(-1))
-        keep = batch.lane_valid[:, :, None] & (seg_len > 1e-9)
+        keep = batch.lane_valid[:, :, None] & ((a != b).any(-1))
         if bounds is not None:
             # Only segments that can be near a query: (S, 4) x0, y0, x1, y1 per scene.
-            r = np.maximum(0.5 * batch.lane_width, min_radius)[:, :, None] + pad + 1e-6
-            bx = bounds[:, None, None]
-            keep &= (np.minimum(a[..., 0], b[..., 0]) - r <= bx[..., 2]) & (np.maximum(a[..., 0], b[..., 0]) + r >= bx[..., 0])
-            keep &= (np.minimum(a[..., 1], b[..., 1]) - r <= bx[..., 3]) & (np.maximum(a[..., 1], b[..., 1]) + r >= bx[..., 1])
+            r = (np.maximum(0.5 * batch.lane_width, min_radius)[:, :, None] + pad + 1e-3).astype(np.float32)
+            bx = bounds.astype(np.float32)[:, None, None]
+            ax, ay, bx_, by = a[..., 0], a[..., 1], b[..., 0], b[..., 1]
+            keep &= (np.minimum(ax, bx_) - r <= bx[..., 2]) & (np.maximum(ax, bx_) + r >= bx[..., 0])
+            keep &= (np.minimum(ay, by) - r <= bx[..., 3]) & (np.maximum(ay, by) + r >= bx[..., 1])
         si, li, pi = np.nonzero(keep)
+        start = lanes[si, li, pi].astype(np.float64)
+        d = lanes[si, li, pi + 1].astype(np.float64) - start
+        ok = (d**2).sum(-1) > 1e-18  # no degenerate segments
+        si, li, start, d = si[ok], li[ok], start[ok], d[ok]
         self.scene, self.lane = si, li
-        self.a, self.d = a[si, li, pi], (b - a)[si, li, pi]
-        self.len2 = (self.d**2).sum(-1)
+        self.a, self.d = start, d
+        self._ax, self._ay = self.a[:, 0].copy(), self.a[:, 1].copy()
+        self._dx, self._dy = self.d[:, 0].copy(), self.d[:, 1].copy()
+        self.len2 = self._dx * self._dx + self._dy * self._dy
         self.heading = np.arctan2(self.d[:, 1], self.d[:, 0])
         self.tangent = self.d / np.sqrt(self.len2)[:, None]
         self.half_width = 0.5 * batch.lane_width[si, li].astype(np.float64)
@@ -208,19 +220,19 @@ class LaneIndex:
         offs = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
         cx = c0[rep, 0] + offs % span[rep, 0]
         cy = c0[rep, 1] + offs // span[rep, 0]
-        # Keep only cells whose centre is within reach + half a cell diagonal of the segment.
-        centre = self.origin + (np.stack([cx, cy], -1) + 0.5) * cell
-        near = self._distance(centre, rep) <= reach[rep] + cell * np.sqrt(0.5)
-        rep, cx, cy = rep[near], cx[near], cy[near]
+        # (Every cell of the segment's padded bounding box: a finer distance filter removes only a
+        # few percent of the entries and costs more than it saves.)
         keys = (si[rep].astype(np.int64) * self.ny + cy) * self.nx + cx
         order = np.argsort(keys, kind="stable")
         self.keys, self.segs = keys[order], rep[order]
 
     def _distance(self, points: np.ndarray, seg: np.ndarray) -> np.ndarray:
-        ap = points - self.a[seg]
-        t = np.clip((ap * self.d[seg]).sum(-1) / self.len2[seg], 0.0, 1.0)
-        diff = ap - t[:, None] * self.d[seg]
-        return np.sqrt((diff**2).sum(-1))
+        # Written per component: reductions over a length-2 axis are slow in numpy.
+        ax, ay, dx, dy = self._ax[seg], self._ay[seg], self._dx[seg], self._dy[seg]
+        px, py = points[:, 0] - ax, points[:, 1] - ay
+        t = np.clip((px * dx + py * dy) / self.len2[seg], 0.0, 1.0)
+        ex, ey = px - t * dx, py - t * dy
+        return np.sqrt(ex * ex + ey * ey)
 
     def query(self, scene: np.ndarray, points: np.ndarray, extra: float = 0.0):
         """Pairs within each segment's radius (+ ``extra`` <= pad): (point, segment, distance)."""
@@ -236,6 +248,32 @@ class LaneIndex:
         dist = self._distance(points[pt], seg)
         keep = dist <= self.radius[seg] + extra
         return pt[keep], seg[keep], dist[keep]
+
+    def on_lane_tracks(self, scene: np.ndarray, tracks: np.ndarray) -> np.ndarray:
+        """(M, K) bool: point k of track m within half a lane width of some centerline.
+
+        ``tracks`` (M, K, 2) are time-ordered (e.g. one footprint corner over the simulation): the
+        segment that contained a track's previous point is tried first (one distance), and only
+        the points it does not contain go through the grid query. Exact either way.
+        """
+        M, K, _ = tracks.shape
+        on = np.zeros((M, K), dtype=bool)
+        hint = np.full(M, -1, dtype=np.int64)
+        for k in range(K):  # over time steps only
+            p = tracks[:, k]
+            has = np.flatnonzero(hint >= 0)
+            hit = np.zeros(M, dtype=bool)
+            if len(has):
+                hit[has] = self._distance(p[has], hint[has]) <= self.half_width[hint[has]]
+            todo = np.flatnonzero(~hit)
+            pt, seg, dist = self.query(scene[todo], p[todo])
+            inside = dist <= self.half_width[seg]
+            found = todo[pt[inside]]
+            hit[found] = True
+            hint[todo] = -1
+            hint[found] = seg[inside]  # any containing segment (the last one written wins)
+            on[:, k] = hit
+        return on
 
     def on_lane(self, scene: np.ndarray, points: np.ndarray, fine_cell: float = 0.5) -> np.ndarray:
         """(M,) bool: within half a lane width of some centerline.
@@ -321,27 +359,48 @@ def _points_in_scene_polygons(scene: np.ndarray, points: np.ndarray, batch: Scen
 
 def route_progress(batch: SceneBatch, scene: np.ndarray, points: np.ndarray) -> np.ndarray:
     """(M,) arc length (m) of each point's projection on its scene's route polyline."""
-    route = batch.route_polyline[scene].astype(np.float64)  # (M, Q, 2)
-    valid = batch.route_valid[scene]
-    a, b = route[:, :-1], route[:, 1:]
-    d = b - a
-    seg_valid = valid[:, :-1] & valid[:, 1:]
-    length = np.sqrt((d**2).sum(-1))
-    cum = np.concatenate([np.zeros((len(points), 1)), np.cumsum(np.where(seg_valid, length, 0.0), -1)], -1)
-    ap = points[:, None, :] - a
-    t = np.clip((ap * d).sum(-1) / np.maximum(length**2, 1e-12), 0.0, 1.0)
-    dist = np.sqrt(((ap - t[..., None] * d) ** 2).sum(-1))
-    dist = np.where(seg_valid, dist, np.inf)
+    route = batch.route_polyline.astype(np.float64)  # per scene once, gathered per point below
+    ax, ay = route[:, :-1, 0], route[:, :-1, 1]
+    dx, dy = route[:, 1:, 0] - ax, route[:, 1:, 1] - ay
+    seg_valid = batch.route_valid[:, :-1] & batch.route_valid[:, 1:]
+    len2 = dx * dx + dy * dy
+    length = np.sqrt(len2)
+    cum = np.concatenate([np.zeros((len(batch), 1)), np.cumsum(np.where(seg_valid, length, 0.0), -1)], -1)
+    px, py = points[:, 0, None] - ax[scene], points[:, 1, None] - ay[scene]  # (M, Q-1)
+    sdx, sdy = dx[scene], dy[scene]
+    t = np.clip((px * sdx + py * sdy) / np.maximum(len2[scene], 1e-12), 0.0, 1.0)
+    ex, ey = px - t * sdx, py - t * sdy
+    dist = np.where(seg_valid[scene], ex * ex + ey * ey, np.inf)
     j = dist.argmin(-1)
     rows = np.arange(len(points))
-    return cum[rows, j] + t[rows, j] * length[rows, j]
+    return cum[scene, j] + t[rows, j] * length[scene, j]
+
+
+@lru_cache(maxsize=16)
+def _savgol_taps(num: int, window: int, deriv: int, dt: float) -> tuple[np.ndarray, np.ndarray]:
+    """``savgol_filter(x, window, 2, deriv, delta=dt, mode="interp")`` along the last axis as
+    banded taps: output k = Σ_j coef[k, j] · x[..., index[k, j]] (the filter is linear; this is
+    much cheaper than its edge polynomial fits). Returns index, coef, each (num, window)."""
+    matrix = savgol_filter(np.eye(num), window, 2, deriv=deriv, delta=dt, axis=0, mode="interp")
+    start = np.clip(np.arange(num) - window // 2, 0, num - window)  # the window each row uses
+    index = start[:, None] + np.arange(window)
+    return index, np.take_along_axis(matrix, index, 1)
+
+
+def _savgol(x: np.ndarray, window: int, deriv: int, dt: float) -> np.ndarray:
+    index, coef = _savgol_taps(x.shape[-1], window, deriv, dt)
+    out = x[..., index[:, 0]] * coef[:, 0]
+    for j in range(1, window):
+        out += x[..., index[:, j]] * coef[:, j]
+    return out
 
 
 def comfort_ok(states: np.ndarray, dt: float, config: ScorerConfig) -> np.ndarray:
     """HC on (..., K, 5) states → (...) bool."""
     heading = np.unwrap(states[..., 2], axis=-1)
-    window = min(config.hc_window, states.shape[-2] - (1 - states.shape[-2] % 2))
-    sg = lambda x, d: savgol_filter(x, window, 2, deriv=d, delta=dt, axis=-1, mode="interp")  # noqa: E731
+    K = states.shape[-2]
+    window = min(config.hc_window, K - (1 - K % 2))
+    sg = lambda x, d: _savgol(x, window, d, float(dt))  # noqa: E731
     speed, lon_acc = states[..., 3], sg(states[..., 4], 0)
     yaw_rate = sg(heading, 1)
     yaw_acc = sg(heading, 2)
@@ -415,17 +474,24 @@ def raw_metrics(
     ego_wid = batch.ego_size[scene_of, 1].astype(np.float64)
     out: dict[str, np.ndarray] = {}
 
-    nc, collision, ttc = _collisions(batch, st, scene_of, cand_of, agents, agent_valid, config)
-    out.update(nc=nc, collision=collision, ttc=ttc)
-
     margin = 0.5 * np.hypot(ego_len, ego_wid).reshape(S, C).max(1)[:, None]
     xy = states[..., :2].reshape(S, -1, 2)
     bounds = np.concatenate([xy.min(1) - margin, xy.max(1) + margin], -1)  # (S, 4)
-    index = LaneIndex(batch, config.lk_threshold, config.grid_cell, pad=0.5, bounds=bounds)
+    # The 0.5 m padding enables on_lane's whole-cell shortcut, which only pays off when many
+    # candidates of a scene share cells; without it the index is smaller and queries cheaper.
+    pad = 0.5 if C >= 8 else 0.0
+    index = LaneIndex(batch, config.lk_threshold, config.grid_cell, pad=pad, bounds=bounds)
+
+    nc, collision, ttc = _collisions(batch, st, scene_of, cand_of, agents, agent_valid, config, index)
+    out.update(nc=nc, collision=collision, ttc=ttc)
     # DAC on footprint corners.
     corners = box_corners(st[..., 0], st[..., 1], st[..., 2], ego_len[:, None], ego_wid[:, None]).reshape(-1, 2)
     corner_scene = np.repeat(scene_of, K1 * 4)
-    on = index.on_lane(corner_scene, corners)
+    if index.pad > 0:  # dense candidates: whole-cell shortcut
+        on = index.on_lane(corner_scene, corners)
+    else:  # sparse: follow each corner over time, reusing the segment that contained it
+        tracks = corners.reshape(B, K1, 4, 2).transpose(0, 2, 1, 3).reshape(B * 4, K1, 2)
+        on = index.on_lane_tracks(np.repeat(scene_of, 4), tracks).reshape(B, 4, K1).transpose(0, 2, 1).reshape(-1)
     off = np.flatnonzero(~on)
     on[off] = _points_in_scene_polygons(corner_scene[off], corners[off], batch)
     out["dac"] = on.reshape(B, K1 * 4).all(-1).astype(np.float64)
@@ -478,9 +544,10 @@ def raw_metrics(
     out["lk"] = (_longest_run(drift) * dt <= config.lk_duration + 1e-9).astype(np.float64)
 
     out["hc"] = comfort_ok(st, dt, config).astype(np.float64)
-    ends = np.stack([st[:, 0, :2], st[:, -1, :2]], 1).reshape(-1, 2)
-    s = route_progress(batch, np.repeat(scene_of, 2), ends).reshape(B, 2)
-    out["progress"] = np.maximum(s[:, 1] - s[:, 0], 0.0)
+    # Every candidate of a scene starts at the same t0 state: project that once per scene.
+    s0 = route_progress(batch, np.arange(S), states[:, 0, 0, :2])
+    s1 = route_progress(batch, scene_of, st[:, -1, :2])
+    out["progress"] = np.maximum(s1 - s0[scene_of], 0.0)
     return {k: v.reshape(S, C) for k, v in out.items()}
 
 
@@ -494,7 +561,23 @@ def _longest_run(flags: np.ndarray) -> np.ndarray:
     return longest
 
 
-def _collisions(batch, st, scene_of, cand_of, agents, agent_valid, config):
+def in_multiple_lanes(index: LaneIndex, scene: np.ndarray, corners: np.ndarray) -> np.ndarray:
+    """(M,) bool: no single lane corridor contains all four footprint ``corners`` (M, 4, 2)."""
+    M = len(corners)
+    pt, seg, dist = index.query(np.repeat(scene, 4), corners.reshape(-1, 2))
+    inside = dist <= index.half_width[seg]
+    box, lane = pt[inside] // 4, index.lane[seg[inside]]
+    corner = pt[inside] % 4
+    # Distinct (box, lane, corner) triples, then count corners per (box, lane).
+    L = int(index.lane.max()) + 1 if len(index.lane) else 1
+    triples = np.unique((box.astype(np.int64) * L + lane) * 4 + corner)
+    pairs, counts = np.unique(triples // 4, return_counts=True)
+    one_lane = np.zeros(M, dtype=bool)
+    one_lane[pairs[counts == 4] // L] = True
+    return ~one_lane
+
+
+def _collisions(batch, st, scene_of, cand_of, agents, agent_valid, config, index: LaneIndex):
     """NC, collision flag and TTC for (B, K1, 5) ego states → three (B,) arrays."""
     B, K1, _ = st.shape
     N = agents.shape[2]
@@ -508,46 +591,62 @@ def _collisions(batch, st, scene_of, cand_of, agents, agent_valid, config):
     ego_wid = batch.ego_size[scene_of, 1].astype(np.float64)
     a_len = batch.agent_size[..., 0].astype(np.float64)
     a_wid = batch.agent_size[..., 1].astype(np.float64)
-    # Prune pairs that can never come close: centre distance vs half diagonals + projected travel,
-    # computed on the (S, C, N, K1) layout so log-replayed agents are broadcast, not copied.
+    # Prune (trajectory, agent, step) entries that cannot overlap now or within the TTC horizon:
+    # centre distance vs half diagonals + projected travel, on the (S, C, N, K1) layout so
+    # log-replayed agents are broadcast, not copied. All box tests below run on the entries left.
     S, C = agents.shape[0], B // agents.shape[0]
     e4 = st.reshape(S, C, 1, K1, 5)
     reach = max(config.ttc_horizons) if config.ttc_horizons else 0.0
-    dist2 = ((agents[..., :2] - e4[..., :2]) ** 2).sum(-1)  # (S, C, N, K1)
+    dx = agents[..., 0] - e4[..., 0]
+    dy = agents[..., 1] - e4[..., 1]
     r_ego = 0.5 * np.hypot(ego_len, ego_wid).reshape(S, C, 1, 1)
     r_agent = 0.5 * np.hypot(a_len, a_wid)[:, None, :, None]
-    radius = r_ego + r_agent + reach * (e4[..., 3] + agents[..., 3]) + 1e-3
-    near = ((dist2 <= radius**2) & agent_valid).any(-1).reshape(B, N)
-    b, n = np.nonzero(near)
+    radius = r_ego + r_agent + reach * (np.abs(e4[..., 3]) + np.abs(agents[..., 3])) + 1e-3
+    near = (dx * dx + dy * dy <= radius * radius) & agent_valid  # (S, C, N, K1)
+    b, n, k = np.nonzero(near.reshape(B, N, K1))
     if len(b) == 0:
         return nc, collision, ttc
-    e = st[b]  # (P, K1, 5)
-    a = agents[scene_of[b], cand[b], n]  # (P, K1, 4)
-    valid = agent_valid[scene_of[b], cand[b], n]
-    el, ew = ego_len[b, None], ego_wid[b, None]
-    al, aw = a_len[scene_of[b], n][:, None], a_wid[scene_of[b], n][:, None]
-    overlap = boxes_overlap(e[..., 0], e[..., 1], e[..., 2], el, ew, a[..., 0], a[..., 1], a[..., 2], al, aw) & valid
+    sb = scene_of[b]
+    e = st[b, k]  # (E, 5)
+    a = agents[sb, cand[b], n, k]  # (E, 4)
+    el, ew = ego_len[b], ego_wid[b]
+    al, aw = a_len[sb, n], a_wid[sb, n]
+    overlap = boxes_overlap(e[:, 0], e[:, 1], e[:, 2], el, ew, a[:, 0], a[:, 1], a[:, 2], al, aw)
     # Agent centre in the ego frame: behind the rear bumper = hit from behind.
-    c, s = np.cos(e[..., 2]), np.sin(e[..., 2])
-    rel_x = (a[..., 0] - e[..., 0]) * c + (a[..., 1] - e[..., 1]) * s
-    behind = rel_x < -0.5 * el
-    hit = overlap.any(-1)
-    first = overlap.argmax(-1)
-    rows = np.arange(len(b))
-    at_fault = hit & (e[rows, first, 3] >= config.stopped_speed) & ~behind[rows, first]
-    value = np.where(batch.agent_type[scene_of[b], n] == STATIC, 0.5, 0.0)
-    np.minimum.at(nc, b[at_fault], value[at_fault])
-    collision[b[hit]] = True
+    c, s = np.cos(e[:, 2]), np.sin(e[:, 2])
+    behind = (a[:, 0] - e[:, 0]) * c + (a[:, 1] - e[:, 1]) * s < -0.5 * el
+    # First overlap of each (trajectory, agent) pair: entries are ordered by pair, then step.
+    pair = b.astype(np.int64) * N + n
+    o = np.flatnonzero(overlap)
+    if len(o):
+        first_of_pair = np.r_[True, pair[o][1:] != pair[o][:-1]]
+        f = o[first_of_pair]  # entry of each colliding pair's first overlap
+        collision[b[f]] = True
+        # nuPlan's collision classes at the first overlap (see the module docstring).
+        ego_moving = e[f, 3] >= config.stopped_speed
+        agent_stopped = a[f, 3] < config.stopped_speed
+        bumper_x, bumper_y = e[f, 0] + 0.5 * el[f] * c[f], e[f, 1] + 0.5 * el[f] * s[f]
+        front = boxes_overlap(bumper_x, bumper_y, e[f, 2], 0.0, ew[f], a[f, 0], a[f, 1], a[f, 2], al[f], aw[f])
+        side = ego_moving & ~agent_stopped & ~behind[f] & ~front
+        lane_change = np.zeros(len(f), dtype=bool)
+        if side.any():
+            ps = f[side]
+            corners = box_corners(e[ps, 0], e[ps, 1], e[ps, 2], el[ps], ew[ps])
+            lane_change[side] = in_multiple_lanes(index, sb[ps], corners)
+        at_fault = ego_moving & (agent_stopped | (~behind[f] & (front | lane_change)))
+        value = np.where(batch.agent_type[sb[f], n[f]] == STATIC, 0.5, 0.0)
+        np.minimum.at(nc, b[f][at_fault], value[at_fault])
     # TTC: constant-velocity projections from every step with the ego moving.
-    check = valid & ~overlap & ~behind & (e[..., 3] >= config.stopped_speed)
-    danger = np.zeros_like(check)
+    check = ~overlap & ~behind & (e[:, 3] >= config.stopped_speed)
+    i = np.flatnonzero(check)
+    e, a, el, ew, al, aw, c, s = e[i], a[i], el[i], ew[i], al[i], aw[i], c[i], s[i]
+    ca, sa = np.cos(a[:, 2]), np.sin(a[:, 2])
+    danger = np.zeros(len(i), dtype=bool)
     for tau in config.ttc_horizons:
-        ex, ey = e[..., 0] + e[..., 3] * c * tau, e[..., 1] + e[..., 3] * s * tau
-        ax = a[..., 0] + a[..., 3] * np.cos(a[..., 2]) * tau
-        ay = a[..., 1] + a[..., 3] * np.sin(a[..., 2]) * tau
-        danger |= boxes_overlap(ex, ey, e[..., 2], el, ew, ax, ay, a[..., 2], al, aw)
-    bad = (danger & check).any(-1)
-    ttc[b[bad]] = 0.0
+        ex, ey = e[:, 0] + e[:, 3] * c * tau, e[:, 1] + e[:, 3] * s * tau
+        ax, ay = a[:, 0] + a[:, 3] * ca * tau, a[:, 1] + a[:, 3] * sa * tau
+        danger |= boxes_overlap(ex, ey, e[:, 2], el, ew, ax, ay, a[:, 2], al, aw)
+    ttc[b[i[danger]]] = 0.0
     return nc, collision, ttc
 
 
@@ -634,23 +733,36 @@ _PROGRESS_CACHE: dict[tuple, float] = {}
 _PROGRESS_CACHE_SIZE = 200_000
 
 
-def _scene_keys(batch: SceneBatch) -> list[tuple]:
-    """Per-scene cache keys: scene id + cheap content fingerprint (sums of the arrays EP uses)."""
+def _fingerprints(batch: SceneBatch) -> list[str]:
+    """Per-scene content fingerprint (16 hex chars) of the arrays scoring depends on: sums (and
+    time-weighted sums) accumulated in float64 without float64 copies of the big arrays."""
     S = len(batch)
     w = np.arange(1, batch.num_steps + 1, dtype=np.float64)
+    total = lambda x: x.reshape(S, -1).sum(1, dtype=np.float64)  # noqa: E731
     parts = [
-        (batch.ego.astype(np.float64) * w[None, :, None]).reshape(S, -1).sum(1),
-        batch.agents.astype(np.float64).reshape(S, -1).sum(1),
-        (batch.agents[..., 0].astype(np.float64) * w).reshape(S, -1).sum(1),
-        batch.agent_valid.reshape(S, -1).sum(1).astype(np.float64),
-        batch.lanes.astype(np.float64).reshape(S, -1).sum(1),
-        (batch.lane_tl.astype(np.float64) * w).reshape(S, -1).sum(1),
-        batch.route_polyline.astype(np.float64).reshape(S, -1).sum(1),
-        batch.lane_speed_limit.astype(np.float64).reshape(S, -1).sum(1),
+        batch.ego.sum(2, dtype=np.float64) @ w,
+        total(batch.ego_size),
+        total(batch.agents),
+        batch.agents[..., 0].sum(1, dtype=np.float64) @ w,
+        total(batch.agent_valid),
+        total(batch.agent_size),
+        total(batch.lanes),
+        total(batch.lane_width),
+        batch.lane_tl.sum(1, dtype=np.float64) @ w,
+        total(batch.drivable_polygons),
+        total(batch.route_polyline),
+        total(batch.lane_speed_limit),
+        total(batch.lane_valid) + 2.0 * total(batch.lane_is_intersection),
+        total(batch.drivable_vertex_valid) + 0.5 * total(batch.agent_type),
     ]
-    finger = np.stack(parts, 1)
-    ids = batch.meta.get("scene_id", np.arange(S))
-    return [(str(ids[i]), finger[i].tobytes()) for i in range(S)]
+    finger = np.ascontiguousarray(np.stack(parts, 1))
+    return [hashlib.blake2b(finger[i].tobytes(), digest_size=8).hexdigest() for i in range(S)]
+
+
+def _scene_keys(batch: SceneBatch) -> list[tuple]:
+    """Per-scene cache keys: scene id + content fingerprint."""
+    ids = batch.meta.get("scene_id", np.arange(len(batch)))
+    return [(str(i), f) for i, f in zip(ids, _fingerprints(batch))]
 
 
 def rule_planner_progress(batch: SceneBatch) -> np.ndarray:
@@ -669,6 +781,118 @@ def rule_planner_progress(batch: SceneBatch) -> np.ndarray:
     return np.array([_PROGRESS_CACHE[k] for k in keys], dtype=np.float64)
 
 
+REFERENCE_KEY = "ep_reference_m"  # batch.meta key of the stored EP denominator (m)
+REFERENCE_FINGERPRINT_KEY = "ep_reference_fp"  # ... and of the scene fingerprint it belongs to
+HUMAN_FAIL_KEY = "human_fail_mask"  # ... and of the logged expert's failed metrics (bit i: FILTERED[i])
+
+
+def precompute_reference_progress(batch: SceneBatch, *, store: bool = True) -> np.ndarray:
+    """(S,) float64 EP denominators (m): the rule planner's best compliant progress per scene.
+
+    Run once at dataset creation. With ``store`` the values are written to
+    ``batch.meta["ep_reference_m"]`` (float) together with ``batch.meta["ep_reference_fp"]``, the
+    scene's content fingerprint, and ``batch.meta["human_fail_mask"]`` (int, bit i set when the
+    logged expert fails ``FILTERED[i]`` with log-replay agents and the default config: the human
+    filter's input); :func:`score_trajectories` then uses the stored values for every
+    scene whose content still matches them (a scene derived by editing a copy, e.g. a synthetic
+    perturbation that inherits its parent's metadata, no longer matches and is recomputed).
+    """
+    values = rule_planner_progress(batch)
+    if store:
+        expert = _expert_raw(batch, False, ScorerConfig())
+        mask = sum((expert[k] < 1.0).astype(np.int64) << i for i, k in enumerate(FILTERED) if k in expert)
+        batch.meta[REFERENCE_KEY] = values.astype(np.float64)
+        batch.meta[REFERENCE_FINGERPRINT_KEY] = np.array(_fingerprints(batch), dtype=object)
+        batch.meta[HUMAN_FAIL_KEY] = np.asarray(mask, dtype=np.int64)
+    return values
+
+
+def _stored_floats(batch: SceneBatch, key: str) -> np.ndarray:
+    """(S,) float meta column, NaN where absent or not a number ("" after concatenation)."""
+    values = np.full(len(batch), np.nan)
+    raw = batch.meta.get(key)
+    if raw is None:
+        return values
+    for i, v in enumerate(np.asarray(raw, dtype=object)):
+        try:
+            values[i] = float(v)
+        except (TypeError, ValueError):
+            pass
+    return values
+
+
+def _stale(batch: SceneBatch) -> np.ndarray:
+    """(S,) bool: a stored fingerprint exists and no longer matches the scene's content."""
+    stored_fp = batch.meta.get(REFERENCE_FINGERPRINT_KEY)
+    if stored_fp is None:
+        return np.zeros(len(batch), dtype=bool)
+    return np.asarray(stored_fp, dtype=object) != np.array(_fingerprints(batch), dtype=object)
+
+
+def stored_reference_progress(batch: SceneBatch) -> np.ndarray:
+    """(S,) EP denominators from ``batch.meta`` (NaN where absent, invalid or stale)."""
+    values = _stored_floats(batch, REFERENCE_KEY)
+    if np.isfinite(values).any():
+        values[_stale(batch)] = np.nan
+    return values
+
+
+def _reference_progress(batch: SceneBatch) -> np.ndarray:
+    """Stored EP denominators where valid, the (cached) rule planner for the rest."""
+    values = stored_reference_progress(batch)
+    missing = np.flatnonzero(~np.isfinite(values))
+    if len(missing) == len(batch):
+        return rule_planner_progress(batch)
+    if len(missing):
+        values[missing] = rule_planner_progress(batch.subset(missing))
+    return values
+
+
+_EXPERT_CACHE: dict[tuple, tuple] = {}
+_EXPERT_CACHE_SIZE = 200_000
+_RAW_KEYS = ("nc", "dac", "ddc", "tlc", "ttc", "lk", "hc", "progress", "collision", "tl_unknown")
+
+
+def _expert_raw(batch: SceneBatch, reactive: bool, config: ScorerConfig) -> dict[str, np.ndarray]:
+    """Unfiltered metrics of the logged expert per scene (S,), cached per scene content: the human
+    filter needs them on every call, but they depend only on the scene (and the config)."""
+    keys = [(k, bool(reactive), config) for k in _scene_keys(batch)]
+    missing = [i for i, k in enumerate(keys) if k not in _EXPERT_CACHE]
+    if missing:
+        sub = batch.subset(missing) if len(missing) < len(batch) else batch
+        expert = sub.ego[:, sub.history_steps + 1 : sub.history_steps + 1 + config.num_poses, :3]
+        raw = _raw_chunked(sub, np.asarray(expert, dtype=np.float64)[:, None], reactive, config)
+        if len(_EXPERT_CACHE) + len(missing) > _EXPERT_CACHE_SIZE:
+            _EXPERT_CACHE.clear()
+        _EXPERT_CACHE.update({keys[i]: tuple(raw[k][j, 0] for k in _RAW_KEYS) for j, i in enumerate(missing)})
+    rows = [_EXPERT_CACHE[k] for k in keys]
+    return {k: np.array([r[j] for r in rows]) for j, k in enumerate(_RAW_KEYS)}
+
+
+def _expert_filter_metrics(batch: SceneBatch, reactive: bool, config: ScorerConfig) -> dict[str, np.ndarray]:
+    """The logged expert's metrics as the human filter needs them: from the stored
+    ``human_fail_mask`` where valid (log replay, default config, content unchanged), else
+    simulated (and cached). Only the FILTERED keys are meaningful in stored rows."""
+    S = len(batch)
+    mask = _stored_floats(batch, HUMAN_FAIL_KEY) if not reactive and config == ScorerConfig() else np.full(S, np.nan)
+    if np.isfinite(mask).any():
+        mask[_stale(batch) | ~np.isfinite(_stored_floats(batch, REFERENCE_KEY))] = np.nan
+    have = np.isfinite(mask)
+    out = {k: np.ones(S) for k in _RAW_KEYS if k not in ("collision", "tl_unknown")}
+    out.update(collision=np.zeros(S, dtype=bool), tl_unknown=np.zeros(S, dtype=bool))
+    bits = np.where(have, mask, 0).astype(np.int64)
+    for i, k in enumerate(FILTERED):
+        if k in out:
+            out[k] = np.where((bits >> i) & 1 == 1, 0.0, 1.0)
+    missing = np.flatnonzero(~have)
+    if len(missing):
+        computed = _expert_raw(batch.subset(missing) if len(missing) < S else batch, reactive, config)
+        for k, v in computed.items():
+            out[k] = out[k].astype(v.dtype)
+            out[k][missing] = v
+    return out
+
+
 def score_trajectories(
     batch: SceneBatch,
     trajectories: np.ndarray,
@@ -682,10 +906,13 @@ def score_trajectories(
     """Score (S, C, 8, 3) planned trajectories with EPDMS (see the module docstring).
 
     Args:
-        batch: S scenes.
+        batch: S scenes. With ``progress_reference="rule_planner"`` (default) the EP denominator
+            is ``batch.meta["ep_reference_m"]`` where present and valid (see
+            :func:`precompute_reference_progress`), else computed and cached per scene.
         trajectories: (S, C, F, 3) poses at t = dt … F·dt in the scene frame (F = config.num_poses).
         reactive: agents react with IDM (True) or replay the log (False, NAVSIM's default).
-        human_filter: NAVSIM v2's false-positive filter against the logged expert.
+        human_filter: NAVSIM v2's false-positive filter against the logged expert (whose metrics
+            are cached per scene).
         previous_plans: optional (S, F, 3) or (S, C, F, 3) previous-frame plans for EC.
         reference_progress: optional (S,) EP denominator (m); default per ``config.progress_reference``.
 
@@ -695,15 +922,20 @@ def score_trajectories(
     Raises:
         ValueError naming the scene for NaN/inf poses, a wrong shape or horizon, or C = 0.
     """
-    traj, full, ec = prepare(batch, trajectories, config, human_filter, previous_plans)
+    traj, _, ec = prepare(batch, trajectories, config, human_filter, previous_plans)
     S, C = traj.shape[:2]
     if reference_progress is None and config.progress_reference == "rule_planner":
-        reference_progress = rule_planner_progress(batch)
+        reference_progress = _reference_progress(batch)
     elif reference_progress is not None:
         reference_progress = np.asarray(reference_progress, dtype=np.float64).reshape(S)
     elif config.progress_reference != "candidates":
         raise ValueError(f"unknown progress_reference {config.progress_reference!r}")
-    raw = _raw_chunked(batch, full, reactive, config)
+    raw = _raw_chunked(batch, traj, reactive, config)
+    if human_filter:
+        expert = _expert_filter_metrics(batch, reactive, config)
+    else:  # placeholder column, ignored by combine
+        expert = {k: v[:, 0] for k, v in raw.items()}
+    raw = {k: np.concatenate([v, expert[k].astype(v.dtype)[:, None]], 1) for k, v in raw.items()}
     return combine(raw, C, reference_progress, human_filter, ec, config)
 
 
