@@ -30,8 +30,11 @@ COMMAND_MODULES = [
 ]
 
 DEMO_STEPS: list[str] = [
-    # "fiftyone_plugin.cli_eval:demo_step",  (example: evaluate the rule planner)
-    "fiftyone_plugin.cli_synthetic:demo_step",
+    "fiftyone_plugin.cli_synthetic:demo_step",  # SimScale synthetic scenes
+    "fiftyone_plugin.cli_engine:plan_step",  # train + closed-loop evaluation
+    "fiftyone_plugin.cli_repr:demo_step",  # embeddings, clusters, value scores
+    "fiftyone_plugin.cli_engine:select_step",  # Q top-m and MOSAIC selections
+    "fiftyone_plugin.cli_engine:queue_step",  # ranked annotation queue
 ]
 
 DEFAULT_DEMO_NAME = "autoscale-demo"
