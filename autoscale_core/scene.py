@@ -283,6 +283,7 @@ def _scene_name(batch: SceneBatch, i: int) -> str:
 def validate_batch(batch: SceneBatch, check_ego_on_lane: bool = True) -> None:
     """See :meth:`SceneBatch.validate`."""
     sizes: dict[str, int] = {}
+    size_source: dict[str, str] = {}  # which array fixed each symbolic size, for the message
     for name, dims in ARRAY_DIMS.items():
         array = getattr(batch, name)
         if not isinstance(array, np.ndarray):
@@ -292,10 +293,12 @@ def validate_batch(batch: SceneBatch, check_ego_on_lane: bool = True) -> None:
                 f"array {name!r} must have {len(dims)} dims ({dims}), got shape {array.shape}"
             )
         for letter, size in zip(dims, array.shape):
+            size_source.setdefault(letter, name)
             expected = _LITERAL_DIMS.get(letter, sizes.setdefault(letter, size))
             if size != expected:
+                origin = "" if letter in _LITERAL_DIMS else f" (as in {size_source[letter]!r})"
                 raise SceneValidationError(
-                    f"array {name!r} has shape {array.shape}: axis {letter!r} should be {expected}"
+                    f"array {name!r} has shape {array.shape}: axis {letter!r} should be {expected}{origin}"
                 )
     num_scenes = sizes["S"]
     if sizes["T"] != batch.history_steps + 1 + batch.future_steps or batch.future_steps < 1:

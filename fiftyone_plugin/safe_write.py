@@ -66,7 +66,15 @@ class SafeWriteError(ValueError):
 
 # ---------------------------------------------------------------------------------- locks
 def _host() -> str:
-    return socket.gethostname()
+    """Where a pid is meaningful: host name, kernel boot and pid namespace (containers that
+    share a host name and a MongoDB must not judge each other's pids)."""
+    parts = [socket.gethostname()]
+    try:
+        parts.append(open("/proc/sys/kernel/random/boot_id").read().strip()[:8])
+        parts.append(str(os.stat("/proc/self/ns/pid").st_ino))
+    except OSError:
+        pass
+    return "/".join(parts)
 
 
 def _pid_alive(pid: int) -> bool:
