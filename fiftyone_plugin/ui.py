@@ -39,7 +39,8 @@ Progress = Callable[[float, str], None]
 
 FIELD_KINDS = ("numeric", "string", "vector", "list", "any")
 # Fields every AutoScale scene has; hidden from "result field" pickers unless asked for.
-SCENE_FIELDS = ("scene_id", "source", "city", "topology", "maneuver", "events", "ego_speed", "parent_id", "split")
+SCENE_FIELDS = ("scene_id", "source", "city", "topology", "maneuver", "events", "ego_speed", "parent_id", "split",
+                "t0", "log_id")
 
 
 # ---------------------------------------------------------------------------------- targets
@@ -190,3 +191,24 @@ def no_dataset_error(inputs, ctx) -> bool:
         return False
     show_error(inputs, "no dataset is open: open the dataset whose scenes this operator should use")
     return True
+
+
+def choice_input(inputs: types.Object, ctx, name: str, choices: list[tuple[str, str]], *, default: str, label: str,
+                 description: str = "", radio: bool = False, unknown: Callable[[str], str] | None = None) -> str:
+    """A dropdown (or radio group) of ``(value, label)`` choices; returns the chosen value.
+
+    A value that is not a choice (e.g. from the Python API) marks the input invalid with a readable
+    message (``unknown(value)``) instead of FiftyOne's bare "Invalid enum value".
+    """
+    view = (types.RadioGroup if radio else types.Dropdown)(label=label, description=description)
+    for value, text in choices:
+        view.add_choice(value, label=text)
+    values = [value for value, _ in choices]
+    chosen = ctx.params.get(name)
+    chosen = default if chosen is None else chosen
+    error = ""
+    if chosen not in values:
+        error = (unknown(chosen) if unknown else "") or f"{name}: {chosen!r} is not one of {values}"
+    inputs.enum(name, values, default=default, label=label, description=description, view=view,
+                invalid=bool(error), error_message=error)
+    return chosen
