@@ -181,7 +181,7 @@ def _write_cvat(rows: list[dict], path: Path, name: str) -> Path:
     for i, row in enumerate(rows):
         file_name = Path(row["media"]).name
         lines.append(f"  <image id={quoteattr(str(i))} name={quoteattr(file_name)}>")
-        lines.append(f"    <tag label=\"queue\" source=\"autoscale\">")
+        lines.append("    <tag label=\"queue\" source=\"autoscale\">")
         for key, value in row.items():
             if key.startswith("reason_") or key in ("rank", "scene_id", "score"):
                 lines.append(f"      <attribute name={quoteattr(key)}>{_xml_text(value)}</attribute>")

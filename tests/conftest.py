@@ -27,7 +27,8 @@ os.environ["AUTOSCALE_HOME"] = os.path.join(_SESSION_DIR, "home")
 os.environ.setdefault("FIFTYONE_DO_NOT_TRACK", "true")
 os.environ.setdefault("FIFTYONE_SHOW_PROGRESS_BARS", "false")
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-os.environ.setdefault("FIFTYONE_PLUGINS_DIR", os.path.join(REPO_ROOT, ".plugins"))
+# The tests use this checkout's plugin, whatever the user configured (see plugin_link).
+os.environ["FIFTYONE_PLUGINS_DIR"] = os.path.join(REPO_ROOT, ".plugins")
 
 _SESSION_TAG = uuid.uuid4().hex[:6]
 
@@ -161,3 +162,16 @@ def small_world_batch():
 def road_batch():
     """8 hand-built scenes with known content (see :func:`make_road_batch`)."""
     return make_road_batch(8)
+
+
+@pytest.fixture(scope="session")
+def plugin_link():
+    """What scripts/setup.sh does: ``.plugins/autoscale`` -> the repo root (FIFTYONE_PLUGINS_DIR)."""
+    from pathlib import Path
+
+    link = Path(REPO_ROOT) / ".plugins" / "autoscale"
+    if not link.exists() and not link.is_symlink():
+        link.parent.mkdir(exist_ok=True)
+        link.symlink_to("..")
+    assert os.environ["FIFTYONE_PLUGINS_DIR"] == str(link.parent)
+    return link

@@ -9,17 +9,14 @@ Playwright Python package is missing (``scripts/test.sh`` installs Chromium with
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from browser.engine_records import record_engine_runs
 from browser.app_driver import chromium_page, chromium_path, free_port, screenshot, wait_http
-from conftest import REPO_ROOT
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.usefixtures("plugin_link")]
 
 CHROMIUM = chromium_path()
 try:
@@ -35,12 +32,6 @@ if not PLAYWRIGHT:
     pytest.skip("the playwright Python package is missing (pip install -e '.[dev]')", allow_module_level=True)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def plugin_link():
-    link = Path(REPO_ROOT) / ".plugins" / "autoscale"
-    if not link.exists() and not link.is_symlink():
-        link.parent.mkdir(exist_ok=True)
-        link.symlink_to("..")
 
 
 @pytest.fixture

@@ -12,18 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import REPO_ROOT
 
 URI = "@autoscale/autoscale/{}"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def plugin_link():
-    """What scripts/setup.sh does: .plugins/autoscale -> the repo root (FIFTYONE_PLUGINS_DIR)."""
-    link = Path(REPO_ROOT) / ".plugins" / "autoscale"
-    if not link.exists() and not link.is_symlink():
-        link.parent.mkdir(exist_ok=True)
-        link.symlink_to("..")
+pytestmark = pytest.mark.usefixtures("plugin_link")
+
 
 
 @pytest.fixture

@@ -6,26 +6,19 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from browser.engine_records import record_engine_runs as _record_engine_runs
-from conftest import REPO_ROOT
 
 EXPORT_URI = "@autoscale/autoscale/export_annotation_queue"
 PANEL_URI = "@autoscale/autoscale/data_engine"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def plugin_link():
-    """What scripts/setup.sh does: .plugins/autoscale -> the repo root (FIFTYONE_PLUGINS_DIR)."""
-    link = Path(REPO_ROOT) / ".plugins" / "autoscale"
-    if not link.exists() and not link.is_symlink():
-        link.parent.mkdir(exist_ok=True)
-        link.symlink_to("..")
+pytestmark = pytest.mark.usefixtures("plugin_link")
+
 
 
 @pytest.fixture(scope="module")

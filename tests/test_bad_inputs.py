@@ -10,7 +10,6 @@ values, tags and saved views). CLI cases call ``fiftyone_plugin.cli.main`` in th
 from __future__ import annotations
 
 import os
-import pickle
 import uuid
 from dataclasses import dataclass
 from typing import Callable

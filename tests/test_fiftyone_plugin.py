@@ -15,14 +15,8 @@ OPERATOR_URI = "@autoscale/autoscale/create_demo_dataset"
 CITIES = ["boston-like", "vegas-like"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def plugin_link():
-    """What scripts/setup.sh does: .plugins/autoscale -> the repo root (FIFTYONE_PLUGINS_DIR)."""
-    link = Path(REPO_ROOT) / ".plugins" / "autoscale"
-    if not link.exists():
-        link.parent.mkdir(exist_ok=True)
-        link.symlink_to("..")
-    assert os.environ["FIFTYONE_PLUGINS_DIR"] == str(link.parent)
+pytestmark = pytest.mark.usefixtures("plugin_link")
+
 
 
 def _env():

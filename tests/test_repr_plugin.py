@@ -3,23 +3,13 @@ persisted faiss index, similarity sort, run records, operators, CLI and bad inpu
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import REPO_ROOT, make_road_batch
+from conftest import make_road_batch
 
 
-@pytest.fixture(scope="module")
-def plugin_link():
-    """What scripts/setup.sh does: .plugins/autoscale -> the repo root (FIFTYONE_PLUGINS_DIR)."""
-    link = Path(REPO_ROOT) / ".plugins" / "autoscale"
-    if not link.exists():
-        link.parent.mkdir(exist_ok=True)
-        link.symlink_to("..")
-    assert os.environ["FIFTYONE_PLUGINS_DIR"] == str(link.parent)
 
 
 @pytest.fixture

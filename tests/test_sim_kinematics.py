@@ -81,12 +81,10 @@ def test_smooth_plans_are_driven_smoothly_and_start_from_the_logged_state():
     from autoscale_core.sim.scoring import ScorerConfig, comfort_ok
 
     batch = straight_road(3, ego_speed=8.0)
-    h = batch.history_steps
     batch.ego[1, :, 0] = 8.0 * batch.times + 0.4 * batch.times**2  # gently accelerating (0.8 m/s²)
     batch.ego[1, :, 3] = 8.0 + 0.8 * batch.times
     batch.ego[1, :, 4] = 0.8
     plans = batch.expert_trajectory()[:, None].astype(np.float64)
-    t = np.arange(1, 9) * 0.5
     # Scene 2: cruise, then brake with a 1 m/s³ ramp to 1.5 m/s² (a comfortable stop approach).
     fine = np.arange(0, 401) * 0.01
     a_fine = -np.minimum(1.0 * fine, 1.5)

@@ -1,12 +1,10 @@
 """Synthetic scenes as FiftyOne samples (real embedded MongoDB): bulk write, lineage, errors, operator."""
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import REPO_ROOT
 
 OPERATOR_URI = "@autoscale/autoscale/generate_synthetic_scenes"
 
@@ -96,13 +94,6 @@ def test_hard_split_samples(fo, real_dataset):
     assert set(perturbed.values("parent_id")) <= set(hard.values("scene_id"))
 
 
-@pytest.fixture
-def plugin_link():
-    link = Path(REPO_ROOT) / ".plugins" / "autoscale"
-    if not link.exists():
-        link.parent.mkdir(exist_ok=True)
-        link.symlink_to("..")
-    assert os.environ["FIFTYONE_PLUGINS_DIR"] == str(link.parent)
 
 
 def test_operator_immediate_and_delegated(fo, real_dataset, plugin_link):

@@ -150,7 +150,6 @@ def simulate_ego(
     num_steps = F * every
     start0, accel0, steer0 = _start_state(batch, model)
     start = np.broadcast_to(start0[:, None, :], (S, C, 4))
-    times = np.arange(num_steps + 1) * dt_sim
     # One spline evaluation for both the 10 Hz reference (arc length) and the look-ahead points
     # (look-ahead rounded to whole steps).
     la_steps = int(round(model.lookahead_time / dt_sim))

@@ -287,7 +287,7 @@ class Layout:
 
     def _build_chunks(self) -> None:
         """Cut pieces into map lanes of <= CHUNK_LEN metres, LANE_POINTS points each."""
-        pts, width, limit, inter, group, first_of = [], [], [], [], [], {}
+        pts, width, limit, inter, group = [], [], [], [], []
         piece_chunks = []
         for pid, piece in enumerate(self.pieces):
             n_chunks = max(int(np.ceil(piece.num_samples * DS / CHUNK_LEN - 1e-6)), 1)
