@@ -23,7 +23,6 @@ from typing import Callable
 import numpy as np
 
 import fiftyone as fo
-import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from autoscale_core.planning import BASELINES, evaluate_planner, load_planner, train_planner
@@ -217,17 +216,7 @@ def _check_eval_form(dataset, view, planner: str) -> None:
             raise ValueError(f"planner {planner!r}: its checkpoint {checkpoint} is missing: train it again")
 
 
-class _PlanningOperator(foo.Operator):
-    _name = _label = _description = _icon = ""
-
-    @property
-    def config(self):
-        return foo.OperatorConfig(name=self._name, label=self._label, description=self._description,
-                                  icon=self._icon or None, allow_immediate_execution=True,
-                                  allow_delegated_execution=True, default_choice_to_delegated=True, dynamic=True)
-
-
-class TrainPlanner(_PlanningOperator):
+class TrainPlanner(ui.DelegatedOperator):
     _name, _label, _icon = "train_planner", "AutoScale: train a planner", "model_training"
     _description = "Train a regression or vocabulary-scoring planner on the target scenes (recorded as a run)"
 
@@ -276,7 +265,7 @@ class TrainPlanner(_PlanningOperator):
         return types.Property(outputs)
 
 
-class EvaluatePlanner(_PlanningOperator):
+class EvaluatePlanner(ui.DelegatedOperator):
     _name, _label, _icon = "evaluate_planner", "AutoScale: evaluate a planner in closed loop", "speed"
     _description = "EPDMS, sub-scores, L2 and collisions per scene, written as eval_<key>_* fields"
 

@@ -27,7 +27,6 @@ from typing import Callable
 import numpy as np
 
 import fiftyone as fo
-import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from autoscale_core.representation import KnnIndex, SceneClusterer
@@ -301,17 +300,7 @@ def _check_embed_form(view, p: dict) -> None:
         raise ValueError(f"planner_path: {planner} does not exist")
 
 
-class _ReprOperator(foo.Operator):
-    _name = _label = _description = _icon = ""
-
-    @property
-    def config(self):
-        return foo.OperatorConfig(name=self._name, label=self._label, description=self._description,
-                                  icon=self._icon or None, allow_immediate_execution=True,
-                                  allow_delegated_execution=True, default_choice_to_delegated=True, dynamic=True)
-
-
-class ComputeSceneEmbeddings(_ReprOperator):
+class ComputeSceneEmbeddings(ui.DelegatedOperator):
     _name, _label, _icon = "compute_scene_embeddings", "AutoScale: compute scene embeddings", "scatter_plot"
     _description = "Embed scenes (hand-crafted / Graph-RAE / error-pattern), index them and map them in 2-D"
 
@@ -363,7 +352,7 @@ class ComputeSceneEmbeddings(_ReprOperator):
         return types.Property(outputs)
 
 
-class ClusterScenes(_ReprOperator):
+class ClusterScenes(ui.DelegatedOperator):
     _name, _label, _icon = "cluster_scenes", "AutoScale: cluster scenes into domains", "bubble_chart"
     _description = "k-means on scene embeddings (k given or chosen by silhouette) or metadata domains"
 
@@ -409,7 +398,7 @@ class ClusterScenes(_ReprOperator):
         return types.Property(outputs)
 
 
-class ComputeValueScores(_ReprOperator):
+class ComputeValueScores(ui.DelegatedOperator):
     _name, _label, _icon = "compute_value_scores", "AutoScale: compute value scores (S/R/U/Q)", "star"
     _description = "Safety proximity, rarity, MC-dropout uncertainty and their weighted sum"
 

@@ -31,7 +31,6 @@ from typing import Callable, Sequence
 import numpy as np
 
 import fiftyone as fo
-import fiftyone.operators as foo
 import fiftyone.operators.types as types
 from fiftyone import ViewField as F
 
@@ -624,17 +623,7 @@ def _optional(value):
     return value or None
 
 
-class _SelectionOperator(foo.Operator):
-    _name = _label = _description = _icon = ""
-
-    @property
-    def config(self):
-        return foo.OperatorConfig(name=self._name, label=self._label, description=self._description,
-                                  icon=self._icon or None, allow_immediate_execution=True,
-                                  allow_delegated_execution=True, default_choice_to_delegated=True, dynamic=True)
-
-
-class FitScalingLaws(_SelectionOperator):
+class FitScalingLaws(ui.DelegatedOperator):
     _name, _label, _icon = "fit_scaling_laws", "AutoScale: fit scaling laws (MOSAIC pilots)", "show_chart"
     _description = "Pilot-train per domain and fit dU(n) = a(1 - exp(-n/tau))"
 
@@ -692,7 +681,7 @@ def _scaling_runs(dataset) -> dict[str, str]:
     return out
 
 
-class AllocateBudget(_SelectionOperator):
+class AllocateBudget(ui.DelegatedOperator):
     _name, _label, _icon = "allocate_budget", "AutoScale: allocate a budget (MOSAIC)", "pie_chart"
     _description = "Greedy marginal-gain allocation over domains from scaling laws"
 
@@ -746,7 +735,7 @@ class AllocateBudget(_SelectionOperator):
         return _selection_output(ctx)
 
 
-class OptimizeMixture(_SelectionOperator):
+class OptimizeMixture(ui.DelegatedOperator):
     _name, _label, _icon = "optimize_mixture", "AutoScale: optimize the synthetic mixture", "tune"
     _description = "Cluster-GA on closed-loop EPDMS with cluster-guided faiss retrieval"
 
@@ -832,7 +821,7 @@ def _check_active_form(view, p: dict) -> None:
         _check_filled(view, p["uncertainty_field"], "run compute_value_scores on them first")
 
 
-class SelectActive(_SelectionOperator):
+class SelectActive(ui.DelegatedOperator):
     _name, _label, _icon = "select_active", "AutoScale: select by value (active learning)", "star"
     _description = "Top-m by value Q, an S/R/U subset, or a baseline (random, coreset, uncertainty)"
 

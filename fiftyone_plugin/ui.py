@@ -33,6 +33,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import fiftyone as fo
 import fiftyone.core.fields as fof
+import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 Progress = Callable[[float, str], None]
@@ -212,3 +213,18 @@ def choice_input(inputs: types.Object, ctx, name: str, choices: list[tuple[str, 
     inputs.enum(name, values, default=default, label=label, description=description, view=view,
                 invalid=bool(error), error_message=error)
     return chosen
+
+
+class DelegatedOperator(foo.Operator):
+    """Base of the long-running operators: dynamic form, immediate or delegated, delegated by default.
+
+    Subclasses set ``_name``, ``_label``, ``_description`` and ``_icon``.
+    """
+
+    _name = _label = _description = _icon = ""
+
+    @property
+    def config(self):
+        return foo.OperatorConfig(name=self._name, label=self._label, description=self._description,
+                                  icon=self._icon or None, allow_immediate_execution=True,
+                                  allow_delegated_execution=True, default_choice_to_delegated=True, dynamic=True)
