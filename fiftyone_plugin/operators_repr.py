@@ -162,7 +162,11 @@ def _register_brain(view, method, field, viz_method, report) -> dict:
     fob.compute_similarity(view, embeddings=field, brain_key=sim_key, backend="sklearn", metric="euclidean")
     chosen = viz_method if viz_method != "auto" else ("tsne" if 50 <= len(view) <= 3000 else "pca")
     report(0.93, f"2-D map ({chosen})")
-    kwargs = {"seed": 51} if chosen == "tsne" else {}
+    kwargs = {}
+    if chosen == "tsne":
+        # t-SNE runs on a 50-d PCA first; that PCA needs more than 50 dims and samples.
+        dim = len(view.first()[field])
+        kwargs = {"seed": 51, "pca_dims": 50 if min(dim, len(view)) > 50 else None}
     fob.compute_visualization(view, embeddings=field, brain_key=viz_key, method=chosen, num_dims=2, verbose=False, **kwargs)
     return {"similarity_brain_key": sim_key, "visualization_brain_key": viz_key, "visualization_method": chosen}
 

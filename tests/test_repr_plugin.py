@@ -123,3 +123,14 @@ def test_operators_and_cli(fo, repr_dataset, capsys, plugin_link):
     assert main(["value", "--dataset", ds.name, "--method", "handcrafted", "--k", "99"]) != 0
     assert "k=99" in capsys.readouterr().err
     assert main(["embed", "--dataset", ds.name, "--method", "handcrafted", "--no-brain"]) == 0
+
+
+def test_tsne_map_of_low_dimensional_embeddings(fo, dataset_name, autoscale_home):
+    """t-SNE is chosen for 50..3000 scenes; 35-d hand-crafted features must not hit its 50-d PCA."""
+    from fiftyone_plugin import scenes
+    from fiftyone_plugin.operators_repr import compute_scene_embeddings
+
+    ds = scenes.create_scene_dataset(dataset_name("tsne"), make_road_batch(60, prefix="tsne"), render_images=False)
+    result = compute_scene_embeddings(ds, "handcrafted")
+    assert result["visualization_method"] == "tsne"
+    assert ds.has_brain_run(result["visualization_brain_key"])
