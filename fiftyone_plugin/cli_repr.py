@@ -78,6 +78,10 @@ def demo_step(dataset, args) -> dict:
     from .operators_repr import cluster_scenes, compute_scene_embeddings, compute_value_scores
 
     seed = int(getattr(args, "seed", 0))
+    if dataset.has_run("value_graph_rae") and dataset.count("value_q") == len(dataset):
+        # A rerun of the demo on the same scenes: embeddings, clusters and scores are all there.
+        return {"embedded_scenes": dataset.count("emb_graph_rae"), "reused": "emb/cluster/value_graph_rae",
+                "value_q_mean": round(float(dataset.mean("value_q")), 4)}
     emb = compute_scene_embeddings(dataset, "graph_rae", seed=seed, progress=_progress)
     clusters = cluster_scenes(dataset, "graph_rae", seed=seed, progress=_progress)
     values = compute_value_scores(dataset, "graph_rae", progress=_progress)
