@@ -594,6 +594,13 @@ def _cluster_hint(field: str) -> str:
     return "run cluster_scenes on them first" if field.startswith("cluster_") else "fill it or choose another field"
 
 
+def _check_mosaic_inputs(view, domain: str, importance: str | None, budget: int) -> None:
+    """The checks both MOSAIC forms share: domains and importance filled, enough candidates."""
+    _check_filled(view, domain, _cluster_hint(domain))
+    _check_filled(view, importance or None, "run evaluate_planner on them first")
+    _check_candidates(view, budget)
+
+
 def _check_candidates(view, budget) -> None:
     """Closed-loop runs set aside base (train) and val scenes: the budget must fit what is left."""
     if len(view) == 0:
@@ -644,9 +651,7 @@ class FitScalingLaws(ui.DelegatedOperator):
 
         def check():
             _parse_fractions(p.get("pilot_fractions", "0.25,0.75,2"))
-            _check_filled(view, domain, _cluster_hint(domain))
-            _check_filled(view, importance or None, "run evaluate_planner on them first")
-            _check_candidates(view, budget)
+            _check_mosaic_inputs(view, domain, importance, budget)
 
         ui.check_form(inputs, check)
         return types.Property(inputs, view=types.View(label="Fit scaling laws"))
@@ -711,9 +716,7 @@ class AllocateBudget(ui.DelegatedOperator):
                 raise ValueError(f"scaling laws {fits_from!r} were fitted on domain field {fitted_on!r}, not {domain!r}")
             if not fits_from:
                 _parse_fractions(p.get("pilot_fractions", "0.25,0.75,2"))
-            _check_filled(view, domain, _cluster_hint(domain))
-            _check_filled(view, importance or None, "run evaluate_planner on them first")
-            _check_candidates(view, budget)
+            _check_mosaic_inputs(view, domain, importance, budget)
 
         ui.check_form(inputs, check)
         return types.Property(inputs, view=types.View(label="Allocate budget (MOSAIC)"))
