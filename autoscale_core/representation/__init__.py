@@ -19,4 +19,4 @@ from .error_encoder import (  # noqa: F401
 from .graph_rae import GraphRAE, build_graphs  # noqa: F401
 from .handcrafted import FEATURE_NAMES, HandcraftedFeatures  # noqa: F401
 from .index import KnnIndex  # noqa: F401
-from .value import ValueScorer, mc_uncertainty  # noqa: F401
+from .value import ValueScorer, mc_uncertainty, normalize_embeddings  # noqa: F401

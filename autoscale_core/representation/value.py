@@ -19,6 +19,11 @@ import numpy as np
 from .index import KnnIndex, as_vectors
 
 
+def normalize_embeddings(x) -> np.ndarray:
+    """(n, d) float32 rows scaled to unit L2 norm (the space S and R are computed in)."""
+    return _normalize(as_vectors(x, "embeddings"))
+
+
 def _normalize(x: np.ndarray) -> np.ndarray:
     norm = np.linalg.norm(x, axis=1, keepdims=True)
     if (norm < 1e-12).any():
@@ -46,6 +51,11 @@ class ValueScorer:
     returns a dict of (m,) float64 arrays "S", "R", "U", "Q". Use ``exclude_self=True`` when the
     scored embeddings *are* the reference set (row i is reference i), so a scene is not its own
     neighbour for R.
+
+    At scale, build the kNN index once and share it: ``fit(..., index=knn)`` takes a
+    :class:`KnnIndex` already built over the *L2-normalized* reference embeddings (see
+    :func:`normalize_embeddings`), and ``score(..., neighbours=(dist, idx))`` takes that index's
+    search results for the scored rows, so rarity needs no second all-vs-all search.
     """
 
     def __init__(self, alpha_s: float = 1.0, alpha_r: float = 1.0, alpha_u: float = 1.0, *, tau_s: float = 0.5,
@@ -58,7 +68,9 @@ class ValueScorer:
         self.tau_s, self.hazard_fraction, self.k, self.index_kind = tau_s, hazard_fraction, k, index_kind
         self.index_: KnnIndex | None = None
 
-    def fit(self, embeddings, safety) -> "ValueScorer":
+    def fit(self, embeddings, safety, *, index: KnnIndex | None = None) -> "ValueScorer":
+        """Fit on (n, d) reference embeddings and (n,) safety criticality; ``index``: an already
+        built KnnIndex over the normalized reference embeddings, reused instead of building one."""
         x = _normalize(as_vectors(embeddings, "reference embeddings"))
         safety = np.asarray(safety, dtype=np.float64).reshape(-1)
         if safety.shape != (len(x),):
@@ -72,7 +84,8 @@ class ValueScorer:
         self.hazard_ = x[self.hazard_idx_]
         # Nearest-hazard search through faiss too: at 1M scenes the hazard set alone is 100k.
         self.hazard_index_ = KnnIndex(self.index_kind, expected_queries=len(x)).fit(self.hazard_)
-        self.index_ = KnnIndex(self.index_kind, expected_queries=len(x)).fit(x)
+        self.index_ = self._check_shared_index(index, x) if index is not None else \
+            KnnIndex(self.index_kind, expected_queries=len(x)).fit(x)
         # Bandwidth from at most 10k reference points: a median needs no all-vs-all search.
         probe = x if len(x) <= 10_000 else x[np.sort(np.random.default_rng(0).choice(len(x), 10_000, replace=False))]
         dist, _ = self.index_.search(probe, self.k + 1)  # column 0 is the point itself
@@ -80,17 +93,43 @@ class ValueScorer:
         self.dim_ = x.shape[1]
         return self
 
+    @staticmethod
+    def _check_shared_index(index: KnnIndex, x: np.ndarray) -> KnnIndex:
+        """A shared index must hold exactly the normalized reference rows: size, dimension, and
+        a few sampled rows must find themselves at distance ~0."""
+        if not isinstance(index, KnnIndex) or index.index_ is None:
+            raise ValueError("index must be a built KnnIndex (KnnIndex().fit(normalized_reference))")
+        if len(index) != len(x) or index.dim_ != x.shape[1]:
+            raise ValueError(f"the shared index holds {len(index)} vectors of dimension {index.dim_}; "
+                             f"the reference set has {len(x)} of dimension {x.shape[1]}")
+        probe = np.random.default_rng(0).choice(len(x), min(16, len(x)), replace=False)
+        dist, idx = index.search(x[probe], 1, grouped=False)
+        if not (dist[:, 0] < 1e-3).all():
+            raise ValueError("the shared index was not built over these reference embeddings after L2 "
+                             "normalization (use normalize_embeddings(x) before KnnIndex().fit)")
+        return index
+
     def safety_proximity(self, x: np.ndarray) -> np.ndarray:
         """S for normalized (m, d) embeddings: exp(−(distance to the nearest hazard scene)² / τs)."""
         dist, _ = self.hazard_index_.search(x, 1)
         return np.exp(-(dist[:, 0].astype(np.float64) ** 2) / self.tau_s)
 
-    def rarity(self, x: np.ndarray, self_index: np.ndarray | None = None) -> np.ndarray:
+    def rarity(self, x: np.ndarray, self_index: np.ndarray | None = None,
+               neighbours: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
         """R for normalized (m, d) embeddings; ``self_index`` (m,) gives each row's own reference
-        index (-1: not a reference scene), excluded from its neighbours."""
+        index (-1: not a reference scene), excluded from its neighbours. ``neighbours``: the
+        index's (dist, idx) for these rows, with at least k (k + 1 when excluding) columns."""
         k = self.k
         exclude = self_index is not None and bool((self_index >= 0).any())
-        dist, idx = self.index_.search(x, k + 1 if exclude else k)
+        need = k + 1 if exclude else k
+        if neighbours is None:
+            dist, idx = self.index_.search(x, need)
+        else:
+            dist, idx = (np.asarray(a) for a in neighbours)
+            if dist.shape != idx.shape or dist.ndim != 2 or len(dist) != len(x) or dist.shape[1] < need:
+                raise ValueError(f"neighbours must be (dist, idx) of shape ({len(x)}, >= {need}), "
+                                 f"got {dist.shape} and {idx.shape}")
+            dist, idx = dist[:, :need], idx[:, :need]
         if exclude:
             own = (idx == self_index[:, None]) & (self_index[:, None] >= 0)
             # Drop the point itself (or, if absent among results, the farthest neighbour).
@@ -104,9 +143,12 @@ class ValueScorer:
         return amin - np.log(np.exp(-(a - amin[:, None])).mean(1))
 
     def score(self, embeddings, mc_samples=None, exclude_self: bool = False,
-              self_index: np.ndarray | None = None) -> dict[str, np.ndarray]:
+              self_index: np.ndarray | None = None,
+              neighbours: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, np.ndarray]:
         """Scores of (m, d) embeddings. ``exclude_self``: the rows are the reference set itself;
-        ``self_index`` (m,) int: more generally, each row's reference index or -1."""
+        ``self_index`` (m,) int: more generally, each row's reference index or -1;
+        ``neighbours``: precomputed (dist, idx) of these rows in the reference index (k + 1
+        columns when excluding self), to skip the rarity search."""
         if self.index_ is None:
             raise RuntimeError("ValueScorer is not fitted: call fit(reference_embeddings, safety) first")
         x = _normalize(as_vectors(embeddings, "embeddings", self.dim_))
@@ -119,7 +161,7 @@ class ValueScorer:
             if self_index.shape != (len(x),) or self_index.max(initial=-1) >= len(self.index_):
                 raise ValueError(f"self_index must be ({len(x)},) reference indices or -1")
         S = self.safety_proximity(x)
-        R = self.rarity(x, self_index)
+        R = self.rarity(x, self_index, neighbours)
         if mc_samples is None:
             U = np.zeros(len(x))
         else:

@@ -1,0 +1,81 @@
+"""Grouped IVF search (the all-vs-all kNN path at 1M scale) and value scores sharing one index."""
+
+from __future__ import annotations
+
+import faiss
+import numpy as np
+import pytest
+
+from autoscale_core.representation import KnnIndex, ValueScorer, normalize_embeddings
+
+
+def _blobs(n: int = 6000, dim: int = 16, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 3.0, (12, dim))
+    return (centres[rng.integers(0, 12, n)] + rng.standard_normal((n, dim))).astype(np.float32)
+
+
+def test_grouped_search_probing_every_list_is_exact():
+    x = _blobs()
+    index = KnnIndex("ivf", nlist=20, nprobe=20).fit(x)
+    dist, idx = index.search(x, 5, grouped=True)
+    d2, truth = faiss.knn(x, x, 5)
+    assert np.array_equal(np.sort(idx, 1), np.sort(truth, 1))
+    np.testing.assert_allclose(dist, np.sqrt(np.maximum(d2, 0)), atol=1e-3)
+
+
+def test_grouped_search_is_the_default_for_large_query_batches_and_recalls_well():
+    x = _blobs()
+    index = KnnIndex("ivf", nlist=40, nprobe=8).fit(x)
+    assert index.uses_grouped_search(len(x)) and not index.uses_grouped_search(10)
+    dist, idx = index.search(x, 10)
+    assert (idx[:, 0] == np.arange(len(x))).mean() > 0.99  # each point finds itself first
+    assert index.recall(k=10, sample=500) >= 0.9
+    # The candidates of a query depend only on its cell: a small batch gives the same neighbours.
+    _, few = index.search(x[:300], 10, grouped=True)
+    assert (few == idx[:300]).all(1).mean() > 0.99
+
+
+def test_grouped_search_after_save_and_load(tmp_path):
+    x = _blobs(3000)
+    index = KnnIndex("ivf", nlist=30, nprobe=6).fit(x)
+    _, before = index.search(x, 4, grouped=True)
+    loaded = KnnIndex.load(index.save(str(tmp_path / "ivf.faiss")))
+    _, after = loaded.search(x, 4, grouped=True)
+    assert (after == before).all(1).mean() > 0.99
+
+
+def test_grouped_search_pads_when_lists_hold_fewer_than_k():
+    x = _blobs(800, dim=8)
+    index = KnnIndex("ivf", nlist=20, nprobe=1).fit(x)
+    dist, idx = index.search(x[:50], 200, grouped=True)
+    short = idx == -1
+    assert short.any(), "one probed list of ~40 vectors cannot hold 200 neighbours"
+    assert np.isinf(dist[short]).all() and np.isfinite(dist[~short]).all()
+
+
+def test_value_scorer_reuses_a_shared_index_with_identical_scores():
+    x = _blobs(2000)
+    safety = np.random.default_rng(1).gamma(2.0, 1.0, len(x))
+    own = ValueScorer(k=10).fit(x, safety).score(x, exclude_self=True)
+    unit = normalize_embeddings(x)
+    shared_index = KnnIndex("flat").fit(unit)
+    neighbours = shared_index.search(unit, 11)
+    scorer = ValueScorer(k=10).fit(x, safety, index=shared_index)
+    assert scorer.index_ is shared_index
+    shared = scorer.score(x, exclude_self=True, neighbours=neighbours)
+    for key in ("S", "R", "Q"):
+        np.testing.assert_allclose(shared[key], own[key], rtol=1e-5, atol=1e-6)
+
+
+def test_value_scorer_rejects_a_mismatched_index_or_neighbours():
+    x = _blobs(500)
+    safety = np.ones(len(x))
+    with pytest.raises(ValueError, match="not built over these reference embeddings"):
+        ValueScorer(k=5).fit(x, safety, index=KnnIndex("flat").fit(x))  # raw, not normalized
+    with pytest.raises(ValueError, match="holds 400 vectors"):
+        ValueScorer(k=5).fit(x, safety, index=KnnIndex("flat").fit(normalize_embeddings(x[:400])))
+    scorer = ValueScorer(k=5).fit(x, safety)
+    dist, idx = scorer.index_.search(normalize_embeddings(x), 5)
+    with pytest.raises(ValueError, match="neighbours must be"):
+        scorer.score(x, exclude_self=True, neighbours=(dist, idx))  # needs k + 1 columns
