@@ -2,8 +2,10 @@
 
 Timed end to end per chunk of real scenes: perturbation + feasibility checks, pseudo-expert
 labels, reactive re-simulation of the agents, validation, and BEV rendering to PNG files (what
-``add_scenes`` does for the images), in ``--workers`` processes over chunks of parents (the
-result does not depend on the chunking: every parent draws from its own seeded stream).
+``add_scenes`` does for the images), one task per chunk of parents through the executor interface
+(``--executor``: ``serial``, ``process[:N]`` (default ``process:2``) or ``ray[:address]``; the
+result does not depend on the executor or the chunking: every parent draws from its own seeded
+stream).
 Not timed: building the world, and scoring label quality (EPDMS of each label in its own scene,
 reactive agents, no human filter) on a random sample of the synthetic scenes; for reference the
 logged experts of the sampled parents are scored the same way.
@@ -11,8 +13,9 @@ logged experts of the sampled parents are scored the same way.
 Target (issue 6): 5 synthetic scenes per real scene for 2,000 real scenes in under 5 minutes on
 2 cores.
 
-    .venv/bin/python benchmarks/bench_synthetic.py            # 2,000 real scenes, 2 workers
+    .venv/bin/python benchmarks/bench_synthetic.py            # 2,000 real scenes, process:2
     .venv/bin/python benchmarks/bench_synthetic.py --quick    # 100 real scenes
+    .venv/bin/python benchmarks/bench_synthetic.py --executor ray   # local Ray (ray:auto = cluster)
 """
 
 from __future__ import annotations
@@ -24,15 +27,17 @@ import platform
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from autoscale_core.executor import ProcessExecutor, RayExecutor, SceneChunk, get_executor  # noqa: E402
 from autoscale_core.render import render_batch_to_files  # noqa: E402
 from autoscale_core.scene import SceneBatch  # noqa: E402
-from autoscale_core.synthetic.generate import generate_synthetic, score_labels_epdms  # noqa: E402
+from autoscale_core.synthetic.generate import ChunkTask, score_labels_epdms  # noqa: E402
+from autoscale_core.synthetic.perturb import PerturbationConfig  # noqa: E402
 from autoscale_core.synthetic.perturb import RejectReport  # noqa: E402
 from autoscale_core.world import generate_world  # noqa: E402
 
@@ -40,18 +45,24 @@ TARGET_SECONDS = 300.0
 TARGET_REAL, TARGET_PER_PARENT = 2000, 5
 
 
-def _work(args):
-    chunk, per_parent, expert, seed, out_dir, render = args
-    tic = time.perf_counter()
-    synthetic, report = generate_synthetic(chunk, scenes_per_parent=per_parent, expert=expert, seed=seed,
-                                           score_labels=False)
-    generated = time.perf_counter()
-    if render:
-        render_batch_to_files(synthetic, out_dir)
-    done = time.perf_counter()
-    phases = dict(report.seconds)
-    phases["render"] = done - generated
-    return synthetic, report.rejects, phases, done - tic
+@dataclass(frozen=True)
+class GenerateAndRender:
+    """One executor task: generate_synthetic's per-chunk work (:class:`ChunkTask`), then render."""
+
+    generate: ChunkTask
+    out_dir: str
+    render: bool
+
+    def __call__(self, chunk: SceneChunk):
+        tic = time.perf_counter()
+        synthetic, rejects, _, phases = self.generate(chunk)
+        generated = time.perf_counter()
+        if self.render and len(synthetic):
+            render_batch_to_files(synthetic, self.out_dir)
+        done = time.perf_counter()
+        phases = dict(phases)
+        phases["render"] = done - generated
+        return synthetic, rejects, phases, done - tic
 
 
 def quality(epdms: np.ndarray) -> dict:
@@ -62,12 +73,23 @@ def quality(epdms: np.ndarray) -> dict:
             "share_ge_0.8": round(float((epdms >= 0.8).mean()), 4), "share_zero": round(float((epdms == 0).mean()), 4)}
 
 
+def _workers(executor) -> int | None:
+    if isinstance(executor, ProcessExecutor):
+        return executor.max_workers
+    if isinstance(executor, RayExecutor):
+        return executor.num_cpus
+    return 1
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--real", type=int, default=TARGET_REAL, help="real scenes (default 2000)")
     parser.add_argument("--per-parent", type=int, default=TARGET_PER_PARENT)
     parser.add_argument("--expert", default="recovery", choices=("recovery", "planner"))
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--executor", default="process:2",
+                        help="serial | process[:N] | ray[:address] (default process:2)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="deprecated: same as --executor process:N (1 = serial)")
     parser.add_argument("--chunk", type=int, default=100, help="parents per work item")
     parser.add_argument("--quality-sample", type=int, default=300, help="synthetic scenes scored for label quality")
     parser.add_argument("--seed", type=int, default=0)
@@ -76,6 +98,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.real, args.quality_sample = 100, 60
+    if args.workers is not None:
+        args.executor = "serial" if args.workers <= 1 else f"process:{args.workers}"
+    executor = get_executor(args.executor)
 
     tic = time.perf_counter()
     world = generate_world(args.real, seed=args.seed)
@@ -83,13 +108,12 @@ def main() -> None:
 
     out_dir = tempfile.mkdtemp(prefix="bench-synthetic-")
     chunks = [world.subset(slice(s, s + args.chunk)) for s in range(0, len(world), args.chunk)]
-    jobs = [(c, args.per_parent, args.expert, args.seed, out_dir, not args.no_render) for c in chunks]
+    jobs = [SceneChunk(c, i * args.chunk, label="round 1") for i, c in enumerate(chunks)]
+    task = GenerateAndRender(ChunkTask(PerturbationConfig(seed=args.seed), args.per_parent, args.expert, 1,
+                                       reactive=True, score_labels=False), out_dir, not args.no_render)
     tic = time.perf_counter()
-    if args.workers > 1:
-        with ProcessPoolExecutor(args.workers) as pool:
-            results = list(pool.map(_work, jobs))
-    else:
-        results = [_work(j) for j in jobs]
+    with executor:
+        results = executor.map(task, jobs)
     wall = time.perf_counter() - tic
 
     synthetic = SceneBatch.concatenate([r[0] for r in results if len(r[0])])
@@ -115,7 +139,8 @@ def main() -> None:
     projected = TARGET_REAL * TARGET_PER_PARENT / rate
     print(json.dumps({
         "benchmark": "synthetic",
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "workers": args.workers},
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "workers": _workers(executor),
+                    "executor": args.executor},
         "real_scenes": len(world),
         "scenes_per_parent": args.per_parent,
         "expert": args.expert,

@@ -26,6 +26,9 @@ def register_commands(subparsers) -> None:
     evaluate.add_argument("--split", default=None, help="evaluate samples with this split value (default: all)")
     evaluate.add_argument("--key", default=None, help="field/run key (default: the planner name)")
     evaluate.add_argument("--reactive", action="store_true", help="reactive (IDM) agents instead of log replay")
+    evaluate.add_argument("--executor", default=None,
+                          help="score chunks of scenes on serial | process[:N] | ray[:address] "
+                               "(default: $AUTOSCALE_EXECUTOR if set, else in this process)")
     evaluate.set_defaults(func=cmd_evaluate)
 
 
@@ -42,9 +45,11 @@ def _view(args):
 
 
 def _run(fn, *args, **kwargs) -> int:
+    from autoscale_core.executor import TaskError
+
     try:
         summary = fn(*args, progress=_progress, **kwargs)
-    except ValueError as exc:
+    except (ValueError, TaskError) as exc:
         raise CommandError(str(exc)) from exc
     print(json.dumps(summary, indent=2, default=str))
     return 0
@@ -62,4 +67,5 @@ def cmd_train(args) -> int:
 def cmd_evaluate(args) -> int:
     from .operators_planning import evaluate_planner_on_view
 
-    return _run(evaluate_planner_on_view, _view(args), args.planner, key=args.key, reactive=args.reactive)
+    return _run(evaluate_planner_on_view, _view(args), args.planner, key=args.key, reactive=args.reactive,
+                executor=args.executor)

@@ -21,6 +21,9 @@ def register_commands(subparsers) -> None:
     syn.add_argument("--rounds", type=int, default=1)
     syn.add_argument("--seed", type=int, default=0)
     syn.add_argument("--no-render", action="store_true", help="skip BEV rendering")
+    syn.add_argument("--executor", default=None,
+                     help="serial | process[:N] | ray[:address] for the chunks of parents "
+                          "(default: $AUTOSCALE_EXECUTOR if set, else serial in this process)")
     syn.set_defaults(func=cmd_synthesize)
 
     hard = subparsers.add_parser("hard-split", help="build the navhard-like hard split (perturbed held-out + rare events)")
@@ -49,6 +52,8 @@ def _source_view(dataset, source: str, split: str | None, limit: int | None):
 
 
 def cmd_synthesize(args) -> int:
+    from autoscale_core.executor import TaskError
+
     from .operators_synthetic import generate_synthetic_samples
 
     dataset = _load(args.dataset)
@@ -57,9 +62,9 @@ def cmd_synthesize(args) -> int:
         summary = generate_synthetic_samples(
             view, scenes_per_parent=args.scenes_per_parent, lateral_range=tuple(args.lateral),
             speed_range=tuple(args.speed), expert=args.expert, rounds=args.rounds, seed=args.seed,
-            render=not args.no_render, progress=_progress,
+            render=not args.no_render, progress=_progress, executor=args.executor,
         )
-    except ValueError as exc:
+    except (ValueError, TaskError) as exc:
         raise CommandError(str(exc)) from exc
     print(json.dumps(summary, indent=2))
     return 0

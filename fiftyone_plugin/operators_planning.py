@@ -25,6 +25,7 @@ import numpy as np
 import fiftyone as fo
 import fiftyone.operators.types as types
 
+from autoscale_core.executor import configured_executor, get_executor
 from autoscale_core.planning import BASELINES, evaluate_planner, load_planner, train_planner
 from autoscale_core.planning.evaluate import baseline_plans, evaluate_trajectories
 
@@ -126,21 +127,37 @@ def evaluate_planner_on_view(
     key: str | None = None,
     reactive: bool = False,
     progress: Progress | None = None,
+    executor: str | None = None,
 ) -> dict:
-    """Evaluate ``planner`` (run key, checkpoint path or baseline) on ``view``; write ``eval_<key>_*`` fields."""
+    """Evaluate ``planner`` (run key, checkpoint path or baseline) on ``view``; write ``eval_<key>_*`` fields.
+
+    ``executor`` (``serial``, ``process[:N]``, ``ray[:address]``) scores chunks of scenes through
+    that executor; ``None`` uses ``AUTOSCALE_EXECUTOR`` when set, else scores in this process.
+    The scores are the same either way.
+    """
     report = progress or (lambda f, m: None)
     dataset = _root(view)
     key = _check_key(key or (planner if _KEY.match(planner) else "planner"), "evaluation key")
     if len(view) == 0:
         raise ValueError("the view is empty: nothing to evaluate")
     model = _resolve_planner(dataset, planner)
+    if executor is None:
+        executor = configured_executor()
+    elif executor != "serial":
+        try:
+            get_executor(executor)  # reject an unknown name (or Ray not installed) before loading anything
+        except (ValueError, ImportError) as exc:
+            raise ValueError(f"executor: {exc}") from exc
+    if executor == "serial":
+        executor = None
     report(0.05, f"loading {len(view)} scenes")
     batch = scenes.load_scenes(view)
     report(0.2, "planning and scoring in closed loop")
     if isinstance(model, str):
-        result = evaluate_trajectories(batch, baseline_plans(batch, model), name=model, reactive=reactive)
+        result = evaluate_trajectories(batch, baseline_plans(batch, model), name=model, reactive=reactive,
+                                       executor=executor)
     else:
-        result = evaluate_planner(model, batch, reactive=reactive, name=planner)
+        result = evaluate_planner(model, batch, reactive=reactive, name=planner, executor=executor)
     # NaN (L2 of scenes without a logged future) is stored as None.
     values = {f"eval_{key}_{name}": [None if isinstance(x, float) and not np.isfinite(x) else x
                                      for x in np.asarray(v).tolist()]

@@ -13,6 +13,7 @@ scene never lands in train.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Callable
 
@@ -22,6 +23,7 @@ import fiftyone as fo
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
+from autoscale_core.executor import EXECUTOR_ENV, configured_executor, get_executor
 from autoscale_core.synthetic.generate import MAX_ROUNDS, generate_synthetic
 from autoscale_core.synthetic.hard_split import build_hard_split
 from autoscale_core.synthetic import labels
@@ -32,6 +34,10 @@ from . import scenes, ui
 from .runs import record_run
 
 SYNTHETIC_FIELDS = ("perturb_lateral", "perturb_speed", "perturb_heading", "round", "expert")
+EXECUTORS = ("serial", "process", "ray")
+_EXECUTOR_HELP = {"serial": "chunk after chunk in this process (no worker start-up)",
+                  "process": "chunks in parallel worker processes",
+                  "ray": "chunks as Ray tasks (local Ray, or the cluster in AUTOSCALE_EXECUTOR)"}
 Progress = Callable[[float, str], None]
 
 
@@ -55,6 +61,7 @@ def validate_synthetic_params(params: dict) -> dict:
         return float(value)
 
     cleaned = {
+        "executor": executor_spec(params.get("executor")),
         "scenes_per_parent": integer("scenes_per_parent", 5, 1, 100),
         "rounds": integer("rounds", 1, 1, MAX_ROUNDS),
         "seed": integer("seed", 0, 0, 2**31 - 1),
@@ -70,6 +77,36 @@ def validate_synthetic_params(params: dict) -> dict:
     except ValueError as exc:
         raise ValueError(f"perturbation: {exc}") from exc
     return cleaned
+
+
+def default_executor_choice() -> str:
+    """The form's default executor: the name in ``AUTOSCALE_EXECUTOR`` if set, else ``serial``."""
+    configured = os.environ.get(EXECUTOR_ENV, "").strip()
+    name = configured.partition(":")[0].lower()
+    return name if name in EXECUTORS else "serial"
+
+
+def executor_spec(choice: str | None) -> str | None:
+    """What :func:`generate_synthetic` gets for a form/CLI choice.
+
+    ``None`` → ``AUTOSCALE_EXECUTOR`` if set, else ``None`` (in-process: spawning workers costs
+    more than it saves at a few hundred parents on a small machine); ``"serial"`` → ``None``; a
+    bare ``"process"`` / ``"ray"`` takes the worker count / cluster address from
+    ``AUTOSCALE_EXECUTOR`` when that names the same executor; ``"process:4"``, ``"ray:auto"``
+    are used as given. Raises ValueError naming the input for an unknown executor.
+    """
+    if choice is None or choice == "":
+        spec = configured_executor()
+    else:
+        spec = str(choice).strip()
+        configured = os.environ.get(EXECUTOR_ENV, "").strip()
+        if spec in EXECUTORS and configured.partition(":")[0].lower() == spec:
+            spec = configured
+        try:
+            get_executor(spec)
+        except (ValueError, ImportError) as exc:
+            raise ValueError(f"executor: {exc}") from exc
+    return None if spec is None or spec.lower() == "serial" else spec
 
 
 def _config(params: dict) -> PerturbationConfig:
@@ -95,6 +132,7 @@ def generate_synthetic_samples(
     rewards_only: bool = False,
     run_key: str | None = None,
     progress: Progress | None = None,
+    executor: str | None = None,
 ) -> dict:
     """Generate synthetic scenes from the scenes of ``view`` and add them to its dataset.
 
@@ -109,6 +147,9 @@ def generate_synthetic_samples(
             sub-scores, slow: ~0.4 s per scene) and save them to
             ``<dataset dir>/synthetic/<run_key>-rewards.npz`` (path in the run's results).
         run_key: the AutoScale run recorded on the dataset (default ``synthetic_<seed>``).
+        executor: ``serial`` (in this process), ``process[:N]`` or ``ray[:address]``; ``None``
+            uses ``AUTOSCALE_EXECUTOR`` when set, else runs in this process (see
+            :func:`executor_spec`). The scenes are the same whichever runs them.
 
     Returns:
         a summary: counts, rejections by reason, label EPDMS distribution, the run key.
@@ -120,7 +161,7 @@ def generate_synthetic_samples(
     params = validate_synthetic_params({
         "scenes_per_parent": scenes_per_parent, "rounds": rounds, "seed": seed, "expert": expert,
         "lateral_min": lateral_range[0], "lateral_max": lateral_range[1],
-        "speed_min": speed_range[0], "speed_max": speed_range[1], "render": render,
+        "speed_min": speed_range[0], "speed_max": speed_range[1], "render": render, "executor": executor,
     })
     dataset = _root(view)
     if len(view) == 0:
@@ -132,7 +173,7 @@ def generate_synthetic_samples(
     known = dataset.distinct("scene_id")
     synthetic, report = generate_synthetic(
         batch, scenes_per_parent=params["scenes_per_parent"], config=_config(params), expert=params["expert"],
-        rounds=params["rounds"], known_scene_ids=known,
+        rounds=params["rounds"], known_scene_ids=known, executor=params["executor"],
         progress=lambda f, msg: report_progress(0.05 + 0.75 * f, msg),
     )
     ids = [str(s) for s in synthetic.meta["scene_id"]]
@@ -247,6 +288,9 @@ class GenerateSyntheticScenes(foo.Operator):
         inputs.enum("expert", expert.values(), default="recovery", label="Pseudo-expert", view=expert)
         inputs.int("rounds", default=1, min=1, max=MAX_ROUNDS, label="Rounds (round r perturbs round r-1)")
         inputs.int("seed", default=0, min=0, label="Random seed")
+        ui.choice_input(inputs, ctx, "executor", [(e, f"{e}: {_EXECUTOR_HELP[e]}") for e in EXECUTORS],
+                        default=default_executor_choice(), label="Executor for the chunks of parents",
+                        description="same scenes whichever runs them")
         ui.check_form(inputs, lambda: _check_synthetic_form(dict(ctx.params), view))
         return types.Property(inputs, view=types.View(label="Generate synthetic scenes"))
 
@@ -256,7 +300,7 @@ class GenerateSyntheticScenes(foo.Operator):
             ctx.target_view(), scenes_per_parent=params["scenes_per_parent"],
             lateral_range=params["lateral_range"], speed_range=params["speed_range"],
             expert=params["expert"], rounds=params["rounds"], seed=params["seed"],
-            progress=ui.progress_reporter(ctx),
+            executor=ctx.params.get("executor"), progress=ui.progress_reporter(ctx),
         )
         if not ctx.delegated:
             # Show what was written: the synthetic scenes this run added (newest first).

@@ -179,16 +179,19 @@ def test_export_then_import_scenes_operators(fo, road_dataset, dataset_name, tmp
 
 
 # ------------------------------------------------------------------------------ synthetic scenes
-def test_synthetic_form_rejects_bad_range_and_empty_target(fo, road_dataset):
+def test_synthetic_form_rejects_bad_range_and_empty_target(fo, road_dataset, monkeypatch):
     from fiftyone_plugin.operators_synthetic import GenerateSyntheticScenes
 
+    monkeypatch.delenv("AUTOSCALE_EXECUTOR", raising=False)
     ds = road_dataset
     params = {"scenes_per_parent": 1, "lateral_min": -1.0, "lateral_max": 9.0, "speed_min": -2.0, "speed_max": 2.0,
               "expert": "recovery", "rounds": 1, "seed": 5}
     props = _form(GenerateSyntheticScenes, ds, params)
     assert "view_target" in props and props["error"].invalid and "perturbation" in props["error"].error_message
     assert set(props["expert"].type.values) == {"recovery", "planner"}
+    assert set(props["executor"].type.values) == {"serial", "process", "ray"} and props["executor"].default == "serial"
     _rejects("generate_synthetic_scenes", ds, params, "perturbation")
+    _rejects("generate_synthetic_scenes", ds, dict(params, lateral_max=1.0, executor="dask"), "executor")
     _rejects("generate_synthetic_scenes", ds, dict(params, lateral_max=1.0, view_target="SELECTED_SAMPLES"),
              "the chosen samples are empty", selected=[])
 
@@ -197,7 +200,7 @@ def test_synthetic_valid_run_on_selected_samples(fo, road_dataset):
     ds = road_dataset
     picked = ds.limit(2)
     params = {"scenes_per_parent": 1, "lateral_min": -1.0, "lateral_max": 1.0, "speed_min": -2.0, "speed_max": 2.0,
-              "expert": "recovery", "rounds": 1, "seed": 5, "view_target": "SELECTED_SAMPLES"}
+              "expert": "recovery", "rounds": 1, "seed": 5, "view_target": "SELECTED_SAMPLES", "executor": "process"}
     result = _execute("generate_synthetic_scenes", ds, params, selected=picked.values("id"))
     assert result.error is None, result.error_message
     synthetic = ds.match(fo.ViewField("source") == "synthetic")

@@ -62,5 +62,8 @@ def test_cli_train_and_evaluate(planning_dataset, capsys):
     assert main(["train", "--dataset", name, "--steps", "10", "--key", "cli_reg"]) in (0, None)
     assert main(["evaluate", "--dataset", name, "--planner", "cli_reg"]) in (0, None)
     assert planning_dataset.has_field("eval_cli_reg_epdms")
-    assert main(["evaluate", "--dataset", name, "--planner", "constant_velocity", "--key", "cv"]) in (0, None)
+    assert main(["evaluate", "--dataset", name, "--planner", "constant_velocity", "--key", "cv",
+                 "--executor", "process:2"]) in (0, None)
     assert "epdms" in capsys.readouterr().out
+    assert main(["evaluate", "--dataset", name, "--planner", "rule", "--executor", "dask"]) == 1
+    assert "executor" in capsys.readouterr().err and not planning_dataset.has_field("eval_rule_epdms")

@@ -123,13 +123,15 @@ def test_cli_synthesize_and_hard_split(fo, real_dataset, capsys):
     F = fo.ViewField
     ds = real_dataset
     code = main(["synthesize", "--dataset", ds.name, "--limit", "3", "--scenes-per-parent", "2",
-                 "--lateral", "-1", "1", "--speed", "-2", "2", "--seed", "4"])
+                 "--lateral", "-1", "1", "--speed", "-2", "2", "--seed", "4", "--executor", "serial"])
     out = capsys.readouterr().out
     assert code == 0 and '"added": 6' in out
     assert len(ds.match(F("source") == "synthetic")) == 6
     code = main(["synthesize", "--dataset", ds.name, "--lateral", "-9", "9"])
     err = capsys.readouterr().err
     assert code == 1 and "lateral" in err and len(ds) == 12
+    code = main(["synthesize", "--dataset", ds.name, "--executor", "dask"])
+    assert code == 1 and "executor" in capsys.readouterr().err and len(ds) == 12
     code = main(["synthesize", "--dataset", ds.name, "--split", "nonexistent-split"])
     assert code == 1 and "empty" in capsys.readouterr().err
     code = main(["hard-split", "--dataset", ds.name, "--holdout-fraction", "0.5"])

@@ -92,15 +92,29 @@ def evaluate_trajectories(
     reactive: bool = False,
     scorer: Callable | None = None,
     plan_seconds: float = 0.0,
+    executor=None,
+    scenes_per_task: int | None = None,
 ) -> EvalResult:
-    """Score given plans (S, F, 3) in closed loop (see :class:`EvalResult`)."""
+    """Score given plans (S, F, 3) in closed loop (see :class:`EvalResult`).
+
+    ``executor`` (``None``: in this process, as before; or ``"serial"``, ``"process[:N]"``,
+    ``"ray[:address]"``, an :class:`~autoscale_core.executor.Executor`) scores chunks of
+    ``scenes_per_task`` scenes through it (:func:`~autoscale_core.sim.batch.score_trajectories_parallel`);
+    the scores are identical. A custom ``scorer`` must then be picklable (module-level).
+    """
     if len(batch) == 0:
         raise ValueError("cannot evaluate on an empty batch (0 scenes)")
     trajectories = np.asarray(trajectories, np.float32)
     if trajectories.shape != (len(batch), batch.future_steps, 3):
         raise ValueError(f"trajectories have shape {trajectories.shape}, expected ({len(batch)}, {batch.future_steps}, 3)")
     start = time.perf_counter()
-    if scorer is None:
+    if executor is not None:
+        from ..sim.batch import SCENES_PER_TASK, score_trajectories_parallel
+
+        result = score_trajectories_parallel(batch, trajectories[:, None], executor=executor,
+                                             scorer=scorer or default_score,
+                                             scenes_per_task=scenes_per_task or SCENES_PER_TASK, reactive=reactive)
+    elif scorer is None:
         result = default_score(batch, trajectories[:, None], reactive=reactive)
     else:
         result = scorer(batch, trajectories[:, None], reactive=reactive)
@@ -150,14 +164,15 @@ def default_score(batch: SceneBatch, trajectories: np.ndarray, reactive: bool = 
 
 
 def evaluate_planner(trained, batch: SceneBatch, reactive: bool = False, scorer: Callable | None = None,
-                     name: str | None = None) -> EvalResult:
-    """Plan every scene with ``trained`` (a TrainedPlanner) and score the plans."""
+                     name: str | None = None, executor=None) -> EvalResult:
+    """Plan every scene with ``trained`` (a TrainedPlanner) and score the plans (through
+    ``executor`` when given; see :func:`evaluate_trajectories`)."""
     if len(batch) == 0:
         raise ValueError("cannot evaluate on an empty batch (0 scenes)")
     start = time.perf_counter()
     plans = trained.plan(batch)
     return evaluate_trajectories(batch, plans, name=name or trained.kind, reactive=reactive, scorer=scorer,
-                                 plan_seconds=time.perf_counter() - start)
+                                 plan_seconds=time.perf_counter() - start, executor=executor)
 
 
 def baseline_plans(batch: SceneBatch, name: str) -> np.ndarray:
@@ -174,14 +189,22 @@ def baseline_plans(batch: SceneBatch, name: str) -> np.ndarray:
 
 
 def evaluate_baselines(batch: SceneBatch, names=BASELINES, reactive: bool = False,
-                       scorer: Callable | None = None) -> dict[str, EvalResult]:
-    """Evaluate each named baseline on ``batch``."""
+                       scorer: Callable | None = None, executor=None) -> dict[str, EvalResult]:
+    """Evaluate each named baseline on ``batch`` (scoring through ``executor`` when given; one
+    executor — e.g. one Ray session — serves all baselines)."""
+    from ..executor import resolve_executor
+
+    pool, close = resolve_executor(executor, num_tasks=2)
     results = {}
-    for name in names:
-        start = time.perf_counter()
-        plans = baseline_plans(batch, name)
-        results[name] = evaluate_trajectories(batch, plans, name=name, reactive=reactive, scorer=scorer,
-                                              plan_seconds=time.perf_counter() - start)
+    try:
+        for name in names:
+            start = time.perf_counter()
+            plans = baseline_plans(batch, name)
+            results[name] = evaluate_trajectories(batch, plans, name=name, reactive=reactive, scorer=scorer,
+                                                  plan_seconds=time.perf_counter() - start, executor=pool)
+    finally:
+        if close:
+            pool.close()
     return results
 
 

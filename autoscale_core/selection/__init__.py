@@ -14,7 +14,7 @@ from .baselines import (
     mc_dropout_uncertainty,
 )
 from .cluster_ga import ClusterMixtureOptimizer, project_to_simplex
-from .executor import Executor, ProcessExecutor, RayExecutor, SerialExecutor, TaskError, get_executor
+from ..executor import Executor, ProcessExecutor, RayExecutor, SerialExecutor, TaskError, get_executor
 from .mosaic import MosaicSelector, importance_from_epdms
 from .oracle import PlannerOracle, SyntheticOracle
 from .scaling import ScalingFit, ScalingLawFitter, fit_scaling_laws, saturating_exp

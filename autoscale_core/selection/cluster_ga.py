@@ -26,7 +26,7 @@ import numpy as np
 
 from .allocation import proportional_allocate
 from .base import Oracle, Pool, SelectionResult, make_result, validate_budget
-from .executor import Executor, get_executor
+from ..executor import Executor, get_executor
 from .oracle import OracleTask, run_oracle_task
 
 __all__ = ["ClusterMixtureOptimizer", "project_to_simplex", "retrieval_order"]

@@ -12,6 +12,11 @@ One round, per chunk of parent scenes:
 
 Multi-round accumulation: round r perturbs the outputs of round r − 1 (``scenes_per_parent``
 scenes per real parent in round 1, ``later_scenes_per_parent`` per round-(r−1) scene after).
+
+Scale-out: with ``executor=`` (``"serial"``, ``"process[:N]"``, ``"ray[:address]"`` or an
+:class:`~autoscale_core.executor.Executor`) the chunks of a round are mapped through that executor
+(:class:`ChunkTask`); every parent draws from its own seeded stream, so the result is bit-for-bit
+the same whichever executor (and chunking) runs it.
 """
 
 from __future__ import annotations
@@ -22,12 +27,14 @@ from typing import Callable, Iterable
 
 import numpy as np
 
+from ..executor import Executor, SceneChunk, resolve_executor
 from ..scene import SceneBatch
 from .labels import EXPERTS, apply_label, make_label
 from .perturb import PerturbationConfig, RejectReport, perturb_scenes
 
 MAX_ROUNDS = 5
 Progress = Callable[[float, str], None]
+PHASES = ("perturb", "label", "resimulate", "score", "validate")
 
 
 @dataclass
@@ -76,6 +83,7 @@ def generate_synthetic(
     known_scene_ids: Iterable[str] | None = None,
     chunk_size: int = 128,
     progress: Progress | None = None,
+    executor: str | Executor | None = None,
 ) -> tuple[SceneBatch, GenerationReport]:
     """Synthetic scenes from the scenes of ``batch``.
 
@@ -91,8 +99,14 @@ def generate_synthetic(
             filter: the "human" of a synthetic scene is the label itself).
         known_scene_ids: ids of scenes that exist elsewhere (e.g. the dataset); synthetic source
             scenes must have their ``parent_id`` in ``batch`` or here.
-        chunk_size: parents processed together (bounds memory).
-        progress: optional ``callback(fraction, message)``.
+        chunk_size: parents processed together (bounds memory; one executor task each).
+        progress: optional ``callback(fraction, message)``: after every chunk in-process, after
+            every round with an executor (and once when a round starts).
+        executor: ``None`` (default) runs the chunks one after another in this process; a name
+            (``"serial"``, ``"process[:N]"``, ``"ray[:address]"``; pass
+            ``get_executor(None)`` for ``AUTOSCALE_EXECUTOR``) or an
+            :class:`~autoscale_core.executor.Executor` maps each round's chunks through it. A
+            round with a single chunk always runs in-process. Same result either way.
 
     Returns:
         (all synthetic scenes of all rounds, round 1 first; report). Meta keys added:
@@ -101,36 +115,61 @@ def generate_synthetic(
 
     Raises:
         ValueError: empty source, out-of-range parameters, unknown expert, missing parents.
+        TaskError: (with an executor) a chunk failed on every attempt; names the chunk's rows and
+            scene ids.
     """
     if seed is not None:
         config = PerturbationConfig(**{**config.__dict__, "seed": int(seed)})
     _check_arguments(batch, scenes_per_parent, expert, rounds, later_scenes_per_parent, chunk_size, config)
     check_lineage(batch, known_scene_ids)
     report = GenerationReport(parents=len(batch), expert=expert)
-    timings = {"perturb": 0.0, "label": 0.0, "resimulate": 0.0, "score": 0.0, "validate": 0.0}
+    timings = dict.fromkeys(PHASES, 0.0)
     outputs: list[SceneBatch] = []
     scores: list[np.ndarray] = []
-    source = batch
-    for round_index in range(1, rounds + 1):
-        per_parent = scenes_per_parent if round_index == 1 else later_scenes_per_parent
-        parts, round_report = [], RejectReport()
-        for start in range(0, len(source), chunk_size):
-            chunk = source.subset(slice(start, start + chunk_size))
-            out, rejects, epdms = _one_chunk(chunk, config, per_parent, expert, round_index, reactive, score_labels, timings)
-            round_report = round_report.merge(rejects)
-            if len(out):
-                parts.append(out)
-                scores.append(epdms)
-            if progress is not None:
-                done = (round_index - 1 + min(start + chunk_size, len(source)) / len(source)) / rounds
-                progress(done, f"round {round_index}/{rounds}: {min(start + chunk_size, len(source))}/{len(source)} parents")
-        produced = SceneBatch.concatenate(parts) if parts else None
-        report.rounds.append({"round": round_index, "generated": 0 if produced is None else len(produced), **round_report.as_dict()})
-        report.rejects = report.rejects.merge(round_report)
-        if produced is None:
-            break
-        outputs.append(produced)
-        source = produced
+    # Each round decides for itself: a round with a single chunk runs in-process (Ray only
+    # starts on the first map).
+    pool, close_pool = resolve_executor(executor, num_tasks=2)
+    try:
+        source = batch
+        for round_index in range(1, rounds + 1):
+            per_parent = scenes_per_parent if round_index == 1 else later_scenes_per_parent
+            task = ChunkTask(config, per_parent, expert, round_index, reactive, score_labels)
+            chunks = [SceneChunk(source.subset(slice(start, start + chunk_size)), start, label=f"round {round_index}")
+                      for start in range(0, len(source), chunk_size)]
+            if pool is None or len(chunks) == 1:
+                results = []
+                for chunk in chunks:
+                    results.append(task(chunk))
+                    if progress is not None:
+                        end = chunk.start + len(chunk.scenes)
+                        progress((round_index - 1 + end / len(source)) / rounds,
+                                 f"round {round_index}/{rounds}: {end}/{len(source)} parents")
+            else:
+                if progress is not None:
+                    progress((round_index - 1) / rounds, f"round {round_index}/{rounds}: {len(source)} parents "
+                                                         f"in {len(chunks)} chunks on {pool!r}")
+                results = pool.map(task, chunks)
+                if progress is not None:
+                    progress(round_index / rounds, f"round {round_index}/{rounds}: {len(source)}/{len(source)} parents")
+            parts, round_report = [], RejectReport()
+            for out, rejects, epdms, seconds in results:
+                round_report = round_report.merge(rejects)
+                for key, value in seconds.items():
+                    timings[key] = timings.get(key, 0.0) + value
+                if len(out):
+                    parts.append(out)
+                    scores.append(epdms)
+            produced = SceneBatch.concatenate(parts) if parts else None
+            report.rounds.append({"round": round_index, "generated": 0 if produced is None else len(produced),
+                                  **round_report.as_dict()})
+            report.rejects = report.rejects.merge(round_report)
+            if produced is None:
+                break
+            outputs.append(produced)
+            source = produced
+    finally:
+        if close_pool:
+            pool.close()
     if not outputs:
         raise ValueError(
             f"no synthetic scene survived the feasibility checks ({report.rejects.as_dict()['rejected']}); "
@@ -141,6 +180,27 @@ def generate_synthetic(
     report.label_epdms = np.concatenate(scores) if score_labels else None
     report.seconds = timings
     return result, report
+
+
+@dataclass(frozen=True)
+class ChunkTask:
+    """One round's work on one chunk of parents, as an executor task (picklable: module-level
+    class of plain settings). ``task(SceneChunk)`` → ``(scenes, RejectReport, label EPDMS (n,),
+    seconds by phase)``; deterministic in the chunk's scenes (per-parent seeded streams)."""
+
+    config: PerturbationConfig
+    per_parent: int
+    expert: str
+    round_index: int
+    reactive: bool
+    score_labels: bool
+
+    def __call__(self, chunk: SceneChunk | SceneBatch):
+        scenes = chunk.scenes if isinstance(chunk, SceneChunk) else chunk
+        timings = dict.fromkeys(PHASES, 0.0)
+        out, rejects, epdms = _one_chunk(scenes, self.config, self.per_parent, self.expert, self.round_index,
+                                         self.reactive, self.score_labels, timings)
+        return out, rejects, epdms, timings
 
 
 def _one_chunk(chunk, config, per_parent, expert, round_index, reactive, score_labels, timings):
