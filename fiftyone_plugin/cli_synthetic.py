@@ -23,7 +23,8 @@ def register_commands(subparsers) -> None:
     syn.add_argument("--no-render", action="store_true", help="skip BEV rendering")
     syn.add_argument("--executor", default=None,
                      help="serial | process[:N] | ray[:address] for the chunks of parents "
-                          "(default: $AUTOSCALE_EXECUTOR if set, else serial in this process)")
+                          "(default: $AUTOSCALE_EXECUTOR if set, else a local process pool from 400 source "
+                          "scenes on, in this process below that)")
     syn.set_defaults(func=cmd_synthesize)
 
     hard = subparsers.add_parser("hard-split", help="build the navhard-like hard split (perturbed held-out + rare events)")
