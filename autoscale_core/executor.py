@@ -314,6 +314,31 @@ def configured_executor() -> str | None:
     return value
 
 
+EXECUTOR_NAMES = ("serial", "process", "ray")
+
+
+def executor_from_choice(choice: str | None) -> str | None:
+    """The executor spec for a user's choice (form, CLI, plugin argument); ``None`` = in-process.
+
+    ``None``/``""`` → ``AUTOSCALE_EXECUTOR`` if set, else ``None``; ``"serial"`` → ``None``; a bare
+    ``"process"`` / ``"ray"`` takes the worker count / cluster address from ``AUTOSCALE_EXECUTOR``
+    when that names the same executor; ``"process:4"``, ``"ray:auto"`` are used as given.
+    Raises ValueError starting with "executor:" for an unknown name (or Ray not installed).
+    """
+    if choice is None or choice == "":
+        spec = configured_executor()
+    else:
+        spec = str(choice).strip()
+        configured = os.environ.get(EXECUTOR_ENV, "").strip()
+        if spec in EXECUTOR_NAMES and configured.partition(":")[0].lower() == spec:
+            spec = configured
+        try:
+            get_executor(spec)
+        except (ValueError, ImportError) as exc:
+            raise ValueError(f"executor: {exc}") from exc
+    return None if spec is None or spec.lower() == "serial" else spec
+
+
 def resolve_executor(spec: str | Executor | None, num_tasks: int) -> tuple[Executor | None, bool]:
     """For functions with an ``executor=`` argument: ``(executor, close_after)``.
 

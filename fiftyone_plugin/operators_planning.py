@@ -25,7 +25,7 @@ import numpy as np
 import fiftyone as fo
 import fiftyone.operators.types as types
 
-from autoscale_core.executor import configured_executor, get_executor
+from autoscale_core.executor import executor_from_choice
 from autoscale_core.planning import BASELINES, evaluate_planner, load_planner, train_planner
 from autoscale_core.planning.evaluate import baseline_plans, evaluate_trajectories
 
@@ -141,15 +141,7 @@ def evaluate_planner_on_view(
     if len(view) == 0:
         raise ValueError("the view is empty: nothing to evaluate")
     model = _resolve_planner(dataset, planner)
-    if executor is None:
-        executor = configured_executor()
-    elif executor != "serial":
-        try:
-            get_executor(executor)  # reject an unknown name (or Ray not installed) before loading anything
-        except (ValueError, ImportError) as exc:
-            raise ValueError(f"executor: {exc}") from exc
-    if executor == "serial":
-        executor = None
+    executor = executor_from_choice(executor)  # rejects an unknown name before loading anything
     report(0.05, f"loading {len(view)} scenes")
     batch = scenes.load_scenes(view)
     report(0.2, "planning and scoring in closed loop")

@@ -34,6 +34,7 @@ import fiftyone as fo
 import fiftyone.operators.types as types
 from fiftyone import ViewField as F
 
+from autoscale_core.executor import EXECUTOR_NAMES
 from autoscale_core.selection import (
     ClusterMixtureOptimizer,
     CoresetSelector,
@@ -55,7 +56,6 @@ Progress = Callable[[float, str], None]
 TAG_PREFIX = "sel:"
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 ACTIVE_METHODS = ("value_topm", "random", "coreset", "uncertainty")
-EXECUTORS = ("serial", "process", "ray")
 
 
 class SelectionError(ValueError):
@@ -546,7 +546,7 @@ def _budget_input(inputs, ctx, view, label: str = "Budget (scenes)"):
 def _closing_inputs(inputs, ctx, *, closed_loop: bool, overwrite_label: str) -> None:
     if closed_loop:
         inputs.int("steps", default=200, min=1, label="Training steps per closed-loop run")
-        ui.choice_input(inputs, ctx, "executor", [(e, f"{e}: {_EXECUTOR_HELP[e]}") for e in EXECUTORS],
+        ui.choice_input(inputs, ctx, "executor", [(e, f"{e}: {_EXECUTOR_HELP[e]}") for e in EXECUTOR_NAMES],
                      default="process", label="Executor for the training runs")
     inputs.int("seed", default=0, min=0, label="Seed")
     inputs.bool("overwrite", default=False, label=overwrite_label)

@@ -23,7 +23,7 @@ import fiftyone as fo
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from autoscale_core.executor import EXECUTOR_ENV, configured_executor, get_executor
+from autoscale_core.executor import EXECUTOR_ENV, EXECUTOR_NAMES, executor_from_choice
 from autoscale_core.synthetic.generate import MAX_ROUNDS, generate_synthetic
 from autoscale_core.synthetic.hard_split import build_hard_split
 from autoscale_core.synthetic import labels
@@ -34,7 +34,6 @@ from . import scenes, ui
 from .runs import record_run
 
 SYNTHETIC_FIELDS = ("perturb_lateral", "perturb_speed", "perturb_heading", "round", "expert")
-EXECUTORS = ("serial", "process", "ray")
 _EXECUTOR_HELP = {"serial": "chunk after chunk in this process (no worker start-up)",
                   "process": "chunks in parallel worker processes",
                   "ray": "chunks as Ray tasks (local Ray, or the cluster in AUTOSCALE_EXECUTOR)"}
@@ -61,7 +60,7 @@ def validate_synthetic_params(params: dict) -> dict:
         return float(value)
 
     cleaned = {
-        "executor": executor_spec(params.get("executor")),
+        "executor": executor_from_choice(params.get("executor")),
         "scenes_per_parent": integer("scenes_per_parent", 5, 1, 100),
         "rounds": integer("rounds", 1, 1, MAX_ROUNDS),
         "seed": integer("seed", 0, 0, 2**31 - 1),
@@ -89,30 +88,7 @@ def default_executor_choice() -> str:
     """The form's default executor: the name in ``AUTOSCALE_EXECUTOR`` if set, else ``serial``."""
     configured = os.environ.get(EXECUTOR_ENV, "").strip()
     name = configured.partition(":")[0].lower()
-    return name if name in EXECUTORS else "serial"
-
-
-def executor_spec(choice: str | None) -> str | None:
-    """What :func:`generate_synthetic` gets for a form/CLI choice.
-
-    ``None`` → ``AUTOSCALE_EXECUTOR`` if set, else ``None`` (in-process: spawning workers costs
-    more than it saves at a few hundred parents on a small machine); ``"serial"`` → ``None``; a
-    bare ``"process"`` / ``"ray"`` takes the worker count / cluster address from
-    ``AUTOSCALE_EXECUTOR`` when that names the same executor; ``"process:4"``, ``"ray:auto"``
-    are used as given. Raises ValueError naming the input for an unknown executor.
-    """
-    if choice is None or choice == "":
-        spec = configured_executor()
-    else:
-        spec = str(choice).strip()
-        configured = os.environ.get(EXECUTOR_ENV, "").strip()
-        if spec in EXECUTORS and configured.partition(":")[0].lower() == spec:
-            spec = configured
-        try:
-            get_executor(spec)
-        except (ValueError, ImportError) as exc:
-            raise ValueError(f"executor: {exc}") from exc
-    return None if spec is None or spec.lower() == "serial" else spec
+    return name if name in EXECUTOR_NAMES else "serial"
 
 
 def _config(params: dict) -> PerturbationConfig:
@@ -156,7 +132,7 @@ def generate_synthetic_samples(
         executor: ``serial`` (in this process), ``process[:N]`` or ``ray[:address]``; ``None``
             uses ``AUTOSCALE_EXECUTOR`` when set, else a local process pool from
             ``PROCESS_POOL_MIN_PARENTS`` source scenes on and this process below that (see
-            :func:`executor_spec`). The scenes are the same whichever runs them.
+            :func:`~autoscale_core.executor.executor_from_choice`). The scenes are the same whichever runs them.
 
     Returns:
         a summary: counts, rejections by reason, label EPDMS distribution, the run key.
@@ -297,7 +273,7 @@ class GenerateSyntheticScenes(foo.Operator):
         inputs.enum("expert", expert.values(), default="recovery", label="Pseudo-expert", view=expert)
         inputs.int("rounds", default=1, min=1, max=MAX_ROUNDS, label="Rounds (round r perturbs round r-1)")
         inputs.int("seed", default=0, min=0, label="Random seed")
-        ui.choice_input(inputs, ctx, "executor", [(e, f"{e}: {_EXECUTOR_HELP[e]}") for e in EXECUTORS],
+        ui.choice_input(inputs, ctx, "executor", [(e, f"{e}: {_EXECUTOR_HELP[e]}") for e in EXECUTOR_NAMES],
                         default=default_executor_choice(), label="Executor for the chunks of parents",
                         description="same scenes whichever runs them")
         ui.check_form(inputs, lambda: _check_synthetic_form(dict(ctx.params), view))
