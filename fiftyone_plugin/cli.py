@@ -166,6 +166,9 @@ def cmd_app(args) -> int:
     import fiftyone as fo
 
     dataset = _load(args.dataset)
+    # Open-source FiftyOne offers "Schedule" (delegated runs, executed by `fiftyone delegated
+    # launch`) only when legacy orchestrators are allowed; the App server subprocess reads this.
+    os.environ.setdefault("FIFTYONE_ALLOW_LEGACY_ORCHESTRATORS", "true")
     session = fo.launch_app(dataset, port=args.port, address=args.address, remote=args.remote, auto=False)
     print(f"FiftyOne App: {session.url}  (Ctrl+C to stop)", flush=True)
     try:

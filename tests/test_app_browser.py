@@ -1,6 +1,8 @@
 """End to end in the real App: launch the FiftyOne App server on a small scene dataset, drive
 Debian's headless Chromium with Playwright, open the operator browser, run the annotation-queue
-export with its form, and check the result in the dataset (tag, run record, files) and on the page.
+export with its form, and check the result in the dataset (tag, run record, files) and on the page;
+then schedule a delegated "select by value" from its form, run the queue as ``fiftyone delegated
+launch`` does, and find the selection in the dataset and in the Data Engine panel.
 
 Screenshots go to ``artifacts/screenshots/`` (gitignored). Skipped only when Chromium or the
 Playwright Python package is missing (``scripts/test.sh`` installs Chromium with apt).
@@ -55,6 +57,14 @@ def app(fo, dataset_name, road_batch, tmp_path, monkeypatch):
         yield ds, url, home / "queues"
     finally:
         session.close()  # the last session of the port stops the server subprocess
+
+
+@pytest.fixture
+def scheduling_app(monkeypatch, request):
+    """``app`` served with scheduling enabled, as ``autoscale app`` serves it (open-source
+    FiftyOne only offers "Schedule" when legacy orchestrators are allowed)."""
+    monkeypatch.setenv("FIFTYONE_ALLOW_LEGACY_ORCHESTRATORS", "true")  # the server subprocess reads it
+    return request.getfixturevalue("app")
 
 
 def test_export_queue_operator_in_the_app(app):
@@ -118,3 +128,63 @@ def test_export_queue_operator_in_the_app(app):
     rows = [json.loads(line) for line in (queue_dir / "browser-q" / "manifest.jsonl").read_text().splitlines()]
     q = dict(zip(ds.values("scene_id"), ds.values("value_q")))
     assert [r["scene_id"] for r in rows] == sorted(q, key=lambda s: -q[s])  # ranked by value_q, as chosen
+
+
+def test_select_by_value_scheduled_from_the_app_then_run_by_the_delegated_service(scheduling_app):
+    """The long operators are delegated by default: schedule "select by value" from the App's
+    form, run the queue as ``fiftyone delegated launch`` would, and find the selection in the
+    dataset and in the Data Engine panel."""
+    from fiftyone.operators.delegated import DelegatedOperationService
+
+    ds, url, _ = scheduling_app
+    uri = "@autoscale/autoscale/select_active"
+    with chromium_page(CHROMIUM) as page:
+        page.set_default_timeout(60_000)
+        page.goto(url + f"datasets/{ds.name}")
+        page.get_by_text("value_q", exact=True).first.wait_for(timeout=90_000)
+        dismiss = page.get_by_role("button", name="Dismiss")
+        if dismiss.count():
+            dismiss.first.click()
+        page.locator("body").click(position={"x": 800, "y": 10})
+        page.keyboard.press("`")
+        page.wait_for_timeout(800)
+        page.keyboard.type("select by value")
+        page.get_by_text("AutoScale: select by value").first.click()
+        page.wait_for_selector("text=Selection name")
+        page.wait_for_timeout(800)
+        page.locator("input[value='active-1'], input[value^='active']").first.fill("browser-top")
+        budget = page.locator("input[type='number']").first
+        budget.fill("3")
+        page.wait_for_timeout(1500)  # the dynamic form re-resolves and validates
+        screenshot(page, "10_select_form")
+        # Delegated by default: the form's main button schedules the run.
+        page.get_by_role("button", name="Schedule").first.click()
+        page.wait_for_timeout(2000)
+        screenshot(page, "13_scheduled")
+
+    queued = DelegatedOperationService().get_queued_operations(operator=uri, dataset_name=ds.name)
+    assert len(queued) == 1, "the App scheduled exactly one delegated select_active run"
+    assert queued[0].context.request_params["params"]["name"] == "browser-top"
+    results = DelegatedOperationService().execute_queued_operations(operator=uri, dataset_name=ds.name)
+    assert len(results) == 1 and results[0].error is None, results[0].error
+
+    ds.reload()
+    q = dict(zip(ds.values("scene_id"), ds.values("value_q")))
+    top = sorted(q, key=lambda s: -q[s])[:3]
+    assert sorted(ds.match_tags("sel:browser-top").values("scene_id")) == sorted(top)
+    assert ds.has_saved_view("browser-top") and ds.has_run("sel_browser_top")
+
+    with chromium_page(CHROMIUM) as page:  # a fresh page: the panel reads the finished run
+        page.set_default_timeout(60_000)
+        page.goto(url + f"datasets/{ds.name}")
+        page.get_by_text("value_q", exact=True).first.wait_for(timeout=90_000)
+        dismiss = page.get_by_role("button", name="Dismiss")
+        if dismiss.count():
+            dismiss.first.click()
+        page.wait_for_timeout(1000)
+        screenshot(page, "14_fresh_page")
+        page.locator("[data-cy='new-panel-btn'], [title='New panel']").first.click()
+        page.get_by_text("AutoScale Data Engine").first.click()
+        page.get_by_text("Recent runs").first.wait_for()
+        page.get_by_text("sel_browser_top").first.wait_for()
+        screenshot(page, "15_panel_after_delegated_run")
