@@ -274,6 +274,11 @@ class TrainPlanner(ui.DelegatedOperator):
         return types.Property(outputs)
 
 
+_EXECUTOR_HELP = {"serial": "in this process (keeps the per-scene EP reference cache warm)",
+                  "process": "chunks of scenes in parallel worker processes",
+                  "ray": "chunks as Ray tasks (local Ray, or the cluster in AUTOSCALE_EXECUTOR)"}
+
+
 class EvaluatePlanner(ui.DelegatedOperator):
     _name, _label, _icon = "evaluate_planner", "AutoScale: evaluate a planner in closed loop", "speed"
     _description = "EPDMS, sub-scores, L2 and collisions per scene, written as eval_<key>_* fields"
@@ -305,6 +310,8 @@ class EvaluatePlanner(ui.DelegatedOperator):
             inputs.view("key_note", types.Notice(label=f"eval_{key}_* exist: the target's values are replaced"))
         inputs.bool("reactive", default=False, label="Reactive agents (IDM)",
                     description="other agents react to the ego instead of replaying their logs")
+        ui.executor_input(inputs, ctx, _EXECUTOR_HELP, label="Executor for scoring chunks of scenes",
+                          description="same scores whichever runs them")
         ui.check_form(inputs, lambda: _check_eval_form(dataset, view, planner))
         return types.Property(inputs, view=types.View(label="Evaluate a planner"))
 
@@ -313,7 +320,7 @@ class EvaluatePlanner(ui.DelegatedOperator):
         view = ctx.target_view()
         out = evaluate_planner_on_view(view, p.get("planner") or _default_planner(ctx.dataset),
                                        key=p.get("key") or None, reactive=bool(p.get("reactive", False)),
-                                       progress=ui.progress_reporter(ctx))
+                                       executor=p.get("executor"), progress=ui.progress_reporter(ctx))
         field = f"{out['run']}_epdms"
         num_scenes = int(out.get("num_scenes", len(view)))
         ui.finish(ctx, f"EPDMS {out['epdms']:.3f} on {num_scenes} scenes: wrote {out['run']}_* fields "

@@ -34,7 +34,6 @@ import fiftyone as fo
 import fiftyone.operators.types as types
 from fiftyone import ViewField as F
 
-from autoscale_core.executor import EXECUTOR_NAMES
 from autoscale_core.selection import (
     ClusterMixtureOptimizer,
     CoresetSelector,
@@ -546,8 +545,7 @@ def _budget_input(inputs, ctx, view, label: str = "Budget (scenes)"):
 def _closing_inputs(inputs, ctx, *, closed_loop: bool, overwrite_label: str) -> None:
     if closed_loop:
         inputs.int("steps", default=200, min=1, label="Training steps per closed-loop run")
-        ui.choice_input(inputs, ctx, "executor", [(e, f"{e}: {_EXECUTOR_HELP[e]}") for e in EXECUTOR_NAMES],
-                     default="process", label="Executor for the training runs")
+        ui.executor_input(inputs, ctx, _EXECUTOR_HELP, default="process", label="Executor for the training runs")
     inputs.int("seed", default=0, min=0, label="Seed")
     inputs.bool("overwrite", default=False, label=overwrite_label)
 

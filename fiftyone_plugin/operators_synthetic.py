@@ -13,7 +13,6 @@ scene never lands in train.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Callable
 
@@ -23,7 +22,7 @@ import fiftyone as fo
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from autoscale_core.executor import EXECUTOR_ENV, EXECUTOR_NAMES, executor_from_choice
+from autoscale_core.executor import executor_from_choice
 from autoscale_core.synthetic.generate import MAX_ROUNDS, generate_synthetic
 from autoscale_core.synthetic.hard_split import build_hard_split
 from autoscale_core.synthetic import labels
@@ -82,13 +81,6 @@ def validate_synthetic_params(params: dict) -> dict:
 # named: 400 parents x 5 took 11.5 s in-process vs 6.9 s with process:2 on 2 idle cores
 # (benchmarks/bench_synthetic.py); below it, worker start-up eats the gain.
 PROCESS_POOL_MIN_PARENTS = 400
-
-
-def default_executor_choice() -> str:
-    """The form's default executor: the name in ``AUTOSCALE_EXECUTOR`` if set, else ``serial``."""
-    configured = os.environ.get(EXECUTOR_ENV, "").strip()
-    name = configured.partition(":")[0].lower()
-    return name if name in EXECUTOR_NAMES else "serial"
 
 
 def _config(params: dict) -> PerturbationConfig:
@@ -273,9 +265,8 @@ class GenerateSyntheticScenes(foo.Operator):
         inputs.enum("expert", expert.values(), default="recovery", label="Pseudo-expert", view=expert)
         inputs.int("rounds", default=1, min=1, max=MAX_ROUNDS, label="Rounds (round r perturbs round r-1)")
         inputs.int("seed", default=0, min=0, label="Random seed")
-        ui.choice_input(inputs, ctx, "executor", [(e, f"{e}: {_EXECUTOR_HELP[e]}") for e in EXECUTOR_NAMES],
-                        default=default_executor_choice(), label="Executor for the chunks of parents",
-                        description="same scenes whichever runs them")
+        ui.executor_input(inputs, ctx, _EXECUTOR_HELP, label="Executor for the chunks of parents",
+                          description="same scenes whichever runs them")
         ui.check_form(inputs, lambda: _check_synthetic_form(dict(ctx.params), view))
         return types.Property(inputs, view=types.View(label="Generate synthetic scenes"))
 

@@ -215,6 +215,19 @@ def choice_input(inputs: types.Object, ctx, name: str, choices: list[tuple[str, 
     return chosen
 
 
+def executor_input(inputs: types.Object, ctx, help_by_name: dict[str, str], *, label: str,
+                   description: str = "", default: str | None = None) -> str:
+    """The executor dropdown (serial / process / ray, each with its help text); the default is
+    ``default`` or else the executor named in ``AUTOSCALE_EXECUTOR``, else ``serial``."""
+    from autoscale_core.executor import EXECUTOR_NAMES, configured_executor
+
+    if default is None:
+        configured = (configured_executor() or "").partition(":")[0].lower()
+        default = configured if configured in EXECUTOR_NAMES else "serial"
+    return choice_input(inputs, ctx, "executor", [(e, f"{e}: {help_by_name[e]}") for e in EXECUTOR_NAMES],
+                        default=default, label=label, description=description)
+
+
 class DelegatedOperator(foo.Operator):
     """Base of the long-running operators: dynamic form, immediate or delegated, delegated by default.
 

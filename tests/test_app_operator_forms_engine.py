@@ -113,11 +113,14 @@ def test_train_planner_form_rejects_bad_inputs(road_dataset):
     assert not planner_dir(ds).exists()
 
 
-def test_evaluate_planner_form_and_baseline_run(road_dataset):
+def test_evaluate_planner_form_and_baseline_run(road_dataset, monkeypatch):
     from fiftyone_plugin.operators_planning import EvaluatePlanner
 
+    monkeypatch.delenv("AUTOSCALE_EXECUTOR", raising=False)
     ds = road_dataset
     props = _form(EvaluatePlanner, ds, {})
+    assert set(props["executor"].type.values) == {"serial", "process", "ray"} and props["executor"].default == "serial"
+    _rejects("evaluate_planner", ds, {"planner": "rule", "executor": "dask"}, "executor: 'dask' is not one of")
     assert "view_target" in props and "error" not in props
     assert props["planner"].type.values == ["constant_velocity", "logged_expert", "rule"]  # no training runs yet
     assert props["planner"].default == "rule"
