@@ -59,6 +59,16 @@ def app(fo, dataset_name, road_batch, tmp_path, monkeypatch):
         session.close()  # the last session of the port stops the server subprocess
 
 
+def _open_dataset(page, url: str, ds) -> None:
+    """Open the dataset in the App and wait until the sidebar lists our fields."""
+    page.set_default_timeout(60_000)
+    page.goto(url + f"datasets/{ds.name}")
+    page.get_by_text("value_q", exact=True).first.wait_for(timeout=90_000)
+    dismiss = page.get_by_role("button", name="Dismiss")
+    if dismiss.count():
+        dismiss.first.click()
+
+
 @pytest.fixture
 def scheduling_app(monkeypatch, request):
     """``app`` served with scheduling enabled, as ``autoscale app`` serves it (open-source
@@ -70,12 +80,7 @@ def scheduling_app(monkeypatch, request):
 def test_export_queue_operator_in_the_app(app):
     ds, url, queue_dir = app
     with chromium_page(CHROMIUM) as page:
-        page.set_default_timeout(60_000)
-        page.goto(url + f"datasets/{ds.name}")
-        page.get_by_text("value_q", exact=True).first.wait_for(timeout=90_000)  # the sidebar lists our fields
-        dismiss = page.get_by_role("button", name="Dismiss")
-        if dismiss.count():
-            dismiss.first.click()
+        _open_dataset(page, url, ds)
         page.wait_for_timeout(1000)  # let the grid draw its thumbnails
         screenshot(page, "01_dataset")
 
@@ -139,12 +144,7 @@ def test_select_by_value_scheduled_from_the_app_then_run_by_the_delegated_servic
     ds, url, _ = scheduling_app
     uri = "@autoscale/autoscale/select_active"
     with chromium_page(CHROMIUM) as page:
-        page.set_default_timeout(60_000)
-        page.goto(url + f"datasets/{ds.name}")
-        page.get_by_text("value_q", exact=True).first.wait_for(timeout=90_000)
-        dismiss = page.get_by_role("button", name="Dismiss")
-        if dismiss.count():
-            dismiss.first.click()
+        _open_dataset(page, url, ds)
         page.locator("body").click(position={"x": 800, "y": 10})
         page.keyboard.press("`")
         page.wait_for_timeout(800)
@@ -175,12 +175,7 @@ def test_select_by_value_scheduled_from_the_app_then_run_by_the_delegated_servic
     assert ds.has_saved_view("browser-top") and ds.has_run("sel_browser_top")
 
     with chromium_page(CHROMIUM) as page:  # a fresh page: the panel reads the finished run
-        page.set_default_timeout(60_000)
-        page.goto(url + f"datasets/{ds.name}")
-        page.get_by_text("value_q", exact=True).first.wait_for(timeout=90_000)
-        dismiss = page.get_by_role("button", name="Dismiss")
-        if dismiss.count():
-            dismiss.first.click()
+        _open_dataset(page, url, ds)
         page.wait_for_timeout(1000)
         screenshot(page, "14_fresh_page")
         page.locator("[data-cy='new-panel-btn'], [title='New panel']").first.click()
