@@ -30,13 +30,15 @@ import fiftyone as fo
 import fiftyone.operators.types as types
 
 from autoscale_core.representation import KnnIndex, SceneClusterer
-from autoscale_core.representation.pipeline import METHODS, embed_scenes, value_scores
+from autoscale_core.representation.pipeline import (METHODS, STREAMED_METHODS, embed_scenes, embed_scenes_streamed,
+                                                   value_scores)
 
 from . import scenes, ui
 from .runs import list_runs, record_run
 
 Progress = Callable[[float, str], None]
 VIZ_METHODS = ("auto", "pca", "tsne")
+STREAM_ABOVE = 50_000  # larger views are embedded chunk by chunk (a 50k-scene batch is ≈ 1.5 GB)
 
 
 def _root(view) -> fo.Dataset:
@@ -73,9 +75,13 @@ def _planner_for(view, train_mask, planner_path, planner_steps, seed, batch):
 def compute_scene_embeddings(
     view: fo.Dataset | fo.DatasetView, method: str = "graph_rae", *, seed: int = 0, steps: int | None = None,
     mc_samples: int = 10, planner_path: str | None = None, planner_steps: int = 300, viz_method: str = "auto",
-    brain: bool = True, progress: Progress | None = None,
+    brain: bool = True, progress: Progress | None = None, stream_above: int = STREAM_ABOVE,
 ) -> dict:
-    """Embed the scenes of ``view`` with ``method`` and write ``emb_<method>`` (see module docstring)."""
+    """Embed the scenes of ``view`` with ``method`` and write ``emb_<method>`` (see module docstring).
+
+    Views of more than ``stream_above`` scenes are embedded chunk by chunk from the scene store
+    (:func:`~autoscale_core.representation.pipeline.embed_scenes_streamed`: bounded memory;
+    hand-crafted and Graph-RAE only — "error_pattern" then raises ValueError)."""
     _check_method(method)
     if viz_method not in VIZ_METHODS:
         raise ValueError(f"viz_method: {viz_method!r} is not one of {VIZ_METHODS}")
@@ -85,16 +91,26 @@ def compute_scene_embeddings(
     dataset = _root(view)
     if len(view) < 2:
         raise ValueError(f"the view of dataset {dataset.name!r} has {len(view)} scene(s); at least 2 are needed")
-    report(0.0, f"loading {len(view)} scenes")
-    batch = scenes.load_scenes(view)
-    scene_ids = [str(s) for s in batch.meta["scene_id"]]
     train_mask = _train_mask(view)
     planner, planner_info = (None, {})
-    if method == "error_pattern":
-        report(0.02, "preparing the planner")
-        planner, planner_info = _planner_for(view, train_mask, planner_path, planner_steps, seed, batch)
-    res = embed_scenes(batch, method, planner=planner, train_mask=train_mask, seed=seed, steps=steps,
-                       mc_samples=mc_samples, progress=lambda f, m: report(0.05 + 0.7 * f, m))
+    embed_progress = lambda f, m: report(0.05 + 0.7 * f, m)  # noqa: E731
+    if len(view) > stream_above:
+        if method not in STREAMED_METHODS:
+            raise ValueError(f"method {method!r} needs the whole view in memory; this view has {len(view)} scenes "
+                             f"(more than {stream_above}): use one of {STREAMED_METHODS} or a smaller view")
+        view_ids, load = scenes.scene_loader(view)
+        scene_ids = [str(s) for s in view_ids]
+        res = embed_scenes_streamed(load, len(scene_ids), method, train_mask=train_mask, seed=seed, steps=steps,
+                                    mc_samples=mc_samples, progress=embed_progress)
+    else:
+        report(0.0, f"loading {len(view)} scenes")
+        batch = scenes.load_scenes(view)
+        scene_ids = [str(s) for s in batch.meta["scene_id"]]
+        if method == "error_pattern":
+            report(0.02, "preparing the planner")
+            planner, planner_info = _planner_for(view, train_mask, planner_path, planner_steps, seed, batch)
+        res = embed_scenes(batch, method, planner=planner, train_mask=train_mask, seed=seed, steps=steps,
+                           mc_samples=mc_samples, progress=embed_progress)
     report(0.8, "building the faiss index")
     index = KnnIndex().fit(res.embeddings)
     out_dir = repr_dir(dataset, method)

@@ -398,12 +398,20 @@ def _in_view(points: np.ndarray, margin: float = 0.1) -> np.ndarray:
 # ---------------------------------------------------------------------------------- read / write
 def load_scenes(view: fo.Dataset | fo.DatasetView) -> SceneBatch:
     """The scene arrays of ``view``'s samples, in the view's order."""
+    scene_ids, load = scene_loader(view)
+    return load(np.arange(len(scene_ids)))
+
+
+def scene_loader(view: fo.Dataset | fo.DatasetView) -> tuple[list[str], Callable[[np.ndarray], SceneBatch]]:
+    """``(scene_ids, load)`` for reading a large view in pieces: ``load(rows)`` returns the scenes
+    at positions ``rows`` of the view's order (from the memory-mapped scene store)."""
     scene_ids = view.values("scene_id")
     if not scene_ids:
         raise SceneDatasetError(f"view of dataset {_root(view).name!r} has no samples to load")
     if any(s is None for s in scene_ids):
         raise SceneDatasetError(f"some samples of dataset {_root(view).name!r} have no scene_id")
-    return get_store(view).load(scene_ids)
+    store = get_store(view)
+    return scene_ids, lambda rows: store.load([scene_ids[int(i)] for i in rows])
 
 
 def write_scene_fields(

@@ -79,3 +79,64 @@ def test_value_scorer_rejects_a_mismatched_index_or_neighbours():
     dist, idx = scorer.index_.search(normalize_embeddings(x), 5)
     with pytest.raises(ValueError, match="neighbours must be"):
         scorer.score(x, exclude_self=True, neighbours=(dist, idx))  # needs k + 1 columns
+
+
+# ------------------------------------------------------------------ embedding large views in chunks
+@pytest.fixture(scope="module")
+def world_scenes():
+    from autoscale_core.world import generate_world
+
+    return generate_world(30, seed=4)
+
+
+def _recording_loader(batch, calls):
+    def load(rows):
+        calls.append(len(rows))
+        return batch.subset(np.asarray(rows))
+    return load
+
+
+def test_streamed_handcrafted_embedding_equals_in_memory(world_scenes):
+    from autoscale_core.representation.pipeline import embed_scenes, embed_scenes_streamed
+
+    train = np.arange(30) < 20
+    whole = embed_scenes(world_scenes, "handcrafted", train_mask=train)
+    calls = []
+    streamed = embed_scenes_streamed(_recording_loader(world_scenes, calls), 30, "handcrafted", train_mask=train, chunk=7)
+    assert max(calls) <= 7 and sum(calls) == 30  # never more than one chunk of scenes in memory
+    np.testing.assert_array_equal(streamed.embeddings, whole.embeddings)
+    np.testing.assert_array_equal(streamed.safety, whole.safety)
+
+
+def test_streamed_graph_rae_embedding_matches_in_memory(world_scenes):
+    from autoscale_core.representation.pipeline import embed_scenes, embed_scenes_streamed
+
+    whole = embed_scenes(world_scenes, "graph_rae", steps=3, mc_samples=2, seed=1)
+    calls = []
+    streamed = embed_scenes_streamed(_recording_loader(world_scenes, calls), 30, "graph_rae", steps=3, mc_samples=2,
+                                     seed=1, chunk=8)
+    assert calls[0] == 30 and max(calls[1:]) <= 8  # the fit set (<= fit_max), then chunks
+    np.testing.assert_allclose(streamed.embeddings, whole.embeddings, atol=1e-5)
+    assert streamed.mc_samples.shape == whole.mc_samples.shape == (2, 30, whole.embeddings.shape[1])
+    with pytest.raises(ValueError, match="streamed embedding supports"):
+        embed_scenes_streamed(_recording_loader(world_scenes, []), 30, "error_pattern")
+
+
+def test_large_view_is_embedded_chunk_by_chunk_in_fiftyone(fo, dataset_name, autoscale_home, world_scenes):
+    from fiftyone_plugin import scenes
+    from fiftyone_plugin.operators_repr import compute_scene_embeddings
+    from fiftyone_plugin.runs import get_run
+
+    ds = scenes.create_scene_dataset(dataset_name("stream"), world_scenes, render_images=False)
+    try:
+        whole = compute_scene_embeddings(ds, "handcrafted", brain=False)
+        expected = np.stack(ds.values("emb_handcrafted"))
+        assert "streamed_chunk" not in get_run(ds, "emb_handcrafted")["config"]
+        streamed = compute_scene_embeddings(ds, "handcrafted", brain=False, stream_above=10)
+        assert streamed["num_scenes"] == whole["num_scenes"] == 30
+        assert get_run(ds, "emb_handcrafted")["config"]["streamed_chunk"] > 0
+        np.testing.assert_array_equal(np.stack(ds.values("emb_handcrafted")), expected)
+        with pytest.raises(ValueError, match="needs the whole view in memory"):
+            compute_scene_embeddings(ds, "error_pattern", stream_above=10)
+    finally:
+        scenes.delete_scene_dataset(ds.name)

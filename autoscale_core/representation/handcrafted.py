@@ -56,7 +56,11 @@ class HandcraftedFeatures:
         self.scale_: np.ndarray | None = None
 
     def fit(self, batch: SceneBatch) -> "HandcraftedFeatures":
-        raw = self.raw(batch).astype(np.float64)
+        return self.fit_raw(self.raw(batch))
+
+    def fit_raw(self, raw: np.ndarray) -> "HandcraftedFeatures":
+        """Fit on (S, F) raw features (from :meth:`raw`), e.g. gathered chunk by chunk."""
+        raw = np.asarray(raw, dtype=np.float64)
         self.mean_ = raw.mean(0)
         std = raw.std(0)
         # Constant columns (std at float32 round-off level) are centred but not scaled.
@@ -64,9 +68,13 @@ class HandcraftedFeatures:
         return self
 
     def transform(self, batch: SceneBatch) -> np.ndarray:
+        return self.transform_raw(self.raw(batch))
+
+    def transform_raw(self, raw: np.ndarray) -> np.ndarray:
+        """(S, F) float32 standardized features from (S, F) raw features."""
         if self.mean_ is None:
             raise RuntimeError("HandcraftedFeatures is not fitted: call fit(batch) first")
-        return ((self.raw(batch) - self.mean_) / self.scale_).astype(np.float32)
+        return ((raw - self.mean_) / self.scale_).astype(np.float32)
 
     def fit_transform(self, batch: SceneBatch) -> np.ndarray:
         return self.fit(batch).transform(batch)

@@ -1,7 +1,8 @@
 """End-to-end helpers shared by the benchmarks, the FiftyOne operators and the CLI.
 
 ``embed_scenes`` runs one encoder (fit on the training rows, transform all rows) and, where the
-method has dropout, K MC-dropout embeddings for U; ``scene_safety`` gives each scene's safety
+method has dropout, K MC-dropout embeddings for U; ``embed_scenes_streamed`` does the same for
+views too large to hold in memory, loading at most ``chunk`` scenes at a time; ``scene_safety`` gives each scene's safety
 criticality; ``value_scores`` fits :class:`ValueScorer` on the training rows and scores all rows.
 """
 
@@ -104,6 +105,60 @@ def embed_scenes(batch: SceneBatch, method: str, *, planner=None, train_mask=Non
             config["mc_source"] = "encoder MC-dropout"
     config.update(steps=steps or 200, final_loss=model.history_[-1])
     return EmbeddingResult(method, emb, mc, descriptors, config, model)
+
+
+STREAM_CHUNK = 20_000  # scenes loaded at once by embed_scenes_streamed (≈ 0.6 GB of scene arrays)
+STREAMED_METHODS = ("handcrafted", "graph_rae")
+
+
+def embed_scenes_streamed(load: Callable[[np.ndarray], SceneBatch], num_scenes: int, method: str, *, train_mask=None,
+                          seed: int = 0, steps: int | None = None, mc_samples: int = 10,
+                          num_threads: int | None = None, chunk: int = STREAM_CHUNK, fit_max: int = STREAM_CHUNK,
+                          progress: Callable[[float, str], None] | None = None, **params) -> EmbeddingResult:
+    """:func:`embed_scenes` with bounded memory: ``load(rows)`` returns the scenes at positions
+    ``rows`` (int array, at most ``chunk`` of them), called chunk by chunk.
+
+    "handcrafted": raw features are gathered per chunk and standardized with the training rows'
+    statistics — the same embeddings as :func:`embed_scenes`. "graph_rae": fitted on the training
+    rows (a seeded sample of ``fit_max`` of them when there are more), then each chunk is
+    encoded; chunk i's MC-dropout samples use seed ``seed + i``. "error_pattern" is not streamed
+    (its encoder trains on every scene's planner error windows).
+    """
+    if method not in STREAMED_METHODS:
+        raise ValueError(f"streamed embedding supports {STREAMED_METHODS}, not {method!r}; embed a smaller view")
+    if num_scenes < 2:
+        raise ValueError(f"need at least 2 scenes to embed, got {num_scenes}")
+    if chunk < 1 or fit_max < 2:
+        raise ValueError(f"chunk must be >= 1 and fit_max >= 2, got {chunk} and {fit_max}")
+    report = progress or (lambda f, m: None)
+    rows = _train_rows(num_scenes, train_mask)
+    starts = range(0, num_scenes, chunk)
+    config = {"method": method, "seed": seed, "num_train": int(len(rows)), "mc_samples": mc_samples,
+              "streamed_chunk": chunk, **params}
+    if method == "handcrafted":
+        raw, safety = [], []
+        for i, start in enumerate(starts):
+            part = load(np.arange(start, min(num_scenes, start + chunk)))
+            raw.append(HandcraftedFeatures.raw(part))
+            safety.append(scene_safety(part))
+            report(0.9 * (i + 1) / len(starts), f"hand-crafted features: {min(num_scenes, start + chunk)}/{num_scenes}")
+        raw = np.concatenate(raw)
+        model = HandcraftedFeatures().fit_raw(raw[rows])
+        return EmbeddingResult(method, model.transform_raw(raw), None, np.concatenate(safety), config, model)
+    fit_rows = rows if len(rows) <= fit_max else np.sort(np.random.default_rng(seed).choice(rows, fit_max, replace=False))
+    report(0.02, f"training Graph-RAE on {len(fit_rows)} scenes")
+    model = GraphRAE(num_threads=num_threads, **params).fit(load(fit_rows), steps=steps or 150, seed=seed)
+    embeddings, samples, safety = [], [], []
+    for i, start in enumerate(starts):
+        part = load(np.arange(start, min(num_scenes, start + chunk)))
+        embeddings.append(model.transform(part))
+        if mc_samples >= 2:
+            samples.append(model.sample(part, mc_samples, seed=seed + i))
+        safety.append(scene_safety(part))
+        report(0.3 + 0.7 * (i + 1) / len(starts), f"embedding scenes: {min(num_scenes, start + chunk)}/{num_scenes}")
+    config.update(steps=steps or 150, final_loss=model.history_[-1], num_fit=int(len(fit_rows)))
+    mc = np.concatenate(samples, axis=1) if samples else None
+    return EmbeddingResult(method, np.concatenate(embeddings), mc, np.concatenate(safety), config, model)
 
 
 def value_scores(embeddings, safety, *, train_mask=None, mc_samples=None, alpha_s: float = 1.0, alpha_r: float = 1.0,
