@@ -44,8 +44,10 @@ __all__ = [
     "get_executor",
     "resolve_executor",
     "configured_executor",
+    "executor_from_choice",
     "SceneChunk",
     "EXECUTOR_ENV",
+    "EXECUTOR_NAMES",
 ]
 
 EXECUTOR_ENV = "AUTOSCALE_EXECUTOR"
