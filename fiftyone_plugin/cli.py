@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import os
 import sys
 from typing import Sequence
@@ -90,6 +91,20 @@ def _load(name: str):
 
 def _progress(fraction: float, message: str) -> None:
     print(f"  [{fraction * 100:5.1f}%] {message}", flush=True)
+
+
+def run_step(fn, *args, errors: tuple[type[Exception], ...] = (ValueError,), **kwargs) -> int:
+    """Run a plugin step with CLI progress and print its summary as JSON. ``errors`` (and a
+    :class:`~autoscale_core.executor.TaskError` from the executor) become a CommandError: a
+    message without a traceback and a non-zero exit code."""
+    from autoscale_core.executor import TaskError
+
+    try:
+        summary = fn(*args, progress=_progress, **kwargs)
+    except (*errors, TaskError) as exc:
+        raise CommandError(str(exc)) from exc
+    print(json.dumps(summary, indent=2, default=str))
+    return 0
 
 
 def _print_summary(dataset) -> None:

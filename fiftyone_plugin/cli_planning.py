@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import json
 
-from .cli import CommandError, _load, _progress
+from .cli import CommandError, _load, run_step
 
 
 def register_commands(subparsers) -> None:
@@ -44,28 +43,17 @@ def _view(args):
     return view
 
 
-def _run(fn, *args, **kwargs) -> int:
-    from autoscale_core.executor import TaskError
-
-    try:
-        summary = fn(*args, progress=_progress, **kwargs)
-    except (ValueError, TaskError) as exc:
-        raise CommandError(str(exc)) from exc
-    print(json.dumps(summary, indent=2, default=str))
-    return 0
-
-
 def cmd_train(args) -> int:
     from .operators_planning import train_planner_on_view
 
     if args.steps is not None and args.steps < 1:
         raise CommandError(f"--steps must be >= 1, got {args.steps}")
-    return _run(train_planner_on_view, _view(args), planner=args.planner, key=args.key, steps=args.steps,
+    return run_step(train_planner_on_view, _view(args), planner=args.planner, key=args.key, steps=args.steps,
                 seed=args.seed, weight_field=args.weight_field, device=args.device)
 
 
 def cmd_evaluate(args) -> int:
     from .operators_planning import evaluate_planner_on_view
 
-    return _run(evaluate_planner_on_view, _view(args), args.planner, key=args.key, reactive=args.reactive,
+    return run_step(evaluate_planner_on_view, _view(args), args.planner, key=args.key, reactive=args.reactive,
                 executor=args.executor)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from .cli import CommandError, _load, _progress
+from .cli import CommandError, _load, run_step
 
 
 def _candidates(dataset, args):
@@ -92,14 +92,8 @@ def register_commands(subparsers) -> None:
 
 def _run(fn, *args, **kwargs) -> int:
     from .operators_selection import SelectionError
-    from autoscale_core.selection import TaskError
 
-    try:
-        summary = fn(*args, progress=_progress, **kwargs)
-    except (SelectionError, TaskError) as exc:
-        raise CommandError(str(exc)) from exc
-    print(json.dumps(summary, indent=2, default=str))
-    return 0
+    return run_step(fn, *args, errors=(SelectionError,), **kwargs)
 
 
 def _closed_loop_kwargs(args) -> dict:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from .cli import CommandError, _load, _progress
+from .cli import CommandError, _load, run_step
 
 
 def register_commands(subparsers) -> None:
@@ -53,22 +53,13 @@ def _source_view(dataset, source: str, split: str | None, limit: int | None):
 
 
 def cmd_synthesize(args) -> int:
-    from autoscale_core.executor import TaskError
-
     from .operators_synthetic import generate_synthetic_samples
 
     dataset = _load(args.dataset)
     view = _source_view(dataset, args.source, args.split, args.limit)
-    try:
-        summary = generate_synthetic_samples(
-            view, scenes_per_parent=args.scenes_per_parent, lateral_range=tuple(args.lateral),
-            speed_range=tuple(args.speed), expert=args.expert, rounds=args.rounds, seed=args.seed,
-            render=not args.no_render, progress=_progress, executor=args.executor,
-        )
-    except (ValueError, TaskError) as exc:
-        raise CommandError(str(exc)) from exc
-    print(json.dumps(summary, indent=2))
-    return 0
+    return run_step(generate_synthetic_samples, view, scenes_per_parent=args.scenes_per_parent,
+                    lateral_range=tuple(args.lateral), speed_range=tuple(args.speed), expert=args.expert,
+                    rounds=args.rounds, seed=args.seed, render=not args.no_render, executor=args.executor)
 
 
 def cmd_hard_split(args) -> int:
