@@ -6,14 +6,13 @@ what they say and show it in the App (notification + view)."""
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 
-URI = "@autoscale/autoscale/{}"
+from operator_form_helpers import _app_calls, _execute, _form, _rejects
 
 
 pytestmark = pytest.mark.usefixtures("plugin_link")
@@ -30,61 +29,6 @@ def road_dataset(fo, dataset_name, autoscale_home, road_batch):
     scenes.write_scene_fields(ds, {"split": ["train"] * 6 + ["val"] * 2,
                                    "w": [1.0, 1.0, -1.0, 1.0, 1.0, 1.0, 1.0, 1.0]}, scene_ids=ids)
     return ds
-
-
-def _execute(op: str, dataset, params: dict, **ctx):
-    import fiftyone.operators as foo
-
-    return foo.execute_operator(URI.format(op), ctx={"dataset": dataset.name, "params": params, **ctx},
-                                request_delegation=False)
-
-
-def _form(op_cls, dataset, params: dict, **request):
-    """The form the App would show for ``params`` (system view-target input included)."""
-    from fiftyone.operators.executor import ExecutionContext
-
-    request = {"params": params, "dataset_name": dataset.name, **request}
-    return op_cls().resolve_type(ExecutionContext(request), "inputs").type.properties
-
-
-def _app_calls(result, dataset) -> dict:
-    """What the operator asked the App to do: {"notify": message, "set_view": view or saved-view name}."""
-    import fiftyone as fo
-
-    calls = {}
-    for request in result.executor.to_json()["requests"]:
-        name, params = request["operator_uri"].split("/")[-1], request["params"] or {}
-        if name == "notify":
-            calls[name] = params["message"]
-        elif name == "set_view":
-            calls[name] = params.get("name") or fo.DatasetView._build(dataset, params["view"])
-        else:
-            calls[name] = params
-    return calls
-
-
-def snapshot(dataset) -> dict:
-    """Counts, schema, a hash of every stored sample document, tags, runs, saved views."""
-    import bson
-
-    dataset.reload()
-    digest = hashlib.sha1()
-    for doc in dataset._sample_collection.find({}, sort=[("_id", 1)]):
-        doc.pop("last_modified_at", None)
-        digest.update(bson.encode(doc))
-    return {"count": len(dataset), "schema": {k: str(v) for k, v in dataset.get_field_schema().items()},
-            "hash": digest.hexdigest(), "tags": dataset.count_sample_tags(), "runs": sorted(dataset.list_runs()),
-            "views": sorted(dataset.list_saved_views())}
-
-
-def _rejects(op: str, dataset, params: dict, message: str, **ctx) -> None:
-    """Execution fails with a validation error whose reason contains ``message``; nothing changes."""
-    before = snapshot(dataset)
-    with pytest.raises(Exception) as info:
-        _execute(op, dataset, params, **ctx)
-    text = str(info.value)
-    assert "Validation error" in text and message in text, text
-    assert snapshot(dataset) == before
 
 
 def _error(props, name: str = "error") -> str:
