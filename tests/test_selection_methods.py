@@ -49,7 +49,7 @@ def test_mosaic_beats_random_where_domains_differ_in_value():
     pool, domains, importance = _pool()
     oracle = _oracle(domains, importance)
     budget = 80
-    result = MosaicSelector(oracle, executor=SerialExecutor(), seeds=(0, 1)).select(pool, budget)
+    result = MosaicSelector(oracle, executor=SerialExecutor(), seeds=(0, 1), ranking="failures_first").select(pool, budget)
     assert result.budget == budget and len(set(result.scene_ids)) == budget
     assert sum(result.allocation.values()) == budget
     assert result.allocation["d0"] > result.allocation["d2"] >= result.allocation["d3"]

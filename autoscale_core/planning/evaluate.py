@@ -136,15 +136,20 @@ _REFERENCE_CACHE_LIMIT = 500_000
 
 
 def reference_progress(batch: SceneBatch) -> np.ndarray:
-    """(S,) EP denominators (m) from the rule planner, cached per scene (id + t0 ego state)."""
+    """(S,) EP denominators (m) from the rule planner: the values stored in ``batch.meta`` by
+    ``sim.scoring.precompute_reference_progress`` where they still match the scene, else cached
+    per scene (id + t0 ego state) in this process."""
     from ..sim.planner import RulePlanner
+    from ..sim.scoring import stored_reference_progress
 
     ids = batch.meta.get("scene_id")
     if ids is None:
         return RulePlanner().reference_progress(batch)
     ego0 = np.ascontiguousarray(batch.ego[:, batch.current_index])
     keys = [(str(i), e.tobytes()) for i, e in zip(ids, ego0)]
-    out = np.array([_REFERENCE_CACHE.get(k, np.nan) for k in keys], dtype=np.float64)
+    out = stored_reference_progress(batch)  # NaN where absent or stale
+    unknown = np.flatnonzero(np.isnan(out))
+    out[unknown] = [_REFERENCE_CACHE.get(keys[i], np.nan) for i in unknown]
     missing = np.flatnonzero(np.isnan(out))
     if len(missing):
         out[missing] = RulePlanner().reference_progress(batch.subset(missing))

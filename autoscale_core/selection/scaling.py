@@ -111,13 +111,17 @@ class ScalingLawFitter:
             raise ValueError("invalid ScalingLawFitter parameters")
         self.flat_tol, self.min_r2, self.tau_bounds, self.num_inits, self.loss = flat_tol, min_r2, tau_bounds, num_inits, loss
 
-    def fit(self, sizes: Sequence[float], gains: Sequence[float], *, name: str = "domain") -> ScalingFit:
+    def fit(self, sizes: Sequence[float], gains: Sequence[float], *, name: str = "domain",
+            sigma: Sequence[float] | None = None) -> ScalingFit:
         """Fit one domain.
 
         Args:
             sizes: (P,) pilot sizes (scenes added), > 0.
             gains: (P,) measured gains (EPDMS points); NaN marks a failed pilot.
             name: used in messages.
+            sigma: (P,) optional standard errors of the gains (EPDMS points, > 0), e.g. from the
+                spread over pilot seeds: points are weighted by 1/sigma² in the saturating fit,
+                and the robust loss's scale becomes one standard error.
         """
         sizes = np.asarray(sizes, dtype=np.float64).ravel()
         gains = np.asarray(gains, dtype=np.float64).ravel()
@@ -130,6 +134,12 @@ class ScalingLawFitter:
         if (~ok).any():
             notes.append(f"{int((~ok).sum())} failed pilot run(s) ignored")
         x, y = sizes[ok], gains[ok]
+        weights = None
+        if sigma is not None:
+            sigma = np.asarray(sigma, dtype=np.float64).ravel()
+            if sigma.shape != sizes.shape or not (sigma[ok] > 0).all():
+                raise ValueError(f"{name}: sigma must be one positive value per pilot size, got {sigma.tolist()}")
+            weights = sigma[ok]
         max_size = float(sizes.max()) if len(sizes) else 0.0
         if len(np.unique(x)) < 2:
             notes.append("fewer than 2 usable pilot sizes: zero-gain model")
@@ -138,7 +148,7 @@ class ScalingLawFitter:
             notes.append(f"flat curve: no measurable gain (max gain {y.max():.4g} <= {self.flat_tol:g}): zero-gain model")
             return self._with_stats(ScalingFit("zero", num_points=len(x), max_size=max_size, warnings=notes), x, y)
 
-        exp_fit = self._fit_exp(x, y)
+        exp_fit = self._fit_exp(x, y, weights)
         linear = self._fit_linear(x, y)
         if exp_fit is None:
             notes.append("saturating fit did not converge: linear model")
@@ -156,7 +166,7 @@ class ScalingLawFitter:
         return exp_fit
 
     # ------------------------------------------------------------------ internals
-    def _fit_exp(self, x: np.ndarray, y: np.ndarray) -> ScalingFit | None:
+    def _fit_exp(self, x: np.ndarray, y: np.ndarray, sigma: np.ndarray | None = None) -> ScalingFit | None:
         lo, hi = self.tau_bounds[0] * x.max(), self.tau_bounds[1] * x.max()
         a_hi = self._a_max(y)
         best, best_cost = None, np.inf
@@ -166,12 +176,13 @@ class ScalingLawFitter:
                 with _warnings.catch_warnings():
                     _warnings.simplefilter("ignore", OptimizeWarning)
                     params, _ = curve_fit(
-                        saturating_exp, x, y, p0=(a0, tau0), bounds=([0.0, lo], [a_hi, hi]),
-                        method="trf", loss=self.loss, f_scale=max(abs(y).max() * 0.1, 1e-9), max_nfev=2000,
+                        saturating_exp, x, y, p0=(a0, tau0), bounds=([0.0, lo], [a_hi, hi]), sigma=sigma,
+                        method="trf", loss=self.loss, max_nfev=2000,
+                        f_scale=1.0 if sigma is not None else max(abs(y).max() * 0.1, 1e-9),
                     )
             except (RuntimeError, ValueError):
                 continue
-            cost = float(((saturating_exp(x, *params) - y) ** 2).sum())
+            cost = float((((saturating_exp(x, *params) - y) / (1.0 if sigma is None else sigma)) ** 2).sum())
             if cost < best_cost - 1e-15:
                 best, best_cost = params, cost
         if best is None:

@@ -16,7 +16,13 @@ from ..scene import ARRAY_SPECS, SceneBatch
 from .cities import CITIES, EVENTS, TOPOLOGIES, CityProfile
 from .generator import generate_batch
 
-__all__ = ["generate_world", "CITIES", "TOPOLOGIES", "EVENTS", "CityProfile"]
+__all__ = ["generate_world", "CITIES", "TOPOLOGIES", "EVENTS", "CityProfile", "LOG_LIKE_MIX", "BALANCED_MIX"]
+
+# A scene-biased pool like real logs: mostly easy cruising, few intersections, merges, roundabouts.
+LOG_LIKE_MIX = {"urban_street": 0.45, "rural_curve": 0.35, "intersection": 0.12, "highway_merge": 0.05,
+                "roundabout": 0.03}
+# A navtest-like test set: every topology equally often.
+BALANCED_MIX = {t: 1.0 for t in TOPOLOGIES}
 
 SCENES_PER_LAYOUT = 64  # scenes simulated together on one layout instance (vectorized)
 
@@ -29,6 +35,7 @@ def generate_world(
     event_rate: float | None = None,
     force_event: str | None = None,
     topologies: list[str] | None = None,
+    domain_mix: dict[str, float] | None = None,
 ) -> SceneBatch:
     """Generate ``num_scenes`` driving scenes; the same arguments always give identical arrays.
 
@@ -42,6 +49,10 @@ def generate_world(
         force_event: stage this event (one of :data:`EVENTS`) in every scene whose topology
             allows it (cut-ins need a neighbouring lane); no other events are staged.
         topologies: restrict to these topologies (default: the city mix).
+        domain_mix: topology → share (normalized; missing topologies get none), used for every
+            city instead of the cities' own ``topology_mix``. Real logs are scene-biased (mostly
+            cruising, few merges or roundabouts): e.g. :data:`LOG_LIKE_MIX` builds such a pool,
+            :data:`BALANCED_MIX` a navtest-like balanced test set.
 
     Returns:
         A validated :class:`SceneBatch` of S scenes with ``meta["scene_id"] = f"world-{seed}-{i:06d}"``.
@@ -56,13 +67,18 @@ def generate_world(
         raise ValueError(f"force_event must be one of {EVENTS}, got {force_event!r}")
     if topologies is not None and (not topologies or any(t not in TOPOLOGIES for t in topologies)):
         raise ValueError(f"topologies must be a non-empty subset of {TOPOLOGIES}, got {topologies!r}")
+    _check_domain_mix(domain_mix)
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 7919]))
     city_of = rng.integers(len(names), size=num_scenes)
     topo_of = np.empty(num_scenes, dtype=object)
     for c, name in enumerate(names):
-        mix = CITIES[name].topology_mix
         allowed = [t for t in TOPOLOGIES if topologies is None or t in topologies]
-        p = np.array([mix.get(t, 0.0) for t in allowed]) + 1e-3
+        if domain_mix is None:
+            p = np.array([CITIES[name].topology_mix.get(t, 0.0) for t in allowed]) + 1e-3
+        else:
+            p = np.array([float(domain_mix.get(t, 0.0)) for t in allowed])
+            if p.sum() <= 0:
+                raise ValueError(f"domain_mix {domain_mix} gives no weight to the topologies {allowed}")
         sel = city_of == c
         topo_of[sel] = np.array(allowed, dtype=object)[rng.choice(len(allowed), size=sel.sum(), p=p / p.sum())]
     parts, order = [], []
@@ -84,6 +100,17 @@ def generate_world(
     batch = _scatter(parts, order, num_scenes)
     batch.validate(check_ego_on_lane=False)  # shapes, ids, finiteness of the joined batch
     return batch
+
+
+def _check_domain_mix(domain_mix: dict[str, float] | None) -> None:
+    if domain_mix is None:
+        return
+    unknown = sorted(set(domain_mix) - set(TOPOLOGIES))
+    if unknown:
+        raise ValueError(f"domain_mix: unknown topology name(s) {unknown}; choose from {TOPOLOGIES}")
+    bad = {k: v for k, v in domain_mix.items() if not np.isfinite(float(v)) or float(v) < 0}
+    if bad or sum(float(v) for v in domain_mix.values()) <= 0:
+        raise ValueError(f"domain_mix shares must be non-negative, finite and not all zero, got {domain_mix}")
 
 
 def _scatter(parts: list[SceneBatch], order: list[np.ndarray], num_scenes: int) -> SceneBatch:
