@@ -43,6 +43,8 @@ def add_protocol_arguments(parser, *, out_default: str, name_default: str) -> No
     parser.add_argument("--name", default=name_default)
     parser.add_argument("--checkpoint", default=None,
                         help="folder for finished splits (default <out>/<name>.checkpoint); a rerun resumes there")
+    parser.add_argument("--summarize-checkpoint", default=None, metavar="DIR",
+                        help="only summarize the finished splits saved in DIR (a run stopped early) and write the outputs")
     parser.add_argument("--quick", action="store_true", help="tiny sizes (minutes): checks the machinery, proves nothing")
 
 
@@ -89,8 +91,20 @@ def protocol_from_args(args):
 
 def run_from_args(args) -> dict:
     """Build the splits, run, write outputs (and record the run with --dataset); return the record."""
-    from .experiment import dataset_split, record_protocol_run, run_selection_experiment, world_splits, write_outputs
+    from .experiment import (dataset_split, protocol_record, record_protocol_run, run_selection_experiment, world_splits,
+                             write_outputs)
 
+    if args.summarize_checkpoint:
+        from autoscale_core.experiments import load_checkpoints
+
+        try:
+            result = load_checkpoints(args.summarize_checkpoint)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
+        record = protocol_record(result, command="python " + " ".join(sys.argv), what_it_ran_on=(
+            f"the {len(result.splits)} finished split(s) saved in {args.summarize_checkpoint}: {result.splits}"))
+        write_outputs(record, args.out, args.name)
+        return record
     config, specs = protocol_from_args(args)
 
     def say(message: str) -> None:

@@ -11,7 +11,6 @@ import os
 import platform
 import sys
 import time
-from dataclasses import asdict
 from typing import Callable
 
 import numpy as np
@@ -22,7 +21,8 @@ from autoscale_core.experiments.report import jsonable, write_protocol_outputs
 
 from .brain_scores import BRAIN_SCORERS
 
-__all__ = ["world_splits", "dataset_split", "run_selection_experiment", "record_protocol_run", "PROTOCOL_RUN_KEY"]
+__all__ = ["world_splits", "dataset_split", "run_selection_experiment", "protocol_record", "record_protocol_run",
+           "PROTOCOL_RUN_KEY"]
 
 PROTOCOL_RUN_KEY = "selection_protocol"
 
@@ -75,6 +75,13 @@ def run_selection_experiment(
     scorers = {m: BRAIN_SCORERS[m] for m in config.methods if m in BRAIN_SCORERS}
     result = run_selection_protocol(splits, config, executor=executor, external_scorers=scorers, progress=progress,
                                     checkpoint_dir=checkpoint_dir)
+    return protocol_record(result, command=command, what_it_ran_on=what_it_ran_on, notes=notes,
+                           seconds=time.perf_counter() - started)
+
+
+def protocol_record(result, *, command: str | None = None, what_it_ran_on: str = "", notes: list[str] | None = None,
+                    seconds: float | None = None) -> dict:
+    """The JSON-able record of a :class:`~autoscale_core.experiments.ProtocolResult` with its summary."""
     summary = result.summary()
     return {
         "title": "Selection protocol",
@@ -82,7 +89,7 @@ def run_selection_experiment(
         "what_it_ran_on": what_it_ran_on,
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version(),
                     "load_average_at_end": os.getloadavg()},
-        "config": asdict(config),
+        "config": result.config,
         "splits": result.splits,
         "split_sizes": result.split_sizes,
         "seeds": result.seeds,
@@ -93,7 +100,7 @@ def run_selection_experiment(
         "rows": result.rows,
         "trainings": _trainings(result.rows),
         "diagnostics": result.diagnostics,
-        "timings_s": {"total": time.perf_counter() - started, "per_split": result.timings},
+        "timings_s": {"total": seconds, "per_split": result.timings},
         "notes": notes or [],
     }
 

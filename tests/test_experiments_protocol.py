@@ -174,6 +174,13 @@ def test_checkpointed_splits_are_reused_on_rerun(tiny_split, tmp_path):
     assert [r["test_epdms"] for r in first.rows] == [r["test_epdms"] for r in second.rows]
     for key, values in first.per_scene.items():
         assert np.array_equal(values, second.per_scene[key])
+    from autoscale_core.experiments import load_checkpoints
+
+    loaded = load_checkpoints(str(tmp_path))  # summarize a stopped run without its scenes
+    assert loaded.splits == ["tiny"] and loaded.budgets == [6, 12] and loaded.seeds == [0, 1]
+    for key, values in first.per_scene.items():
+        assert np.array_equal(values, loaded.per_scene[key])
+    assert loaded.summary(replicates=20)["methods"] == ["stratified"]
 
 
 def test_cli_refuses_bad_input_before_writing_anything(tmp_path, capsys):

@@ -9,12 +9,13 @@
 
 from .brmr import BootstrapDraws, bootstrap_means, brmr_point, budget_to_match, monotone_curve
 from .methods import DEFAULT_METHODS, METHODS, MethodPicks, SelectionContext
-from .selection_protocol import ProtocolConfig, ProtocolResult, default_random_budgets, run_selection_protocol
+from .selection_protocol import (ProtocolConfig, ProtocolResult, default_random_budgets, load_checkpoints,
+                                 run_selection_protocol)
 from .splits import SplitScenes, WorldSplitSpec, make_world_split
 from .summary import summarize
 
 __all__ = [
     "BootstrapDraws", "DEFAULT_METHODS", "METHODS", "MethodPicks", "ProtocolConfig", "ProtocolResult",
     "SelectionContext", "SplitScenes", "WorldSplitSpec", "bootstrap_means", "brmr_point", "budget_to_match",
-    "default_random_budgets", "make_world_split", "monotone_curve", "run_selection_protocol", "summarize",
+    "default_random_budgets", "load_checkpoints", "make_world_split", "monotone_curve", "run_selection_protocol", "summarize",
 ]

@@ -31,7 +31,7 @@ from .methods import METHODS, MethodPicks, SelectionContext
 from .splits import SplitScenes
 
 __all__ = ["ProtocolConfig", "ProtocolResult", "run_selection_protocol", "default_random_budgets", "TrainAndScore",
-           "SUB_SCORES"]
+           "SUB_SCORES", "load_checkpoints"]
 
 SUB_SCORES = ("nc", "dac", "ddc", "tlc", "ep", "ttc", "lk", "hc", "ec")
 
@@ -363,7 +363,8 @@ def _save_checkpoint(directory: str | None, split: SplitScenes, config: Protocol
     arrays = {f"{m}|{b}|{s}": np.asarray(v, dtype=np.float32) for (m, b, s), v in saved["scores"].items()}
     np.savez_compressed(array_path + ".tmp.npz", **arrays)
     os.replace(array_path + ".tmp.npz", array_path)
-    body = {k: v for k, v in saved.items() if k != "scores"} | {"fingerprint": _fingerprint(split, config)}
+    body = {k: v for k, v in saved.items() if k != "scores"} | {"fingerprint": _fingerprint(split, config),
+                                                                "config": asdict(config)}
     with open(meta_path + ".tmp", "w") as fh:
         json.dump(jsonable(body), fh)
     os.replace(meta_path + ".tmp", meta_path)  # the JSON lands last: it marks the split complete
@@ -385,6 +386,42 @@ def _load_checkpoint(directory: str | None, split: SplitScenes, config: Protocol
     with np.load(array_path, allow_pickle=False) as arrays:
         scores = {(k.split("|")[0], int(k.split("|")[1]), int(k.split("|")[2])): arrays[k] for k in arrays.files}
     return body | {"scores": scores}
+
+
+def load_checkpoints(directory: str, config: ProtocolConfig | None = None) -> ProtocolResult:
+    """The finished splits saved in ``directory`` as a :class:`ProtocolResult` (no scenes needed):
+    summarize a run that was stopped before its last split. Budgets, random budgets and seeds are
+    read from the rows; every split must have the same ones."""
+    import glob
+    import json
+    import os
+
+    names = sorted(os.path.basename(p)[: -len(".json")] for p in glob.glob(os.path.join(directory, "*.json"))
+                   if os.path.exists(p[: -len(".json")] + ".npz"))
+    if not names:
+        raise ValueError(f"no finished split in {directory!r} (expected <split>.json + <split>.npz)")
+    saved = []
+    for name in names:
+        with open(os.path.join(directory, name + ".json")) as fh:
+            body = json.load(fh)
+        with np.load(os.path.join(directory, name + ".npz"), allow_pickle=False) as arrays:
+            body["scores"] = {(k.split("|")[0], int(k.split("|")[1]), int(k.split("|")[2])): arrays[k] for k in arrays.files}
+        saved.append(body)
+    rows = saved[0]["rows"]
+    budgets = sorted({r["budget"] for r in rows if r["method"] != "random"})
+    random_budgets = sorted({r["budget"] for r in rows if r["method"] == "random"})
+    seeds = sorted({r["seed"] for r in rows})
+    config_dict = saved[0].get("config") or asdict(config or ProtocolConfig(budgets=tuple(budgets), seeds=tuple(seeds)))
+    result = ProtocolResult(rows=[], per_scene={}, splits=names, seeds=seeds, budgets=budgets,
+                            random_budgets=random_budgets, config=config_dict)
+    scores_by_key: dict = {}
+    for index, (name, body) in enumerate(zip(names, saved)):
+        if sorted({r["budget"] for r in body["rows"] if r["method"] != "random"}) != budgets:
+            raise ValueError(f"split {name} was run with other budgets than {names[0]}")
+        _merge_split(result, scores_by_key, index, len(names), name, body)
+    for key, per_split in scores_by_key.items():
+        result.per_scene[key] = np.stack([np.stack([by_seed[s] for s in seeds]) for by_seed in per_split])
+    return result
 
 
 def _context(split, index, signals, config, executor, external_scorers) -> SelectionContext:
