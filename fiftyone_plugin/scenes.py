@@ -25,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import shutil
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
@@ -38,6 +37,7 @@ from autoscale_core import render as bev
 from autoscale_core.scene import AGENT_TYPES, SceneBatch
 from autoscale_core.store import SceneStore
 
+from . import ownership
 from .runs import delete_run, list_runs, record_run  # noqa: F401  (part of this module's contract)
 
 logger = logging.getLogger(__name__)
@@ -117,12 +117,7 @@ def create_scene_dataset(
                 f"dataset {name!r} already exists; pass overwrite=True (CLI: --overwrite) to replace it"
             )
         delete_scene_dataset(name)
-    folder = Path(media_dir).expanduser().resolve() if media_dir else default_dataset_dir(name)
-    # A folder left by a crashed run (no dataset points at it): clear our two subfolders.
-    for sub in ("store", "bev"):
-        if (folder / sub).exists():
-            logger.info("removing stale %s", folder / sub)
-            shutil.rmtree(folder / sub)
+    folder = _new_dataset_folder(name, media_dir)
     dataset = fo.Dataset(name, persistent=True)
     try:
         dataset.info[STORE_INFO_KEY] = str(folder / "store")
@@ -175,14 +170,29 @@ def create_world_dataset(
     return dataset
 
 
-def delete_scene_dataset(name: str) -> None:
-    """Delete dataset ``name`` with its scene store and BEV images."""
+def _new_dataset_folder(name: str, media_dir: str | os.PathLike | None) -> Path:
+    """The dataset dir for a new dataset: never one another dataset uses (see ``ownership``)."""
+    if not media_dir:
+        return ownership.claim_dataset_folder(default_dataset_dir(name), name=name)
+    folder = Path(media_dir).expanduser().resolve()
+    users = ownership.datasets_using(folder, exclude=name)
+    if users:
+        raise SceneDatasetError(
+            f"media_dir {folder} is used by dataset(s) {users}; choose a folder of its own"
+        )
+    return ownership.claim_dataset_folder(folder, name=name)
+
+
+def delete_scene_dataset(name: str) -> dict[str, list[str]]:
+    """Delete dataset ``name`` and its scene store and BEV images — the folders only when no
+    other dataset (a clone, a renamed original, one holding its samples) still uses them.
+
+    Returns ``{folder: [datasets using it]}`` for the folders kept.
+    """
     dataset = fo.load_dataset(name)
     paths = [dataset.info.get(STORE_INFO_KEY), dataset.info.get(MEDIA_INFO_KEY)]
     dataset.delete()
-    for path in paths:
-        if path and Path(path).is_dir():
-            shutil.rmtree(path, ignore_errors=True)
+    return ownership.remove_if_unused(paths, owner=name)
 
 
 def apply_color_scheme(dataset: fo.Dataset) -> None:
