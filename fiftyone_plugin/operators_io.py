@@ -229,9 +229,13 @@ class ImportScenes(_ImportBase):
 
 
 def _check_export(params: dict, view) -> None:
+    from autoscale_core.export_folder import ExportTargetError, check_export_target
+
     path = _check_path(params, "path", must_exist=False)
-    if path.exists() and not params.get("overwrite", False):
-        raise ValueError(f"path: {path} already exists: tick overwrite or choose another folder")
+    try:
+        check_export_target(path, overwrite=bool(params.get("overwrite", False)), what="scene export")
+    except ExportTargetError as exc:
+        raise ValueError(f"path: {exc}") from exc
     if len(view) == 0:
         raise ValueError("target: the chosen samples are empty; nothing to export")
 
@@ -251,8 +255,8 @@ class ExportScenes(foo.Operator):
         if ui.no_dataset_error(inputs, ctx):
             return types.Property(inputs)
         view = ui.target_input(inputs, ctx)
-        inputs.str("path", required=True, label="Output folder", description="Must not exist unless overwrite is ticked")
-        inputs.bool("overwrite", default=False, label="Overwrite an existing folder")
+        inputs.str("path", required=True, label="Output folder", description="Must be new or empty unless overwrite is ticked")
+        inputs.bool("overwrite", default=False, label="Replace a previous export there (only its own files)")
         if ctx.params.get("path"):
             ui.check_form(inputs, lambda: _check_export(dict(ctx.params), view))
         return types.Property(inputs, view=types.View(label="Export scenes"))

@@ -248,6 +248,20 @@ def _without_first_image(env, action):
         os.rename(hidden, path)
 
 
+def _with_user_file(action):
+    """Run ``action`` with a user's file in the case's folder (an export must not touch it)."""
+    def run(env):
+        user_file = os.path.join(env.tmp, "user-notes.txt")
+        with open(user_file, "w") as f:
+            f.write("mine")
+        try:
+            return action(env)
+        finally:
+            assert open(user_file).read() == "mine", "an export touched a user file"
+
+    return run
+
+
 def _empty_view_load(env):
     from fiftyone import ViewField as F
     from fiftyone_plugin import scenes
@@ -314,7 +328,8 @@ CASES = [
                                                       "--no-copy-media"), "no_field"),
     Case("cli-export-limit-zero", "cli", _cli("export", "queue", "--dataset", "{ds}", "--name", "q5",
                                               "--out-dir", "{tmp}", "--limit", "0"), "--limit"),
-    Case("cli-export-scenes-existing-path", "cli", _cli("export", "scenes", "{tmp}", "--dataset", "{ds}"), "{tmp}"),
+    Case("cli-export-scenes-existing-path", "cli",
+         _with_user_file(_cli("export", "scenes", "{tmp}", "--dataset", "{ds}")), "{tmp}"),
     Case("cli-import-missing-path", "cli", _cli("import", "scenes", "{tmp}/nothing-here", "--dataset", "{ds}"),
          "nothing-here"),
     Case("cli-import-truncated-parquet", "cli", _truncated_parquet, ".parquet"),

@@ -40,6 +40,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..export_folder import ExportTargetError, check_export_target, publish_export
 from ..scene import (
     AGENT_TYPES,
     ARRAY_DIMS,
@@ -74,24 +75,29 @@ class InterchangeError(ValueError):
 
 # ---------------------------------------------------------------------------------- export
 def export_scenes(batch: SceneBatch, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
-    """Write ``batch`` as interchange tables into the folder ``path`` (created atomically).
+    """Write ``batch`` as interchange tables into the folder ``path``.
 
+    The tables are written to a temporary folder beside ``path`` and moved in at the end. An
+    existing non-empty ``path`` is refused unless ``overwrite``; then only the files a previous
+    export wrote there are replaced, never other files (:mod:`autoscale_core.export_folder`).
     Padding rows (agent_type -1, invalid lanes/crosswalks, invalid polygon vertices and route
     points) are not written; the padded sizes go into the metadata so import restores the exact
     arrays. Returns the folder.
     """
     path = Path(path)
-    if path.exists() and not overwrite:
-        raise InterchangeError(f"{path}: already exists (pass overwrite=True to replace it)")
+    try:
+        check_export_target(path, overwrite=overwrite, what="scene export")
+    except ExportTargetError as exc:
+        raise InterchangeError(str(exc)) from exc
     tables = _to_tables(batch)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
     try:
         for name, table in tables.items():
             pq.write_table(table, tmp / f"{name}.parquet")
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
+        publish_export(tmp, path, overwrite=overwrite, what="scene export")
+    except ExportTargetError as exc:
+        raise InterchangeError(str(exc)) from exc
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
