@@ -47,6 +47,7 @@ def import_av2_into(
     history_s: float = 2.0,
     future_s: float = 4.0,
     strict: bool = True,
+    strict_scenes: bool = False,
     render: bool = True,
     skip_existing: bool = True,
 ) -> dict:
@@ -55,15 +56,25 @@ def import_av2_into(
     Returns counts (``scenes``, ``added``, ``already_present``, ``num_samples``) and the
     importer's report (``report``: windows, skipped by reason, warnings).
     """
-    batch, report = import_av2(path, stride_s=stride_s, history_s=history_s, future_s=future_s, strict=strict)
+    batch, report = import_av2(path, stride_s=stride_s, history_s=history_s, future_s=future_s, strict=strict,
+                               strict_scenes=strict_scenes)
     result = _ingest(name, batch, render=render, skip_existing=skip_existing)
     result["report"] = report.as_dict()
     return result
 
 
-def import_scenes_into(name: str, path: str | os.PathLike, *, render: bool = True, skip_existing: bool = True) -> dict:
-    """Import an interchange folder (docs/interchange.md) into dataset ``name`` (created if missing)."""
-    return _ingest(name, import_scenes(path), render=render, skip_existing=skip_existing)
+def import_scenes_into(name: str, path: str | os.PathLike, *, render: bool = True, skip_existing: bool = True,
+                       strict: bool = False) -> dict:
+    """Import an interchange folder (docs/interchange.md) into dataset ``name`` (created if missing).
+
+    Scenes breaking the schema are skipped and listed under ``skipped_scenes`` (``strict``:
+    refuse the folder instead); see :mod:`autoscale_core.io.validation`.
+    """
+    skipped: list[dict] = []
+    batch = import_scenes(path, strict=strict, skipped=skipped)
+    result = _ingest(name, batch, render=render, skip_existing=skip_existing)
+    result["skipped_scenes"] = skipped
+    return result
 
 
 def export_dataset_scenes(

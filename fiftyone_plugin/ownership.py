@@ -104,3 +104,33 @@ def claim_dataset_folder(default: Path, *, name: str) -> Path:
             logger.info("removing stale %s (no dataset refers to it)", default / sub)
             shutil.rmtree(default / sub)
     return default
+
+
+def referenced_files(paths: Iterable[str | Path], *, chunk: int = 50_000) -> set[str]:
+    """The subset of ``paths`` that some sample of some dataset has as its ``filepath``."""
+    paths = [str(p) for p in paths]
+    if not paths:
+        return set()
+    db = foo.get_db_conn()
+    found: set[str] = set()
+    for doc in _dataset_docs(None):
+        collection = doc.get("sample_collection_name")
+        if not collection:
+            continue
+        for start in range(0, len(paths), chunk):
+            part = paths[start:start + chunk]
+            found.update(db[collection].distinct("filepath", {"filepath": {"$in": part}}))
+    return found
+
+
+def files_referenced_under(folder: str | Path) -> set[str]:
+    """Every sample ``filepath`` (of any dataset) inside ``folder``."""
+    folder = Path(folder).resolve()
+    prefix = re.compile("^" + re.escape(str(folder).rstrip("/") + "/"))
+    db = foo.get_db_conn()
+    found: set[str] = set()
+    for doc in _dataset_docs(None):
+        collection = doc.get("sample_collection_name")
+        if collection:
+            found.update(db[collection].distinct("filepath", {"filepath": prefix}))
+    return found

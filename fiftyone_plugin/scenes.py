@@ -37,7 +37,7 @@ from autoscale_core import render as bev
 from autoscale_core.scene import AGENT_TYPES, SceneBatch
 from autoscale_core.store import SceneStore
 
-from . import ownership
+from . import ownership, scene_adds
 from .runs import delete_run, list_runs, record_run  # noqa: F401  (part of this module's contract)
 
 logger = logging.getLogger(__name__)
@@ -255,6 +255,25 @@ def add_scenes(
     batch.validate()
     if len(batch) == 0:
         return []
+    folder = _dataset_dir(dataset)
+    if not dataset.info.get(STORE_INFO_KEY):
+        dataset.info[STORE_INFO_KEY] = str(folder / "store")
+        dataset.info[MEDIA_INFO_KEY] = str(folder / "bev")
+        dataset.info.setdefault(EXTENT_INFO_KEY, bev.DEFAULT_EXTENT_M)
+        dataset.save()
+    # One transaction: a failure (or a kill, recovered by the next add) leaves no sample
+    # without overlays, no orphan image and no duplicate store row (see scene_adds).
+    with scene_adds.adding(dataset, dataset.info[STORE_INFO_KEY], len(batch)) as tx:
+        try:
+            return _add_new_scenes(dataset, batch, tx, render=render, skip_existing=skip_existing)
+        except OSError as exc:  # e.g. a full disk: say where, not just "errno 28"
+            raise SceneDatasetError(
+                f"adding {len(batch)} scenes to dataset {dataset.name!r} failed writing under {folder}: "
+                f"{exc.strerror or exc} ({getattr(exc, 'filename', None) or 'a scene file'}); nothing was added"
+            ) from exc
+
+
+def _add_new_scenes(dataset: fo.Dataset, batch: SceneBatch, tx, *, render: bool, skip_existing: bool) -> list[str]:
     ids = [str(s) for s in batch.meta["scene_id"]]
     existing = set(dataset.distinct("scene_id")) if "scene_id" in dataset.get_field_schema() else set()
     present = np.array([s in existing for s in ids], dtype=bool)
@@ -270,35 +289,33 @@ def add_scenes(
         if not ids:
             return []
 
-    folder = _dataset_dir(dataset)
-    if not dataset.info.get(STORE_INFO_KEY):
-        dataset.info[STORE_INFO_KEY] = str(folder / "store")
-        dataset.info[MEDIA_INFO_KEY] = str(folder / "bev")
-        dataset.info.setdefault(EXTENT_INFO_KEY, bev.DEFAULT_EXTENT_M)
-        dataset.save()
     extent = float(dataset.info.get(EXTENT_INFO_KEY, bev.DEFAULT_EXTENT_M))
     media = Path(dataset.info[MEDIA_INFO_KEY])
     if render:
+        expected = [str(media / f"{bev.safe_file_stem(s)}.png") for s in ids]
+        tx.new_images = [p for p in expected if not Path(p).exists()]  # ours to remove on failure
         paths = bev.render_batch_to_files(batch, media, extent_m=extent)
     else:
         paths = [str(media / f"{bev.safe_file_stem(s)}.png") for s in ids]
     samples = _build_samples(batch, paths)
-    overlays = _overlays(batch, extent)
-    if render:
-        overlays["metadata"] = [_image_metadata_doc(p) for p in paths]
-    get_store(dataset).append(batch)
+    # Metadata first and ``route`` (scene_adds.COMPLETE_FIELD) last: a sample is complete
+    # once its last overlay is written.
+    fields = {"metadata": [_image_metadata_doc(p) for p in paths]} if render else {}
+    fields.update(_overlays(batch, extent))
+    store = get_store(dataset)
+    missing_rows = ~store.contains(ids)  # rows left by an interrupted add are reused, not duplicated
+    if missing_rows.any():
+        store.append(batch.subset(np.flatnonzero(missing_rows)))
     sample_ids = list(dataset.add_samples(samples, progress=False))
+    tx.sample_ids = sample_ids
     # Drop the in-memory samples: FiftyOne reloads every live sample after each bulk write.
     del samples
-    try:
-        schema = dataset.get_field_schema()
-        for name, docs in overlays.items():
-            if name not in schema:
-                dataset.add_sample_field(name, fo.EmbeddedDocumentField, embedded_doc_type=fo.Polylines)
-            dataset.set_values(name, dict(zip(ids, docs)), key_field="scene_id", validate=False)
-    except BaseException:
-        dataset.delete_samples(sample_ids)  # no samples without their overlays
-        raise
+    tx.pause_before_overlays()
+    schema = dataset.get_field_schema()
+    for name, docs in fields.items():
+        if name not in schema:
+            dataset.add_sample_field(name, fo.EmbeddedDocumentField, embedded_doc_type=fo.Polylines)
+        dataset.set_values(name, dict(zip(ids, docs)), key_field="scene_id", validate=False)
     return sample_ids
 
 
