@@ -27,6 +27,12 @@ from autoscale_core.scene import SceneBatch
 from . import scenes, ui
 
 
+def _check_new_name(name: str) -> None:
+    """A new dataset's name must work as a folder name: refused before reading any file."""
+    if not fo.dataset_exists(name):
+        scenes.default_dataset_dir(name)
+
+
 def _ingest(name: str, batch: SceneBatch, *, render: bool, skip_existing: bool) -> dict:
     """Create dataset ``name`` from ``batch`` or add the batch's new scenes to it."""
     if not fo.dataset_exists(name):
@@ -56,6 +62,7 @@ def import_av2_into(
     Returns counts (``scenes``, ``added``, ``already_present``, ``num_samples``) and the
     importer's report (``report``: windows, skipped by reason, warnings).
     """
+    _check_new_name(name)
     batch, report = import_av2(path, stride_s=stride_s, history_s=history_s, future_s=future_s, strict=strict,
                                strict_scenes=strict_scenes)
     result = _ingest(name, batch, render=render, skip_existing=skip_existing)
@@ -70,6 +77,7 @@ def import_scenes_into(name: str, path: str | os.PathLike, *, render: bool = Tru
     Scenes breaking the schema are skipped and listed under ``skipped_scenes`` (``strict``:
     refuse the folder instead); see :mod:`autoscale_core.io.validation`.
     """
+    _check_new_name(name)
     skipped: list[dict] = []
     batch = import_scenes(path, strict=strict, skipped=skipped)
     result = _ingest(name, batch, render=render, skip_existing=skip_existing)

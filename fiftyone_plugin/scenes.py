@@ -59,9 +59,19 @@ def autoscale_home() -> Path:
     return Path(os.environ.get("AUTOSCALE_HOME") or "~/.autoscale").expanduser().resolve()
 
 
+MAX_NAME_BYTES = 200  # leaves room for "-<8 hex>" and temp suffixes under the 255-byte file-name limit
+
+
 def default_dataset_dir(name: str) -> Path:
-    if not name or "/" in name or name in (".", ".."):
-        raise SceneDatasetError(f"dataset name {name!r} cannot be used as a folder name")
+    """``$AUTOSCALE_HOME/datasets/<name>``; a name that cannot be a folder name is refused
+    before any work (empty, ``/`` or ``\\``, NUL or control characters, a leading dot, too long)."""
+    bad = (not name or name.startswith(".") or any(c in name for c in "/\\") or not name.isprintable()
+           or len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES)
+    if bad:
+        raise SceneDatasetError(
+            f"dataset name {name[:80]!r}{'...' if len(name) > 80 else ''} cannot be used as a folder name "
+            f"(no '/', '\\', control characters or leading '.', at most {MAX_NAME_BYTES} bytes)"
+        )
     return autoscale_home() / "datasets" / name
 
 
@@ -153,11 +163,11 @@ def create_world_dataset(
     """
     from autoscale_core.world import generate_world
 
+    default_dataset_dir(name)  # validates the name as a folder name, before any work
     if fo.dataset_exists(name) and not overwrite:
         raise SceneDatasetError(
             f"dataset {name!r} already exists; pass overwrite=True (CLI: --overwrite) to replace it"
         )
-    default_dataset_dir(name)  # validates the name as a folder name
     if progress:
         progress(0.0, f"generating {num_scenes} scenes (seed {seed})")
     batch = generate_world(num_scenes, seed=seed, cities=cities)

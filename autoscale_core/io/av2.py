@@ -557,6 +557,8 @@ def _load_scenario(folder: Path, limits: ImportLimits) -> _Log:
     all_speed[track, step] = vel
     all_valid[track, step] = True
     ego = int(np.flatnonzero(names == "AV")[0])
+    if not (np.isfinite(all_xy[ego]).all() and np.isfinite(all_yaw[ego]).all()):
+        raise AV2ImportError(f"{path}: the AV track (the ego) has NaN or inf in position_x / position_y / heading")
     if not all_valid[ego].all():
         raise AV2ImportError(f"{path}: the AV track has gaps; cannot build a continuous ego timeline")
     ego_yaw = np.unwrap(all_yaw[ego])

@@ -345,6 +345,11 @@ def _row_problems(path: Path, tables: dict[str, pa.Table], scene_ids: list[str],
                           ("agent_states", ("agent_index", "step")), ("lanes", ("lane_index",)),
                           ("drivable_polygons", ("polygon_index",)), ("crosswalks", ("crosswalk_index",))):
         unique(name, columns)
+    listed = set(zip(rows["agents"].tolist(), _numbers(tables["agents"], "agent_index", path / "agents.parquet").tolist()))
+    states_of = zip(rows["agent_states"].tolist(),
+                    _numbers(tables["agent_states"], "agent_index", path / "agent_states.parquet").tolist())
+    flag("agent_states", rows["agent_states"], np.array([key not in listed for key in states_of], dtype=bool),
+         "agent_index: states for an agent that agents.parquet does not list")
     if len(tables["routes"]):
         _, counts = np.unique(rows["routes"], return_counts=True)
         flag("routes", rows["routes"], np.isin(rows["routes"], np.unique(rows["routes"])[counts > 1]),
