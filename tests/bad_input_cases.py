@@ -245,7 +245,7 @@ def av2_cases() -> list[tuple]:
          "max_time_span_s", ("scenario_",)),
         ("av2-scenario-ego-nan-strict",
          _av2_case("scenario", _scenario_edit(lambda d: _set_all("position_x", av(d, NAN))(d)), "--strict"),
-         "ego", ("scene ",)),
+         "ego", ("scenario_",)),
         ("av2-sensor-pose-nan", _av2_case("sensor", _feather_edit("city_SE3_egovehicle.feather",
                                                                    lambda d: d["tx_m"].__setitem__(3, NAN))),
          "finite", ("city_SE3_egovehicle.feather",)),
