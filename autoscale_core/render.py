@@ -106,7 +106,9 @@ def _render_image(batch: SceneBatch, i: int, size: int, extent_m: float) -> Imag
     t0 = batch.history_steps
 
     def to_px(points: np.ndarray) -> np.ndarray:
-        return scene_to_image(points, extent_m) * size
+        # Clipped far outside the image: absurd sizes (a 1e9 m agent) would make PIL's polygon
+        # fill run for minutes; geometry within 16 image widths is drawn exactly.
+        return np.clip(scene_to_image(points, extent_m) * size, -16 * size, 17 * size)
 
     lane_ids = np.flatnonzero(batch.lane_valid[i])
     lanes_px = to_px(batch.lanes[i, lane_ids]) if len(lane_ids) else np.zeros((0, 2, 2))

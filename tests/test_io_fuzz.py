@@ -116,3 +116,16 @@ def test_fuzzed_tables_import_valid_scenes_or_fail_cleanly(base_folder):
             shutil.rmtree(work, ignore_errors=True)
 
     check()
+
+
+def test_render_with_absurd_agent_size_is_fast():
+    """A 1e9 m agent (rejected by the importers' validation) must not hang rendering either."""
+    import time
+
+    from autoscale_core.render import _render_image
+
+    batch = make_road_batch(1)
+    batch.agent_size[0, 0] = (1e9, 1e9)
+    start = time.monotonic()
+    image = _render_image(batch, 0, 256, 64.0)
+    assert image.size == (256, 256) and time.monotonic() - start < 5.0
