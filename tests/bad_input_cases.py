@@ -273,3 +273,41 @@ def name_cases() -> list[tuple]:
         ("name-backslash", world("a\\b"), "folder name", ()),
         ("name-nul", world("a\x00b"), "folder name", ()),
     ]
+
+
+# ---------------------------------------------------------------------------------- checkpoints
+def _checkpoint(env, name: str, edit_header) -> str:
+    """A real (tiny) checkpoint whose JSON header is edited."""
+    import torch
+
+    from autoscale_core.planning import train_planner
+    from conftest import make_road_batch
+
+    path = os.path.join(env.tmp, name)
+    train_planner(make_road_batch(4), steps=2, device="cpu").save(path)
+    blob = torch.load(path, weights_only=True)
+    header = json.loads(blob["header"])
+    blob["header"] = json.dumps(edit_header(header))
+    torch.save(blob, path)
+    return path
+
+
+def checkpoint_cases() -> list[tuple]:
+    def load(name, edit):
+        def run(env):
+            from autoscale_core.planning import load_planner
+
+            load_planner(_checkpoint(env, name, edit))
+
+        return run
+
+    def huge_hidden(h):
+        h["config"]["hidden"] = 10**7
+        return h
+
+    return [
+        ("checkpoint-header-list", load("list.pt", lambda h: [h]), "list.pt", ("checkpoint format",)),
+        ("checkpoint-huge-hidden", load("huge.pt", huge_hidden), "huge.pt", ("do not fit",)),
+        ("checkpoint-no-config", load("noconf.pt", lambda h: {k: v for k, v in h.items() if k != "config"}),
+         "noconf.pt", ("config",)),
+    ]

@@ -388,6 +388,7 @@ CASES += [Case(f"ix-{id_}", "cli", bad_input_cases._import_strict(mutate), expec
           for id_, mutate, expect, also in bad_input_cases.interchange_cases()]
 CASES += [Case(f"ix-{id_}", "cli", action, expect, also) for id_, action, expect, also in
           bad_input_cases.interchange_env_cases() + bad_input_cases.av2_cases() + bad_input_cases.name_cases()]
+CASES += [Case(f"py-{id_}", "py", action, expect, also) for id_, action, expect, also in bad_input_cases.checkpoint_cases()]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
