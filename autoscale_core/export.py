@@ -9,8 +9,10 @@ Input is a list of :class:`QueueItem` (already ranked). Output folder layout::
         cvat/annotations.xml  CVAT for images 1.1, one <image> per scene with tags for its reasons
         labelstudio/tasks.json Label Studio tasks (data.image + meta with the reasons)
 
-Re-export with the same inputs rewrites the same files (idempotent): files are written to a
-temporary folder and swapped in at the end, so a failure leaves the previous export intact.
+Files are written to a temporary folder and moved in at the end, so a failure leaves the
+previous export intact. An existing non-empty ``<out_dir>/<queue name>`` is refused unless
+``overwrite``; then only the files the previous export wrote are replaced (its manifest
+``.autoscale-export.json``, see :mod:`autoscale_core.export_folder`), never user files.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 from xml.sax.saxutils import quoteattr
+
+from .export_folder import ExportTargetError, check_export_target, publish_export
 
 FORMATS = ("jsonl", "csv", "cvat", "labelstudio")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -81,6 +85,7 @@ def export_queue(
     name: str,
     formats: Sequence[str] = FORMATS,
     copy_media: bool = True,
+    overwrite: bool = False,
 ) -> dict[str, str]:
     """Write the ranked queue; returns {format: path}. See the module docstring for the layout."""
     _check_name(name)
@@ -104,6 +109,7 @@ def export_queue(
     if not os.access(out_root, os.W_OK):
         raise ExportError(f"export directory {out_root} is not writable")
     final_dir = resolve_inside(out_root, name)
+    _check_target(final_dir, overwrite)
 
     ordered = sorted(items, key=lambda it: it.rank)
     tmp_dir = Path(tempfile.mkdtemp(dir=out_root, prefix=f".{name}-tmp-"))
@@ -118,13 +124,21 @@ def export_queue(
             written["cvat"] = _write_cvat(rows, tmp_dir / "cvat" / "annotations.xml", name)
         if "labelstudio" in formats:
             written["labelstudio"] = _write_labelstudio(rows, tmp_dir / "labelstudio" / "tasks.json")
-        if final_dir.exists():
-            shutil.rmtree(final_dir)
-        os.replace(tmp_dir, final_dir)
+        publish_export(tmp_dir, final_dir, overwrite=overwrite, what=f"annotation queue {name!r}")
+    except ExportTargetError as exc:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+        raise ExportError(str(exc)) from exc
     except BaseException:
         shutil.rmtree(tmp_dir, ignore_errors=True)
         raise
     return {fmt: str(final_dir / Path(path).relative_to(tmp_dir)) for fmt, path in written.items()}
+
+
+def _check_target(final_dir: Path, overwrite: bool) -> None:
+    try:
+        check_export_target(final_dir, overwrite=overwrite, what=f"annotation queue {final_dir.name!r}")
+    except ExportTargetError as exc:
+        raise ExportError(str(exc)) from exc
 
 
 def _write_media(items: Sequence[QueueItem], folder: Path, copy_media: bool) -> list[dict]:

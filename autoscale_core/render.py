@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import uuid
 import re
 from pathlib import Path
 
@@ -105,7 +106,9 @@ def _render_image(batch: SceneBatch, i: int, size: int, extent_m: float) -> Imag
     t0 = batch.history_steps
 
     def to_px(points: np.ndarray) -> np.ndarray:
-        return scene_to_image(points, extent_m) * size
+        # Clipped far outside the image: absurd sizes (a 1e9 m agent) would make PIL's polygon
+        # fill run for minutes; geometry within 16 image widths is drawn exactly.
+        return np.clip(scene_to_image(points, extent_m) * size, -16 * size, 17 * size)
 
     lane_ids = np.flatnonzero(batch.lane_valid[i])
     lanes_px = to_px(batch.lanes[i, lane_ids]) if len(lane_ids) else np.zeros((0, 2, 2))
@@ -199,12 +202,16 @@ def _draw_stop_bar(draw: ImageDraw.ImageDraw, line_px: np.ndarray, width_px: flo
     draw.line([tuple(p + n), tuple(p - n)], fill=colour, width=3)
 
 
+MAX_STEM = 200
+
+
 def safe_file_stem(scene_id: str) -> str:
     """A file-name-safe version of a scene id (path separators and odd characters replaced)."""
     scene_id = str(scene_id)
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", scene_id).strip("._")
-    if stem != scene_id:  # keep distinct ids distinct after the replacement
-        stem = f"{stem}-{hashlib.md5(scene_id.encode()).hexdigest()[:8]}"
+    if stem != scene_id or len(stem) > MAX_STEM:  # keep distinct ids distinct after the change
+        # Bounded length: file systems refuse names over 255 bytes (".<stem>.png.tmp" included).
+        stem = f"{stem[:MAX_STEM]}-{hashlib.md5(scene_id.encode()).hexdigest()[:8]}"
     return stem
 
 
@@ -224,7 +231,7 @@ def render_batch_to_files(
     paths = []
     for i, scene_id in enumerate(batch.meta["scene_id"]):
         path = out / f"{safe_file_stem(scene_id)}.png"
-        tmp = out / f".{path.name}.tmp"
+        tmp = out / f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp"  # no clash between writers
         _render_image(batch, i, size, extent_m).save(tmp, format="PNG", compress_level=1)
         os.replace(tmp, path)
         paths.append(str(path))

@@ -69,5 +69,6 @@ def queue_step(dataset: fo.Dataset, args) -> dict:
     from .queue import export_view_queue
 
     view = dataset.load_saved_view("demo-q")
-    result = export_view_queue(view, None, "demo-q-queue", selection="demo-q")
+    # The demo's own queue folder: a rerun replaces the previous demo export's files.
+    result = export_view_queue(view, None, "demo-q-queue", selection="demo-q", overwrite=True)
     return {"annotation queue": result.get("dir") or result}

@@ -26,6 +26,8 @@ def register_commands(subparsers) -> None:
     queue.add_argument("--formats", nargs="+", default=None, help="jsonl csv cvat labelstudio (default all)")
     queue.add_argument("--no-copy-media", action="store_true", help="reference the images instead of copying")
     queue.add_argument("--no-tag", action="store_true", help="do not tag the scenes or record a run")
+    queue.add_argument("--overwrite", action="store_true",
+                       help="replace a previous export of this queue (only the files it wrote)")
     queue.set_defaults(func=cmd_export_queue)
 
 
@@ -53,7 +55,8 @@ def cmd_export_queue(args) -> int:
             view = view.select_by("scene_id", [it.scene_id for it in items[: args.limit]], ordered=True)
         summary = export_view_queue(view, args.out_dir, args.name, args.rank_field, descending=not args.ascending,
                                     selection=args.selection, formats=args.formats or FORMATS,
-                                    copy_media=not args.no_copy_media, tag=not args.no_tag)
+                                    copy_media=not args.no_copy_media, tag=not args.no_tag,
+                                    overwrite=args.overwrite)
     except ExportError as exc:
         raise CommandError(str(exc)) from exc
     print(f"queue {summary['name']!r}: {summary['count']} scenes -> {summary['dir']}")

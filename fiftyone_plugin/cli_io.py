@@ -35,7 +35,10 @@ def register_commands(subparsers) -> None:
     av2.add_argument("--stride", type=float, default=0.2, help="t0 spacing in s, a multiple of 0.1 (default 0.2)")
     av2.add_argument("--history", type=float, default=2.0, help="history length in s (default 2)")
     av2.add_argument("--future", type=float, default=4.0, help="future length in s (default 4)")
-    av2.add_argument("--lenient", action="store_true", help="skip bad logs (reported) instead of failing")
+    policy = av2.add_mutually_exclusive_group()
+    policy.add_argument("--lenient", action="store_true", help="skip bad logs (reported) instead of failing")
+    policy.add_argument("--strict", action="store_true",
+                        help="refuse the import at the first invalid scene (default: skip and report it)")
     av2.add_argument("--no-render", action="store_true", help="do not render BEV images")
     av2.add_argument("--fail-on-existing", action="store_true", help="error if a scene_id is already in the dataset")
     av2.set_defaults(func=cmd_import_av2)
@@ -45,6 +48,8 @@ def register_commands(subparsers) -> None:
     table.add_argument("--dataset", required=True)
     table.add_argument("--no-render", action="store_true")
     table.add_argument("--fail-on-existing", action="store_true")
+    table.add_argument("--strict", action="store_true",
+                       help="refuse the folder at the first invalid scene (default: skip and report it)")
     table.set_defaults(func=cmd_import_scenes)
 
     exports = command_group(subparsers, "export", "export scenes from a dataset")
@@ -80,7 +85,8 @@ def cmd_import_av2(args) -> int:
     try:
         result = import_av2_into(
             args.dataset, args.path, stride_s=args.stride, history_s=args.history, future_s=args.future,
-            strict=not args.lenient, render=not args.no_render, skip_existing=not args.fail_on_existing,
+            strict=not args.lenient, strict_scenes=args.strict, render=not args.no_render,
+            skip_existing=not args.fail_on_existing,
         )
     except _errors() as exc:
         raise CommandError(str(exc)) from exc
@@ -93,7 +99,7 @@ def cmd_import_scenes(args) -> int:
 
     try:
         result = import_scenes_into(args.dataset, args.path, render=not args.no_render,
-                                    skip_existing=not args.fail_on_existing)
+                                    skip_existing=not args.fail_on_existing, strict=args.strict)
     except _errors() as exc:
         raise CommandError(str(exc)) from exc
     _print(result)

@@ -6,10 +6,13 @@ and from ``autoscale export queue``.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from autoscale_core.export import FORMATS, _SAFE_NAME
+from autoscale_core.export_folder import ExportTargetError, check_export_target
 
 from . import ui
 from .queue import QUEUE_TAG_PREFIX, configured_backends, default_out_dir, export_view_queue
@@ -43,7 +46,12 @@ def validate_export_params(params: dict, view, dataset) -> dict:
     if unknown:
         raise ValueError(f"formats: unknown {unknown}; choose from {list(FORMATS)}")
     out_dir = str(params.get("out_dir") or "").strip() or str(default_out_dir())
-    return {"name": name, "rank_field": rank_field, "descending": bool(params.get("descending", True)),
+    overwrite = bool(params.get("overwrite", False))
+    try:
+        check_export_target(Path(out_dir).expanduser() / name, overwrite=overwrite, what=f"annotation queue {name!r}")
+    except ExportTargetError as exc:
+        raise ValueError(f"queue name: {exc}") from exc
+    return {"overwrite": overwrite, "name": name, "rank_field": rank_field, "descending": bool(params.get("descending", True)),
             "selection": selection, "selection_order": rank_by == SELECTION_ORDER, "formats": formats, "out_dir": out_dir,
             "copy_media": bool(params.get("copy_media", True))}
 
@@ -83,6 +91,7 @@ class ExportAnnotationQueue(foo.Operator):
                     view=types.AutocompleteView(multiple=True, choices=[types.Choice(value=f, label=f) for f in FORMATS],
                                                 allow_user_input=False, allow_duplicates=False))
         inputs.bool("copy_media", default=True, label="Copy the BEV images into the queue folder")
+        inputs.bool("overwrite", default=False, label="Replace a previous export of this queue (only its own files)")
         backends = configured_backends()
         inputs.view("annotate_note", types.Notice(label="Annotation backends", description=(
             f"Configured for annotate(): {', '.join(sorted(backends))}" if backends else
@@ -96,7 +105,8 @@ class ExportAnnotationQueue(foo.Operator):
         p = validate_export_params(dict(ctx.params), view, ctx.dataset)
         ctx.set_progress(progress=0.05, label=f"ranking {len(view)} scenes")
         summary = export_view_queue(view, p["out_dir"], p["name"], p["rank_field"], descending=p["descending"],
-                                    selection=p["selection"], selection_order=p["selection_order"], formats=p["formats"], copy_media=p["copy_media"])
+                                    selection=p["selection"], selection_order=p["selection_order"], formats=p["formats"], copy_media=p["copy_media"],
+                                    overwrite=p["overwrite"])
         ctx.set_progress(progress=1.0, label=f"wrote {summary['count']} scenes to {summary['dir']}")
         ui.finish(ctx, f"Exported {summary['count']} scenes to {summary['dir']}", view=_queue_view(ctx.dataset, summary))
         return {"dir": summary["dir"], "count": summary["count"], "tag": summary["tag"],

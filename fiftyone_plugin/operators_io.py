@@ -27,6 +27,12 @@ from autoscale_core.scene import SceneBatch
 from . import scenes, ui
 
 
+def _check_new_name(name: str) -> None:
+    """A new dataset's name must work as a folder name: refused before reading any file."""
+    if not fo.dataset_exists(name):
+        scenes.default_dataset_dir(name)
+
+
 def _ingest(name: str, batch: SceneBatch, *, render: bool, skip_existing: bool) -> dict:
     """Create dataset ``name`` from ``batch`` or add the batch's new scenes to it."""
     if not fo.dataset_exists(name):
@@ -47,6 +53,7 @@ def import_av2_into(
     history_s: float = 2.0,
     future_s: float = 4.0,
     strict: bool = True,
+    strict_scenes: bool = False,
     render: bool = True,
     skip_existing: bool = True,
 ) -> dict:
@@ -55,15 +62,27 @@ def import_av2_into(
     Returns counts (``scenes``, ``added``, ``already_present``, ``num_samples``) and the
     importer's report (``report``: windows, skipped by reason, warnings).
     """
-    batch, report = import_av2(path, stride_s=stride_s, history_s=history_s, future_s=future_s, strict=strict)
+    _check_new_name(name)
+    batch, report = import_av2(path, stride_s=stride_s, history_s=history_s, future_s=future_s, strict=strict,
+                               strict_scenes=strict_scenes)
     result = _ingest(name, batch, render=render, skip_existing=skip_existing)
     result["report"] = report.as_dict()
     return result
 
 
-def import_scenes_into(name: str, path: str | os.PathLike, *, render: bool = True, skip_existing: bool = True) -> dict:
-    """Import an interchange folder (docs/interchange.md) into dataset ``name`` (created if missing)."""
-    return _ingest(name, import_scenes(path), render=render, skip_existing=skip_existing)
+def import_scenes_into(name: str, path: str | os.PathLike, *, render: bool = True, skip_existing: bool = True,
+                       strict: bool = False) -> dict:
+    """Import an interchange folder (docs/interchange.md) into dataset ``name`` (created if missing).
+
+    Scenes breaking the schema are skipped and listed under ``skipped_scenes`` (``strict``:
+    refuse the folder instead); see :mod:`autoscale_core.io.validation`.
+    """
+    _check_new_name(name)
+    skipped: list[dict] = []
+    batch = import_scenes(path, strict=strict, skipped=skipped)
+    result = _ingest(name, batch, render=render, skip_existing=skip_existing)
+    result["skipped_scenes"] = skipped
+    return result
 
 
 def export_dataset_scenes(
@@ -229,9 +248,13 @@ class ImportScenes(_ImportBase):
 
 
 def _check_export(params: dict, view) -> None:
+    from autoscale_core.export_folder import ExportTargetError, check_export_target
+
     path = _check_path(params, "path", must_exist=False)
-    if path.exists() and not params.get("overwrite", False):
-        raise ValueError(f"path: {path} already exists: tick overwrite or choose another folder")
+    try:
+        check_export_target(path, overwrite=bool(params.get("overwrite", False)), what="scene export")
+    except ExportTargetError as exc:
+        raise ValueError(f"path: {exc}") from exc
     if len(view) == 0:
         raise ValueError("target: the chosen samples are empty; nothing to export")
 
@@ -251,8 +274,8 @@ class ExportScenes(foo.Operator):
         if ui.no_dataset_error(inputs, ctx):
             return types.Property(inputs)
         view = ui.target_input(inputs, ctx)
-        inputs.str("path", required=True, label="Output folder", description="Must not exist unless overwrite is ticked")
-        inputs.bool("overwrite", default=False, label="Overwrite an existing folder")
+        inputs.str("path", required=True, label="Output folder", description="Must be new or empty unless overwrite is ticked")
+        inputs.bool("overwrite", default=False, label="Replace a previous export there (only its own files)")
         if ctx.params.get("path"):
             ui.check_form(inputs, lambda: _check_export(dict(ctx.params), view))
         return types.Property(inputs, view=types.View(label="Export scenes"))

@@ -21,6 +21,9 @@ input raises ValueError naming it before anything is written.
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -117,9 +120,15 @@ def compute_scene_embeddings(
     out_dir.mkdir(parents=True, exist_ok=True)
     field = f"emb_{method}"
     report(0.85, f"writing {field}")
-    scenes.write_scene_fields(view, {field: res.embeddings}, scene_ids=scene_ids)
-    _save_arrays(out_dir, scene_ids, res)
-    index_path = index.save(str(out_dir / "index.faiss"))
+    # Files are staged first (a full disk fails here, before the dataset is touched), then the
+    # field is written, then the staged files are renamed into place (no space needed).
+    staging = _stage_arrays(out_dir, scene_ids, res, index, dataset.name)
+    try:
+        scenes.write_scene_fields(view, {field: res.embeddings}, scene_ids=scene_ids)
+        _publish_arrays(staging, out_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    index_path = str(out_dir / "index.faiss")
     brain_keys = _register_brain(view, method, field, viz_method, report) if brain else {}
     results = {
         "field": field, "num_scenes": len(scene_ids), "dim": int(res.embeddings.shape[1]),
@@ -134,16 +143,31 @@ def compute_scene_embeddings(
     return {"run": f"emb_{method}", **results}
 
 
-def _save_arrays(out_dir: Path, scene_ids, res) -> None:
-    """Embeddings, safety and MC samples keyed by scene id (plain .npy + JSON, no pickle)."""
-    np.save(out_dir / "embeddings.npy", res.embeddings)
-    np.save(out_dir / "safety.npy", np.asarray(res.safety, dtype=np.float32))
-    mc_path = out_dir / "mc_samples.npy"
-    if res.mc_samples is not None:
-        np.save(mc_path, res.mc_samples.astype(np.float32))
-    elif mc_path.exists():
-        mc_path.unlink()
-    (out_dir / "scene_ids.json").write_text(json.dumps(list(scene_ids)))
+def _stage_arrays(out_dir: Path, scene_ids, res, index, dataset_name: str) -> Path:
+    """Embeddings, safety, MC samples (plain .npy + JSON, no pickle) and the faiss index, written
+    to a staging folder beside ``out_dir``; a write error (e.g. a full disk) removes it and is
+    raised as a ``ValueError`` naming the dataset and folder."""
+    staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}-staging-"))
+    try:
+        np.save(staging / "embeddings.npy", res.embeddings)
+        np.save(staging / "safety.npy", np.asarray(res.safety, dtype=np.float32))
+        if res.mc_samples is not None:
+            np.save(staging / "mc_samples.npy", res.mc_samples.astype(np.float32))
+        (staging / "scene_ids.json").write_text(json.dumps(list(scene_ids)))
+        index.save(str(staging / "index.faiss"))
+    except (OSError, RuntimeError) as exc:  # faiss reports write errors as RuntimeError
+        shutil.rmtree(staging, ignore_errors=True)
+        raise ValueError(f"could not write the embeddings of dataset {dataset_name!r} under {out_dir}: {exc}; "
+                         "nothing was changed") from exc
+    return staging
+
+
+def _publish_arrays(staging: Path, out_dir: Path) -> None:
+    has_mc = (staging / "mc_samples.npy").exists()
+    for path in staging.iterdir():
+        os.replace(path, out_dir / path.name)
+    if not has_mc:
+        (out_dir / "mc_samples.npy").unlink(missing_ok=True)  # stale samples of an earlier run
 
 
 def load_repr_arrays(dataset: fo.Dataset, method: str, scene_ids) -> dict:

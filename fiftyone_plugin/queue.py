@@ -185,7 +185,8 @@ def build_queue_items(view, *, rank_field: str | None = None, descending: bool =
 # ---------------------------------------------------------------------------------- export
 def export_view_queue(view, out_dir: str | os.PathLike | None, name: str, rank_field: str | None = None, *,
                       descending: bool = True, selection: str | None = None, selection_order: bool = True,
-                      formats: Sequence[str] = FORMATS, copy_media: bool = True, tag: bool = True) -> dict:
+                      formats: Sequence[str] = FORMATS, copy_media: bool = True, tag: bool = True,
+                      overwrite: bool = False) -> dict:
     """Export the scenes of ``view`` as ranked annotation queue ``name`` under ``out_dir``.
 
     Args:
@@ -201,6 +202,8 @@ def export_view_queue(view, out_dir: str | os.PathLike | None, name: str, rank_f
         formats: subset of ``("jsonl", "csv", "cvat", "labelstudio")``.
         copy_media: copy the BEV images into the queue folder (self-contained).
         tag: tag the queued scenes ``queue:<name>`` and record run ``queue_<name>``.
+        overwrite: replace a previous export in ``out_dir/name`` (only its own files; a
+            non-empty folder is refused otherwise).
 
     Returns:
         {"name", "count", "dir", "files": {format: path}, "selection", "rank_field", "tag", "run_key"}.
@@ -208,7 +211,7 @@ def export_view_queue(view, out_dir: str | os.PathLike | None, name: str, rank_f
     out_dir = Path(out_dir) if out_dir else default_out_dir()
     items, record = build_queue_items(view, rank_field=rank_field, descending=descending, selection=selection,
                                       selection_order=selection_order)
-    files = export_queue(items, out_dir, name, formats=list(formats), copy_media=copy_media)
+    files = export_queue(items, out_dir, name, formats=list(formats), copy_media=copy_media, overwrite=overwrite)
     summary = {
         "name": name, "count": len(items), "dir": str(Path(out_dir).resolve() / name), "files": files,
         "selection": record["name"] if record else None, "rank_field": rank_field, "descending": bool(descending),

@@ -25,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import shutil
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
@@ -38,6 +37,7 @@ from autoscale_core import render as bev
 from autoscale_core.scene import AGENT_TYPES, SceneBatch
 from autoscale_core.store import SceneStore
 
+from . import ownership, scene_adds
 from .runs import delete_run, list_runs, record_run  # noqa: F401  (part of this module's contract)
 
 logger = logging.getLogger(__name__)
@@ -59,9 +59,19 @@ def autoscale_home() -> Path:
     return Path(os.environ.get("AUTOSCALE_HOME") or "~/.autoscale").expanduser().resolve()
 
 
+MAX_NAME_BYTES = 200  # leaves room for "-<8 hex>" and temp suffixes under the 255-byte file-name limit
+
+
 def default_dataset_dir(name: str) -> Path:
-    if not name or "/" in name or name in (".", ".."):
-        raise SceneDatasetError(f"dataset name {name!r} cannot be used as a folder name")
+    """``$AUTOSCALE_HOME/datasets/<name>``; a name that cannot be a folder name is refused
+    before any work (empty, ``/`` or ``\\``, NUL or control characters, a leading dot, too long)."""
+    bad = (not name or name.startswith(".") or any(c in name for c in "/\\") or not name.isprintable()
+           or len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES)
+    if bad:
+        raise SceneDatasetError(
+            f"dataset name {name[:80]!r}{'...' if len(name) > 80 else ''} cannot be used as a folder name "
+            f"(no '/', '\\', control characters or leading '.', at most {MAX_NAME_BYTES} bytes)"
+        )
     return autoscale_home() / "datasets" / name
 
 
@@ -117,12 +127,7 @@ def create_scene_dataset(
                 f"dataset {name!r} already exists; pass overwrite=True (CLI: --overwrite) to replace it"
             )
         delete_scene_dataset(name)
-    folder = Path(media_dir).expanduser().resolve() if media_dir else default_dataset_dir(name)
-    # A folder left by a crashed run (no dataset points at it): clear our two subfolders.
-    for sub in ("store", "bev"):
-        if (folder / sub).exists():
-            logger.info("removing stale %s", folder / sub)
-            shutil.rmtree(folder / sub)
+    folder = _new_dataset_folder(name, media_dir)
     dataset = fo.Dataset(name, persistent=True)
     try:
         dataset.info[STORE_INFO_KEY] = str(folder / "store")
@@ -158,11 +163,11 @@ def create_world_dataset(
     """
     from autoscale_core.world import generate_world
 
+    default_dataset_dir(name)  # validates the name as a folder name, before any work
     if fo.dataset_exists(name) and not overwrite:
         raise SceneDatasetError(
             f"dataset {name!r} already exists; pass overwrite=True (CLI: --overwrite) to replace it"
         )
-    default_dataset_dir(name)  # validates the name as a folder name
     if progress:
         progress(0.0, f"generating {num_scenes} scenes (seed {seed})")
     batch = generate_world(num_scenes, seed=seed, cities=cities)
@@ -175,14 +180,29 @@ def create_world_dataset(
     return dataset
 
 
-def delete_scene_dataset(name: str) -> None:
-    """Delete dataset ``name`` with its scene store and BEV images."""
+def _new_dataset_folder(name: str, media_dir: str | os.PathLike | None) -> Path:
+    """The dataset dir for a new dataset: never one another dataset uses (see ``ownership``)."""
+    if not media_dir:
+        return ownership.claim_dataset_folder(default_dataset_dir(name), name=name)
+    folder = Path(media_dir).expanduser().resolve()
+    users = ownership.datasets_using(folder, exclude=name)
+    if users:
+        raise SceneDatasetError(
+            f"media_dir {folder} is used by dataset(s) {users}; choose a folder of its own"
+        )
+    return ownership.claim_dataset_folder(folder, name=name)
+
+
+def delete_scene_dataset(name: str) -> dict[str, list[str]]:
+    """Delete dataset ``name`` and its scene store and BEV images — the folders only when no
+    other dataset (a clone, a renamed original, one holding its samples) still uses them.
+
+    Returns ``{folder: [datasets using it]}`` for the folders kept.
+    """
     dataset = fo.load_dataset(name)
     paths = [dataset.info.get(STORE_INFO_KEY), dataset.info.get(MEDIA_INFO_KEY)]
     dataset.delete()
-    for path in paths:
-        if path and Path(path).is_dir():
-            shutil.rmtree(path, ignore_errors=True)
+    return ownership.remove_if_unused(paths, owner=name)
 
 
 def apply_color_scheme(dataset: fo.Dataset) -> None:
@@ -245,6 +265,25 @@ def add_scenes(
     batch.validate()
     if len(batch) == 0:
         return []
+    folder = _dataset_dir(dataset)
+    if not dataset.info.get(STORE_INFO_KEY):
+        dataset.info[STORE_INFO_KEY] = str(folder / "store")
+        dataset.info[MEDIA_INFO_KEY] = str(folder / "bev")
+        dataset.info.setdefault(EXTENT_INFO_KEY, bev.DEFAULT_EXTENT_M)
+        dataset.save()
+    # One transaction: a failure (or a kill, recovered by the next add) leaves no sample
+    # without overlays, no orphan image and no duplicate store row (see scene_adds).
+    with scene_adds.adding(dataset, dataset.info[STORE_INFO_KEY], len(batch)) as tx:
+        try:
+            return _add_new_scenes(dataset, batch, tx, render=render, skip_existing=skip_existing)
+        except OSError as exc:  # e.g. a full disk: say where, not just "errno 28"
+            raise SceneDatasetError(
+                f"adding {len(batch)} scenes to dataset {dataset.name!r} failed writing under {folder}: "
+                f"{exc.strerror or exc} ({getattr(exc, 'filename', None) or 'a scene file'}); nothing was added"
+            ) from exc
+
+
+def _add_new_scenes(dataset: fo.Dataset, batch: SceneBatch, tx, *, render: bool, skip_existing: bool) -> list[str]:
     ids = [str(s) for s in batch.meta["scene_id"]]
     existing = set(dataset.distinct("scene_id")) if "scene_id" in dataset.get_field_schema() else set()
     present = np.array([s in existing for s in ids], dtype=bool)
@@ -260,35 +299,33 @@ def add_scenes(
         if not ids:
             return []
 
-    folder = _dataset_dir(dataset)
-    if not dataset.info.get(STORE_INFO_KEY):
-        dataset.info[STORE_INFO_KEY] = str(folder / "store")
-        dataset.info[MEDIA_INFO_KEY] = str(folder / "bev")
-        dataset.info.setdefault(EXTENT_INFO_KEY, bev.DEFAULT_EXTENT_M)
-        dataset.save()
     extent = float(dataset.info.get(EXTENT_INFO_KEY, bev.DEFAULT_EXTENT_M))
     media = Path(dataset.info[MEDIA_INFO_KEY])
     if render:
+        expected = [str(media / f"{bev.safe_file_stem(s)}.png") for s in ids]
+        tx.new_images = [p for p in expected if not Path(p).exists()]  # ours to remove on failure
         paths = bev.render_batch_to_files(batch, media, extent_m=extent)
     else:
         paths = [str(media / f"{bev.safe_file_stem(s)}.png") for s in ids]
     samples = _build_samples(batch, paths)
-    overlays = _overlays(batch, extent)
-    if render:
-        overlays["metadata"] = [_image_metadata_doc(p) for p in paths]
-    get_store(dataset).append(batch)
+    # Metadata first and ``route`` (scene_adds.COMPLETE_FIELD) last: a sample is complete
+    # once its last overlay is written.
+    fields = {"metadata": [_image_metadata_doc(p) for p in paths]} if render else {}
+    fields.update(_overlays(batch, extent))
+    store = get_store(dataset)
+    missing_rows = ~store.contains(ids)  # rows left by an interrupted add are reused, not duplicated
+    if missing_rows.any():
+        store.append(batch.subset(np.flatnonzero(missing_rows)))
     sample_ids = list(dataset.add_samples(samples, progress=False))
+    tx.sample_ids = sample_ids
     # Drop the in-memory samples: FiftyOne reloads every live sample after each bulk write.
     del samples
-    try:
-        schema = dataset.get_field_schema()
-        for name, docs in overlays.items():
-            if name not in schema:
-                dataset.add_sample_field(name, fo.EmbeddedDocumentField, embedded_doc_type=fo.Polylines)
-            dataset.set_values(name, dict(zip(ids, docs)), key_field="scene_id", validate=False)
-    except BaseException:
-        dataset.delete_samples(sample_ids)  # no samples without their overlays
-        raise
+    tx.pause_before_overlays()
+    schema = dataset.get_field_schema()
+    for name, docs in fields.items():
+        if name not in schema:
+            dataset.add_sample_field(name, fo.EmbeddedDocumentField, embedded_doc_type=fo.Polylines)
+        dataset.set_values(name, dict(zip(ids, docs)), key_field="scene_id", validate=False)
     return sample_ids
 
 

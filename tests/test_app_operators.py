@@ -77,7 +77,9 @@ def test_export_operator_ranks_by_field_and_is_idempotent(scored_dataset, tmp_pa
     assert len(ds.match_tags("queue:by-q")) == len(ds) and ds.has_run("queue_by_q")
 
     before = (tmp_path / "by-q" / "manifest.jsonl").read_bytes()
-    assert _execute(EXPORT_URI, ds, params).error is None  # re-export: same files
+    with pytest.raises(Exception, match="exists and is not empty"):  # an existing export needs overwrite
+        _execute(EXPORT_URI, ds, params)
+    assert _execute(EXPORT_URI, ds, {**params, "overwrite": True}).error is None  # re-export: same files
     assert (tmp_path / "by-q" / "manifest.jsonl").read_bytes() == before
     ds.untag_samples("queue:by-q")
 

@@ -17,6 +17,7 @@ from typing import Callable
 import numpy as np
 import pytest
 
+import bad_input_cases
 from reliability_helpers import run_cli, snapshot
 
 N = 30
@@ -35,6 +36,7 @@ class Case:
     entry: str  # "cli", "cli-subprocess", "py", "op"
     action: Callable[[Env], object]
     expect: str  # substring the error must contain (case-insensitive)
+    also: tuple[str, ...] = ()  # more substrings it must contain (file, scene, field)
 
 
 # ---------------------------------------------------------------------------------- fixtures
@@ -248,6 +250,20 @@ def _without_first_image(env, action):
         os.rename(hidden, path)
 
 
+def _with_user_file(action):
+    """Run ``action`` with a user's file in the case's folder (an export must not touch it)."""
+    def run(env):
+        user_file = os.path.join(env.tmp, "user-notes.txt")
+        with open(user_file, "w") as f:
+            f.write("mine")
+        try:
+            return action(env)
+        finally:
+            assert open(user_file).read() == "mine", "an export touched a user file"
+
+    return run
+
+
 def _empty_view_load(env):
     from fiftyone import ViewField as F
     from fiftyone_plugin import scenes
@@ -314,7 +330,8 @@ CASES = [
                                                       "--no-copy-media"), "no_field"),
     Case("cli-export-limit-zero", "cli", _cli("export", "queue", "--dataset", "{ds}", "--name", "q5",
                                               "--out-dir", "{tmp}", "--limit", "0"), "--limit"),
-    Case("cli-export-scenes-existing-path", "cli", _cli("export", "scenes", "{tmp}", "--dataset", "{ds}"), "{tmp}"),
+    Case("cli-export-scenes-existing-path", "cli",
+         _with_user_file(_cli("export", "scenes", "{tmp}", "--dataset", "{ds}")), "{tmp}"),
     Case("cli-import-missing-path", "cli", _cli("import", "scenes", "{tmp}/nothing-here", "--dataset", "{ds}"),
          "nothing-here"),
     Case("cli-import-truncated-parquet", "cli", _truncated_parquet, ".parquet"),
@@ -366,6 +383,14 @@ CASES = [
 ]
 
 
+# Hostile-input families (issue #21): every interchange table / header field, AV2 logs, names.
+CASES += [Case(f"ix-{id_}", "cli", bad_input_cases._import_strict(mutate), expect, also)
+          for id_, mutate, expect, also in bad_input_cases.interchange_cases()]
+CASES += [Case(f"ix-{id_}", "cli", action, expect, also) for id_, action, expect, also in
+          bad_input_cases.interchange_env_cases() + bad_input_cases.av2_cases() + bad_input_cases.name_cases()]
+CASES += [Case(f"py-{id_}", "py", action, expect, also) for id_, action, expect, also in bad_input_cases.checkpoint_cases()]
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_bad_input(case: Case, bad_env, tmp_path, capsys):
     from fiftyone_plugin import safe_write
@@ -398,6 +423,8 @@ def test_bad_input(case: Case, bad_env, tmp_path, capsys):
             assert result.error is not None, f"{case.id}: operator succeeded: {result.result}"
             message = f"{result.error} {result.error_message or ''}"
     assert expect in message.lower(), f"{case.id}: error does not name {case.expect!r}: {message[-1500:]}"
+    for part in case.also:
+        assert part.lower() in message.lower(), f"{case.id}: error does not name {part!r}: {message[-1500:]}"
     assert not os.path.exists(os.path.join(env.tmp, "PWNED")), "a checkpoint's pickle payload was executed"
     assert snapshot(bad_env) == before, f"{case.id}: the dataset changed"
     # Nothing of this dataset is left staged either.
@@ -405,5 +432,5 @@ def test_bad_input(case: Case, bad_env, tmp_path, capsys):
 
 
 def test_table_is_large_enough():
-    assert len(CASES) >= 30
+    assert len(CASES) >= 100
     assert {c.entry for c in CASES} == {"cli", "cli-subprocess", "py", "op"}

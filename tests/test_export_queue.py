@@ -38,11 +38,13 @@ def test_export_writes_every_format_in_rank_order(tmp_path):
     assert [t["data"]["scene_id"] for t in tasks] == ["s2", "s1", "s0"]
 
 
-def test_reexport_is_idempotent(tmp_path):
+def test_reexport_with_overwrite_is_idempotent(tmp_path):
     items = _items(tmp_path)
     first = export_queue(items, tmp_path / "out", "q")
     content = {k: Path(p).read_bytes() for k, p in first.items()}
-    second = export_queue(items, tmp_path / "out", "q")
+    with pytest.raises(ExportError, match="exists and is not empty"):
+        export_queue(items, tmp_path / "out", "q")
+    second = export_queue(items, tmp_path / "out", "q", overwrite=True)
     assert {k: Path(p).read_bytes() for k, p in second.items()} == content
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["q"]
 

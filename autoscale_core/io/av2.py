@@ -43,6 +43,13 @@ import pyarrow.feather as feather
 import pyarrow.parquet as pq
 from scipy.signal import savgol_filter
 
+from .validation import (
+    ImportLimitError,
+    ImportLimits,
+    ImportValidationError,
+    check_timestamps,
+    drop_bad_scenes,
+)
 from ..scene import (
     CYCLIST,
     OTHER,
@@ -187,6 +194,8 @@ def import_av2(
     max_agents: int = 32,
     map_radius_m: float = 60.0,
     strict: bool = True,
+    strict_scenes: bool = False,
+    limits: ImportLimits | None = None,
 ) -> tuple[SceneBatch, ImportReport]:
     """Import every AV2 sensor log and forecasting scenario under ``root`` as planning scenes.
 
@@ -197,7 +206,12 @@ def import_av2(
         max_agents: the N agents nearest the ego at t0 are kept.
         map_radius_m: lanes/polygons/crosswalks within this distance of the ego path are kept.
         strict: raise :class:`AV2ImportError` on the first bad log (default); with False a bad
-            log is skipped, counted under ``skipped`` and named in ``warnings``.
+            log (whatever its error) is skipped, counted under ``skipped`` and named in ``warnings``.
+        strict_scenes: raise on the first scene breaking the array schema
+            (:func:`~autoscale_core.io.validation.scene_problems`); by default such scenes are
+            skipped and reported the same way.
+        limits: sizes read from the files (time span, tracks x steps) are checked against these
+            before anything is allocated (default :meth:`ImportLimits.from_env`).
 
     Returns:
         (scenes, report): a validated :class:`SceneBatch` (source "av2") and an
@@ -209,27 +223,37 @@ def import_av2(
         raise AV2ImportError(f"dt, stride_s and future_s must be positive (got dt={dt}, stride_s={stride_s}, future_s={future_s})")
     if steps["history_s"] % steps["dt"] or steps["future_s"] % steps["dt"]:
         raise AV2ImportError(f"history_s ({history_s}) and future_s ({future_s}) must be multiples of dt ({dt})")
+    limits = limits or ImportLimits.from_env()
     report = ImportReport()
     folders = find_av2_logs(root)
     batches = []
     for kind, folder in folders:
         try:
-            log = _load_sensor_log(folder) if kind == "sensor" else _load_scenario(folder)
+            log = _load_sensor_log(folder, limits) if kind == "sensor" else _load_scenario(folder, limits)
             _check_length(log, steps)
-        except AV2ImportError as exc:
-            if strict:
-                raise
+            batch = _slice_log(log, steps, dt, max_agents, map_radius_m, report)
+        except Exception as exc:  # noqa: BLE001 - any failure of one log is that log's problem
+            error = exc if isinstance(exc, AV2ImportError) else AV2ImportError(f"{folder}: {type(exc).__name__}: {exc}")
+            if strict or isinstance(exc, MemoryError):
+                raise error from exc
             report.skip("bad log")
-            report.warn(str(exc))
+            report.warn(str(error))
             continue
         report.logs.append(log.log_id)
-        batch = _slice_log(log, steps, dt, max_agents, map_radius_m, report)
         if batch is not None:
             batches.append(batch)
     if not batches:
         raise AV2ImportError(f"{root}: no valid scenes (skipped: {report.skipped or 'none'})")
     scenes = SceneBatch.concatenate(batches)
-    scenes.validate()
+    try:
+        scenes, bad = drop_bad_scenes(scenes, file=root, strict=strict_scenes, limits=limits)
+    except ImportValidationError as exc:
+        raise AV2ImportError(str(exc)) from exc
+    for problem in bad:
+        report.skip(f"invalid scene ({problem['reason']})")
+        report.warn(f"{root}: scene {problem['scene_id']!r} skipped: {problem['reason']}")
+    if len(scenes) == 0:
+        raise AV2ImportError(f"{root}: no valid scenes (skipped: {report.skipped})")
     report.scenes = len(scenes)
     return scenes, report
 
@@ -240,7 +264,13 @@ def find_av2_logs(root: str | Path) -> list[tuple[str, Path]]:
     if not root.exists():
         raise AV2ImportError(f"{root}: no such file or directory")
     if root.is_file():
-        root = root.parent
+        # A file names its own log folder only: never every log beside it in the parent.
+        folder = root.parent
+        if (folder / "annotations.feather").is_file():
+            return [("sensor", folder)]
+        if any(folder.glob("scenario_*.parquet")):
+            return [("scenario", folder)]
+        raise AV2ImportError(f"{root}: a file that is not part of an AV2 log folder (give the log folder or a folder above it)")
     found = {p.parent: "sensor" for p in root.rglob("annotations.feather")}
     found.update({p.parent: "scenario" for p in root.rglob("scenario_*.parquet")})
     if not found:
@@ -397,7 +427,31 @@ def _track_speed(xy: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return speed
 
 
-def _load_sensor_log(folder: Path) -> _Log:
+def _check_log_grid(path: Path, tracks: int, steps: int, limits: ImportLimits) -> None:
+    """The (tracks, steps) arrays of one log are allocated from file values: bound them first."""
+    span = (steps - 1) * SOURCE_DT
+    if span > limits.max_time_span_s:
+        raise AV2ImportError(f"{path}: the log spans {span:,.0f} s ({steps:,} steps at 10 Hz), above the limit of "
+                             f"{limits.max_time_span_s:,.0f} s (max_time_span_s; AUTOSCALE_LIMIT_MAX_TIME_SPAN_S)")
+    if tracks * steps > limits.max_log_track_steps:
+        raise AV2ImportError(f"{path}: {tracks:,} tracks x {steps:,} steps exceeds the limit of "
+                             f"{limits.max_log_track_steps:,} (max_log_track_steps; AUTOSCALE_LIMIT_MAX_LOG_TRACK_STEPS)")
+
+
+def _unique_poses(path: Path, t: np.ndarray, q: np.ndarray, p: np.ndarray):
+    """Sorted poses without repeated time stamps (real logs repeat some, with the same pose);
+    a time stamp given twice with different poses is an error."""
+    t_unique, first = np.unique(t, return_index=True)
+    if len(t_unique) == len(t):
+        return t, q, p
+    again = np.setdiff1d(np.arange(len(t)), first)
+    same = np.searchsorted(t_unique, t[again])
+    if not (np.allclose(q[again], q[first][same], equal_nan=True) and np.allclose(p[again], p[first][same], equal_nan=True)):
+        raise AV2ImportError(f"{path}: timestamp_ns repeats with different poses (e.g. {int(t[again[0]])})")
+    return t_unique, q[first], p[first]
+
+
+def _load_sensor_log(folder: Path, limits: ImportLimits) -> _Log:
     ann_path = folder / "annotations.feather"
     pose_path = folder / "city_SE3_egovehicle.feather"
     if not pose_path.exists():
@@ -414,12 +468,23 @@ def _load_sensor_log(folder: Path) -> _Log:
     pose_t = pose_t[order]
     pose_q = np.stack([_col(poses, c) for c in ("qw", "qx", "qy", "qz")], -1)[order]
     pose_p = np.stack([_col(poses, c) for c in ("tx_m", "ty_m", "tz_m")], -1)[order]
+    pose_t, pose_q, pose_p = _unique_poses(pose_path, pose_t, pose_q, pose_p)
+    try:
+        check_timestamps(pose_t, limits, file=pose_path, field="timestamp_ns", unit_s=1e-9)
+    except (ImportValidationError, ImportLimitError) as exc:
+        raise AV2ImportError(str(exc)) from exc
+    if not (np.isfinite(pose_q).all() and np.isfinite(pose_p).all()):
+        raise AV2ImportError(f"{pose_path}: ego poses must be finite (NaN or inf in qw..qz / tx_m..tz_m)")
     ann_t = _col(ann, "timestamp_ns", np.int64)
     sweeps = np.unique(ann_t)
+    if len(sweeps) == 0:
+        raise AV2ImportError(f"{ann_path}: no annotations")
     t_origin = sweeps[0]
     if sweeps[0] < pose_t[0] - 1e8 or sweeps[-1] > pose_t[-1] + 1e8:
         raise AV2ImportError(f"{pose_path}: ego poses do not cover the annotation time range")
     # Uniform 10 Hz grid from the first sweep; each sweep snaps to its nearest grid step.
+    num_tracks = len(np.unique(ann.column("track_uuid").to_numpy(zero_copy_only=False)))
+    _check_log_grid(ann_path, num_tracks, int(round((sweeps[-1] - t_origin) / 1e9 / SOURCE_DT)) + 1, limits)
     grid = np.arange(int(round((sweeps[-1] - t_origin) / 1e9 / SOURCE_DT)) + 1)
     grid_ns = t_origin + (grid * SOURCE_DT * 1e9).astype(np.int64)
     to_s = lambda ns: (ns - t_origin) / 1e9  # noqa: E731
@@ -462,7 +527,7 @@ def _load_sensor_log(folder: Path) -> _Log:
     return log
 
 
-def _load_scenario(folder: Path) -> _Log:
+def _load_scenario(folder: Path, limits: ImportLimits) -> _Log:
     paths = sorted(folder.glob("scenario_*.parquet"))
     path = paths[0]
     map_path = _find_map(folder)
@@ -474,8 +539,11 @@ def _load_scenario(folder: Path) -> _Log:
         raise AV2ImportError(f"{path}: no 'AV' track (the ego) in the scenario")
     city_raw = str(table.column("city")[0]) if "city" in table.column_names else "unknown"
     city = FORECAST_CITY_CODES.get(city_raw.lower(), city_raw.upper())
+    if len(step) == 0 or step.min() < 0:
+        raise AV2ImportError(f"{path}: timestep must be whole numbers >= 0 (got {step.min() if len(step) else 'no rows'})")
     K = int(step.max()) + 1
     names, track = np.unique(track_ids, return_inverse=True)
+    _check_log_grid(path, len(names), K, limits)
     xy = np.stack([_col(table, "position_x"), _col(table, "position_y")], -1)
     heading = _col(table, "heading")
     vel = np.hypot(_col(table, "velocity_x"), _col(table, "velocity_y"))
@@ -489,6 +557,8 @@ def _load_scenario(folder: Path) -> _Log:
     all_speed[track, step] = vel
     all_valid[track, step] = True
     ego = int(np.flatnonzero(names == "AV")[0])
+    if not (np.isfinite(all_xy[ego]).all() and np.isfinite(all_yaw[ego]).all()):
+        raise AV2ImportError(f"{path}: the AV track (the ego) has NaN or inf in position_x / position_y / heading")
     if not all_valid[ego].all():
         raise AV2ImportError(f"{path}: the AV track has gaps; cannot build a continuous ego timeline")
     ego_yaw = np.unwrap(all_yaw[ego])

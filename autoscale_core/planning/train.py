@@ -131,16 +131,21 @@ class TrainedPlanner:
             raise
         except Exception as exc:  # torch raises several types (UnpicklingError, RuntimeError, ...)
             raise ValueError(f"{path}: not a planner checkpoint ({str(exc).splitlines()[0][:200]})") from exc
-        if header.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(f"{path}: unknown checkpoint format {header.get('format')!r}")
-        config = header["config"]
-        if planner is not None and config["planner"] != planner:
-            raise ValueError(
-                f"{path}: checkpoint holds a {config['planner']!r} planner, not the requested {planner!r}"
-            )
-        featurizer = SceneFeaturizer.from_state(header["featurizer"])
-        state = blob["state_dict"]
-        model = _new_model(config, featurizer, state.get("vocabulary"))
+        if not isinstance(header, dict) or header.get("format") != CHECKPOINT_FORMAT:
+            found = header.get("format") if isinstance(header, dict) else type(header).__name__
+            raise ValueError(f"{path}: unknown checkpoint format {found!r} (expected a {CHECKPOINT_FORMAT!r} header)")
+        try:
+            config = header["config"]
+            if planner is not None and config["planner"] != planner:
+                raise ValueError(
+                    f"{path}: checkpoint holds a {config['planner']!r} planner, not the requested {planner!r}"
+                )
+            featurizer = SceneFeaturizer.from_state(header["featurizer"])
+            state = blob["state_dict"]
+            _check_shapes(path, config, featurizer, state)
+            model = _new_model(config, featurizer, state.get("vocabulary"))
+        except (KeyError, TypeError, AttributeError, IndexError) as exc:
+            raise ValueError(f"{path}: malformed checkpoint header ({type(exc).__name__}: {exc})") from exc
         try:
             model.load_state_dict(state)
         except RuntimeError as exc:
@@ -292,6 +297,20 @@ def _constant_velocity_reference(batch: SceneBatch) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------- training
+def _check_shapes(path, config: dict, featurizer: SceneFeaturizer, state: dict) -> None:
+    """Build the architecture on the ``meta`` device (no memory) and compare parameter shapes
+    with the weights, so a header claiming a huge hidden size never allocates anything."""
+    vocabulary = state.get("vocabulary")
+    with torch.device("meta"):
+        probe = _new_model(config, featurizer, None if vocabulary is None else torch.empty_like(vocabulary, device="meta"))
+    expected = {k: tuple(v.shape) for k, v in probe.state_dict().items()}
+    given = {k: tuple(v.shape) for k, v in state.items() if isinstance(v, torch.Tensor)}
+    if expected != given:
+        wrong = sorted(k for k in expected.keys() | given.keys() if expected.get(k) != given.get(k))
+        raise ValueError(f"{path}: weights do not fit the {config['planner']!r} architecture of its header "
+                         f"(e.g. {wrong[0]!r}: header {expected.get(wrong[0])}, weights {given.get(wrong[0])})")
+
+
 def _new_model(config: dict, featurizer: SceneFeaturizer, vocabulary) -> nn.Module:
     kwargs = {"hidden": config["hidden"], "dropout": config["dropout"]}
     if config["planner"] == "regression":
