@@ -39,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.feather as feather
 import pyarrow.parquet as pq
 from scipy.signal import savgol_filter
@@ -70,6 +71,7 @@ ROUTE_SPACING_M = 2.0
 LANE_POINTS = 20
 INTERSECTION_LOOKAHEAD_M = 30.0
 
+EGO_CATEGORY = "EGO_VEHICLE"  # the ego's own cuboid in some annotation files: never an agent
 SENSOR_CATEGORIES = {
     VEHICLE: (
         "REGULAR_VEHICLE", "LARGE_VEHICLE", "BUS", "BOX_TRUCK", "TRUCK", "TRUCK_CAB",
@@ -154,6 +156,7 @@ class _Map:
     neighbors: np.ndarray  # (M, 2) left/right same-direction neighbour, -1 none
     polygons: list[np.ndarray]  # each (V, 2)
     crosswalks: np.ndarray  # (C, 4, 2)
+    speed_limit: np.ndarray | None = None  # (M,) m/s; None → DEFAULT_SPEED_LIMIT
 
 
 @dataclass
@@ -174,6 +177,11 @@ class _Log:
     agent_size: np.ndarray  # (A, 2)
     agent_type: np.ndarray  # (A,) int8
     map: _Map
+    # Other importers (ScenarioNet) reuse the slicing with their own values for these:
+    source: str = "av2"
+    ego_size: tuple[float, float] = EGO_SIZE
+    lane_tl: np.ndarray | None = None  # (M, K) int8 TL_* per map lane and log step; None → TL_UNKNOWN
+    scene_prefix: str | None = None  # scene ids are f"{scene_prefix}-{t0:04d}"; None → av2-<log id[:8]>
 
 
 # ---------------------------------------------------------------------------------- public API
@@ -397,13 +405,23 @@ def _track_speed(xy: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return speed
 
 
+def _drop_ego_track(ann: pa.Table, path: Path) -> pa.Table:
+    """Annotations without the ego's own cuboid (category EGO_VEHICLE, written by some av2
+    tooling): kept, it would become an agent sitting on the ego and collide with every plan."""
+    is_ego = pc.equal(ann.column("category"), EGO_CATEGORY)
+    kept = ann.filter(pc.invert(pc.fill_null(is_ego, False)))
+    if kept.num_rows == 0:
+        raise AV2ImportError(f"{path}: only {EGO_CATEGORY} rows (the ego's own track), no other objects")
+    return kept
+
+
 def _load_sensor_log(folder: Path) -> _Log:
     ann_path = folder / "annotations.feather"
     pose_path = folder / "city_SE3_egovehicle.feather"
     if not pose_path.exists():
         raise AV2ImportError(f"{ann_path}: annotations without ego poses ({pose_path.name} is missing)")
     map_path = _find_map(folder)
-    ann = _read_table(ann_path, ANNOTATION_COLUMNS)
+    ann = _drop_ego_track(_read_table(ann_path, ANNOTATION_COLUMNS), ann_path)
     poses = _read_table(pose_path, POSE_COLUMNS)
     amap = _load_map(map_path)
     match = re.search(r"____([A-Z]{3})_city", map_path.name)
@@ -742,7 +760,7 @@ def _build_scene(log, t0, idx, H, dt, max_agents, radius, route, route_line, ego
     batch.ego[0, :, 2] = wrap_angle(log.ego_yaw[idx] - yaw0)
     batch.ego[0, :, 3] = log.ego_speed[idx]
     batch.ego[0, :, 4] = log.ego_accel[idx]
-    batch.ego_size[0] = EGO_SIZE
+    batch.ego_size[0] = log.ego_size
     if len(keep):
         kv = valid[keep]
         batch.agents[0, :, :, :2] = np.where(kv[..., None], to_scene_frame(log.agent_xy[keep][:, idx], pose), 0.0)
@@ -755,13 +773,14 @@ def _build_scene(log, t0, idx, H, dt, max_agents, radius, route, route_line, ego
         batch.lanes[0] = to_scene_frame(amap.lanes[lane_ids], pose)
         batch.lane_valid[0] = True
         batch.lane_width[0] = amap.width[lane_ids]
-        batch.lane_speed_limit[0] = DEFAULT_SPEED_LIMIT
+        batch.lane_speed_limit[0] = DEFAULT_SPEED_LIMIT if amap.speed_limit is None else amap.speed_limit[lane_ids]
         batch.lane_is_intersection[0] = amap.is_intersection[lane_ids]
         for i, g in enumerate(lane_ids):
             succ = [local[x] for x in amap.successors[g] if x in local]
             batch.lane_successors[0, i, : len(succ)] = succ
             batch.lane_neighbors[0, i] = [local.get(int(n), -1) for n in amap.neighbors[g]]
-        batch.lane_tl[0] = TL_UNKNOWN  # AV2 logs carry no traffic-light states
+        # AV2 logs carry no traffic-light states; other sources may (log.lane_tl).
+        batch.lane_tl[0] = TL_UNKNOWN if log.lane_tl is None else log.lane_tl[lane_ids][:, idx]
     for i, p in enumerate(polygons):
         batch.drivable_polygons[0, i, : len(p)] = to_scene_frame(p, pose)
         batch.drivable_vertex_valid[0, i, : len(p)] = True
@@ -780,8 +799,8 @@ def _build_scene(log, t0, idx, H, dt, max_agents, radius, route, route_line, ego
         near = np.linalg.norm(amap.lanes[ahead] - pose[:2], axis=-1).min(-1) <= INTERSECTION_LOOKAHEAD_M
         crosses = bool((amap.is_intersection[ahead] & near).any())
     batch.meta.update(
-        scene_id=np.array([f"av2-{log.log_id[:8]}-{t0:04d}"], dtype=object),
-        source=np.array(["av2"], dtype=object),
+        scene_id=np.array([f"{log.scene_prefix or 'av2-' + log.log_id[:8]}-{t0:04d}"], dtype=object),
+        source=np.array([log.source], dtype=object),
         city=np.array([log.city], dtype=object),
         topology=np.array(["intersection" if crosses else "urban_street"], dtype=object),
         maneuver=np.array([_maneuver(batch, lane_at_step[idx[H:]], amap)], dtype=object),
