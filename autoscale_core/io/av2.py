@@ -43,6 +43,7 @@ import pyarrow.compute as pc
 import pyarrow.feather as feather
 import pyarrow.parquet as pq
 from scipy.signal import savgol_filter
+from scipy.spatial import cKDTree
 
 from ..scene import (
     CYCLIST,
@@ -70,6 +71,7 @@ ROUTE_AHEAD_M = 200.0
 ROUTE_SPACING_M = 2.0
 LANE_POINTS = 20
 INTERSECTION_LOOKAHEAD_M = 30.0
+NEAR_DRIVE_M = 10.0  # m (+ half the longest lane segment): lanes this close to the logged path are candidates
 
 EGO_CATEGORY = "EGO_VEHICLE"  # the ego's own cuboid in some annotation files: never an agent
 SENSOR_CATEGORIES = {
@@ -157,6 +159,24 @@ class _Map:
     polygons: list[np.ndarray]  # each (V, 2)
     crosswalks: np.ndarray  # (C, 4, 2)
     speed_limit: np.ndarray | None = None  # (M,) m/s; None → DEFAULT_SPEED_LIMIT
+    _bounds: np.ndarray | None = field(default=None, repr=False)
+    _point_tree: cKDTree | None = field(default=None, repr=False)
+
+    def lanes_near(self, points: np.ndarray, radius: float) -> np.ndarray:
+        """Sorted indices of lanes with a (resampled) point within ``radius`` of any of ``points`` (K, 2)."""
+        if not len(self.lanes):
+            return np.array([], dtype=np.int64)
+        if self._point_tree is None:
+            self._point_tree = cKDTree(self.lanes.reshape(-1, 2))
+        hits = self._point_tree.query_ball_point(points, radius)
+        flat = np.concatenate([np.asarray(h, dtype=np.int64) for h in hits]) if len(hits) else np.array([], np.int64)
+        return np.unique(flat // self.lanes.shape[1])
+
+    def polygon_bounds(self) -> np.ndarray:
+        """(D, 4) min x, min y, max x, max y of each polygon, computed once."""
+        if self._bounds is None:
+            self._bounds = np.array([np.concatenate([p.min(0), p.max(0)]) for p in self.polygons]).reshape(-1, 4)
+        return self._bounds
 
 
 @dataclass
@@ -566,7 +586,15 @@ def _driven_lanes(log: _Log) -> list[tuple[int, int, int]]:
     amap = log.map
     if len(amap.lanes) == 0:
         return []
-    dist, _, lane_heading = _project(log.ego_xy, amap.lanes)
+    # Only lanes with a point near the drive can hold the ego: project onto those (a ScenarioNet
+    # map holds hundreds of lanes around a 20 s drive).
+    reach = NEAR_DRIVE_M + 0.5 * float(np.linalg.norm(np.diff(amap.lanes, axis=1), axis=-1).max(initial=0.0))
+    nearest = cKDTree(log.ego_xy).query(amap.lanes.reshape(-1, 2), distance_upper_bound=reach)[0]
+    near = np.flatnonzero(np.isfinite(nearest.reshape(len(amap.lanes), -1)).any(-1))
+    dist = np.full((len(log.ego_xy), len(amap.lanes)), np.inf)
+    lane_heading = np.zeros_like(dist)
+    if len(near):
+        dist[:, near], _, lane_heading[:, near] = _project(log.ego_xy, amap.lanes[near])
     dyaw = np.abs(wrap_angle(lane_heading - log.ego_yaw[:, None]))
     ok = (dist <= 0.5 * amap.width[None] + 1.0) & (dyaw < np.pi / 3)
     cost = dist + 3.0 * dyaw
@@ -727,14 +755,13 @@ def _build_scene(log, t0, idx, H, dt, max_agents, radius, route, route_line, ego
     route_here = [l for l in dict.fromkeys(remaining[remaining >= 0].tolist())]
     if route_here:
         route_here += route[route.index(route_here[-1]) + 1 :]
-    lane_near = np.array([], dtype=np.int64)
-    if len(amap.lanes):
-        d = np.linalg.norm(amap.lanes[:, :, None] - ego_path[None, None], axis=-1).min(axis=(1, 2))
-        lane_near = np.flatnonzero(d <= radius)
+    lane_near = amap.lanes_near(ego_path, radius)
     lane_ids = np.array(list(dict.fromkeys(lane_near.tolist() + route_here)), dtype=np.int64)
     local = {int(g): i for i, g in enumerate(lane_ids)}
     lo, hi = ego_path.min(0) - radius, ego_path.max(0) + radius
-    polygons = [p for p in amap.polygons if len(p) >= 3 and (p.max(0) >= lo).all() and (p.min(0) <= hi).all()]
+    bounds = amap.polygon_bounds()
+    overlap = (bounds[:, 2:] >= lo).all(-1) & (bounds[:, :2] <= hi).all(-1)
+    polygons = [amap.polygons[i] for i in np.flatnonzero(overlap) if len(amap.polygons[i]) >= 3]
     cw = amap.crosswalks
     cw = cw[(np.linalg.norm(cw.mean(1)[:, None] - ego_path[None], axis=-1).min(-1) <= radius)] if len(cw) else cw
 
