@@ -28,6 +28,7 @@ COMMAND_MODULES = [
     "fiftyone_plugin.cli_export",
     "fiftyone_plugin.cli_repr",
     "fiftyone_plugin.cli_planning",
+    "fiftyone_plugin.cli_scenarionet",
 ]
 
 DEMO_STEPS: list[str] = [

@@ -354,17 +354,19 @@ def iter_scenarionet(
     map_radius_m: float = 60.0,
     strict: bool = True,
     report: ImportReport | None = None,
+    files: list[Path] | None = None,
 ) -> Iterator[tuple[Path, SceneBatch]]:
     """Yield ``(file, scenes)`` one scene file at a time (memory bounded by one file).
 
     Arguments as :func:`import_scenarionet`. A bad file raises (``strict``) or is counted under
     ``report.skipped["bad file"]`` with its error in ``report.warnings``; a file whose windows
-    all fail validation yields nothing.
+    all fail validation yields nothing. ``files``: the scene files when already listed by
+    :func:`find_scenario_files`.
     """
     report = ImportReport() if report is None else report
     steps = _window_steps(history_s, future_s, stride_s, dt)
     need = steps["history_s"] + steps["future_s"] + 1
-    for path in find_scenario_files(root, report, strict):
+    for path in find_scenario_files(root, report, strict) if files is None else files:
         notes: list[str] = []
         try:
             log = load_scenario(path, notes)

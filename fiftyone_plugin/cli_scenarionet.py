@@ -1,0 +1,43 @@
+"""``autoscale import scenarionet``: ScenarioNet scenes (nuScenes, Waymo, nuPlan, …) on the CLI.
+
+    autoscale import scenarionet ../shared/data/scenarionet --dataset real
+"""
+
+from __future__ import annotations
+
+from .cli import CommandError
+from .cli_io import _errors, _print, command_group
+
+
+def register_commands(subparsers) -> None:
+    imports = command_group(subparsers, "import", "import recorded scenes into a dataset")
+    sn = imports.add_parser("scenarionet", help="ScenarioNet scene files / database folder at PATH")
+    sn.add_argument("path", metavar="PATH", help="a scene .pkl, a database folder or a folder of scene files")
+    sn.add_argument("--dataset", required=True, help="created if missing; scenes already in it are skipped")
+    sn.add_argument("--stride", type=float, default=0.5, help="t0 spacing in s, a multiple of 0.1 (default 0.5)")
+    sn.add_argument("--history", type=float, default=2.0, help="history length in s (default 2)")
+    sn.add_argument("--future", type=float, default=4.0, help="future length in s (default 4)")
+    sn.add_argument("--lenient", action="store_true", help="skip bad files (reported) instead of failing")
+    sn.add_argument("--no-render", action="store_true", help="do not render BEV images")
+    sn.add_argument("--fail-on-existing", action="store_true", help="error if a scene_id is already in the dataset")
+    sn.set_defaults(func=cmd_import_scenarionet)
+
+
+def cmd_import_scenarionet(args) -> int:
+    from autoscale_core.io.scenarionet import ScenarioNetImportError
+
+    from .operators_scenarionet import import_scenarionet_into
+
+    def progress(fraction: float, label: str) -> None:
+        print(f"  [{fraction:4.0%}] {label}", flush=True)
+
+    try:
+        result = import_scenarionet_into(
+            args.dataset, args.path, stride_s=args.stride, history_s=args.history, future_s=args.future,
+            strict=not args.lenient, render=not args.no_render, skip_existing=not args.fail_on_existing,
+            progress=progress,
+        )
+    except (ScenarioNetImportError, *_errors()) as exc:
+        raise CommandError(str(exc)) from exc
+    _print(result)
+    return 0

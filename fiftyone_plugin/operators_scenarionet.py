@@ -1,0 +1,122 @@
+"""ScenarioNet scenes (nuScenes, Waymo, nuPlan, … converted by metadriverse/scenarionet) in FiftyOne.
+
+* :func:`import_scenarionet_into` — ``autoscale import scenarionet PATH --dataset NAME`` and the
+  ``import_scenarionet`` operator.
+
+Files are imported one at a time (memory bounded by one file): each file's scenes are computed
+and validated, then added in bulk. A bad file raises (default) before any of *its* scenes are
+written, or, with ``strict=False``, is skipped and named in the report. Scenes already in the
+dataset (same ``scene_id``) are skipped, so importing twice adds nothing and re-running an
+interrupted import resumes it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable
+
+import fiftyone as fo
+import fiftyone.operators as foo
+import fiftyone.operators.types as types
+
+from autoscale_core.io.av2 import ImportReport
+from autoscale_core.io.scenarionet import find_scenario_files, iter_scenarionet
+
+from . import ui
+from .operators_io import STRIDES_S, _check_name, _check_path, _ImportBase, _ingest
+
+DELEGATE_FROM_FILES = 20  # more files than this: the App schedules the import by default
+
+
+def import_scenarionet_into(
+    name: str,
+    path: str | os.PathLike,
+    *,
+    stride_s: float = 0.5,
+    history_s: float = 2.0,
+    future_s: float = 4.0,
+    strict: bool = True,
+    render: bool = True,
+    skip_existing: bool = True,
+    progress: Callable[[float, str], None] | None = None,
+) -> dict:
+    """Import every ScenarioNet scene file under ``path`` into dataset ``name`` (created if missing).
+
+    Returns counts (``scenes``, ``added``, ``already_present``, ``num_samples``, ``files``) and
+    the importer's report (``report``: logs, windows, skipped by reason, warnings).
+    """
+    report = ImportReport()
+    files = find_scenario_files(path, report, strict)
+    totals = {"dataset": name, "scenes": 0, "added": 0, "already_present": 0, "num_samples": 0}
+    done = 0
+    for file, batch in iter_scenarionet(path, stride_s=stride_s, history_s=history_s, future_s=future_s,
+                                        strict=strict, report=report, files=files):
+        result = _ingest(name, batch, render=render, skip_existing=skip_existing)
+        for key in ("scenes", "added", "already_present"):
+            totals[key] += result[key]
+        totals["num_samples"] = result["num_samples"]
+        done += 1
+        if progress is not None:
+            progress(done / max(len(files), 1), f"{file.name}: {result['added']} scenes added")
+    if totals["scenes"] == 0:
+        from autoscale_core.io.scenarionet import ScenarioNetImportError
+
+        raise ScenarioNetImportError(f"{path}: no valid scenes (skipped: {report.skipped or 'none'})")
+    totals["files"] = len(files)
+    totals["report"] = report.as_dict()
+    return totals
+
+
+def _check_scenarionet_path(params: dict) -> str:
+    """Inline check: the path holds ScenarioNet scene files (the importer's own finder)."""
+    path = _check_path(params, "path")
+    try:
+        files = find_scenario_files(path)
+    except ValueError as exc:
+        raise ValueError(f"path: {exc}") from exc
+    return f"{len(files)} ScenarioNet scene file(s) found"
+
+
+class ImportScenarioNet(_ImportBase):
+    _path_label = "ScenarioNet file or folder"
+    _path_help = ("A scene .pkl, a ScenarioNet database folder (dataset_summary.pkl) or a folder of "
+                  "scene files (searched recursively)")
+    _check_folder = staticmethod(_check_scenarionet_path)
+
+    @property
+    def config(self):
+        return foo.OperatorConfig(
+            name="import_scenarionet", label="AutoScale: import ScenarioNet scenes (nuScenes, Waymo, …)",
+            description="Slice ScenarioNet scenario files into planning scenes",
+            icon="file_download",
+            allow_immediate_execution=True, allow_delegated_execution=True, dynamic=True,
+        )
+
+    def resolve_delegation(self, ctx):
+        """Large folders default to a delegated (scheduled) run."""
+        try:
+            return len(find_scenario_files(_check_path(dict(ctx.params), "path"))) > DELEGATE_FROM_FILES
+        except ValueError:
+            return None
+
+    def _extra_inputs(self, inputs) -> None:
+        dropdown = types.Dropdown(label="Stride (s)", description="Spacing of scene start times t0 within a log")
+        for stride in STRIDES_S:
+            dropdown.add_choice(stride, label=f"{stride:g} s")
+        inputs.enum("stride_s", dropdown.values(), default=0.5, label="Stride (s)", view=dropdown)
+        inputs.bool("lenient", default=False, label="Skip bad files",
+                    description="Skip (and report) unreadable or malformed files instead of stopping")
+
+    def execute(self, ctx):
+        params = dict(ctx.params)
+        path, name = _check_path(params, "path"), _check_name(params)
+        result = import_scenarionet_into(
+            name, path, stride_s=float(params.get("stride_s", 0.5)), strict=not params.get("lenient", False),
+            render=bool(params.get("render", True)), progress=ui.progress_reporter(ctx),
+        )
+        result.pop("report", None)
+        return self._finish(ctx, result)
+
+
+OPERATORS = [ImportScenarioNet]

@@ -1,0 +1,101 @@
+"""ScenarioNet scenes through FiftyOne: `autoscale import scenarionet`, the import_scenarionet
+operator (real embedded MongoDB, real datasets, the real shared nuScenes/Waymo files)."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "scenarionet"
+SMALL = SHARED / "nuscenes" / "sd_nuscenes_v1.0-mini_scene-0757.pkl"
+WAYMO = next((SHARED / "waymo").glob("*.pkl"), None) if SHARED.is_dir() else None
+
+pytestmark = pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data/scenarionet is absent")
+
+
+def _cli(*argv) -> int:
+    from fiftyone_plugin.cli import main
+
+    return main([str(a) for a in argv])
+
+
+def _bad_copy(folder: Path, name: str) -> Path:
+    """SMALL with an all-NaN ego: a file the importer must refuse."""
+    from autoscale_core.io.scenarionet import load_pickle
+
+    scenario = load_pickle(SMALL)
+    scenario["tracks"]["ego"]["state"]["position"][:] = np.nan
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_bytes(pickle.dumps(scenario, protocol=4))
+    return folder / name
+
+
+def test_import_twice_adds_nothing_and_fields_are_set(fo, dataset_name, autoscale_home, capsys):
+    name = dataset_name("sn")
+    assert _cli("import", "scenarionet", SMALL, "--dataset", name, "--stride", "1.0") == 0
+    dataset = fo.load_dataset(name)
+    count = len(dataset)
+    assert count >= 10
+    assert set(dataset.distinct("source")) == {"nuscenes"}
+    assert set(dataset.distinct("log_id")) == {"scene-0757"}
+    assert all(Path(p).exists() for p in dataset.values("filepath"))
+    assert _cli("import", "scenarionet", SMALL, "--dataset", name, "--stride", "1.0") == 0
+    assert '"added": 0' in capsys.readouterr().out
+    assert len(fo.load_dataset(name)) == count
+    assert _cli("import", "scenarionet", SMALL, "--dataset", name, "--stride", "0.5", "--no-render") == 0
+    assert len(fo.load_dataset(name)) == 2 * count - 1  # only the new windows are added
+
+
+def test_a_failed_file_leaves_the_dataset_as_it_was(fo, dataset_name, autoscale_home, tmp_path, capsys):
+    name = dataset_name("snbad")
+    folder = tmp_path / "scenes"
+    _bad_copy(folder, "a_bad.pkl")
+    (folder / SMALL.name).write_bytes(SMALL.read_bytes())
+    assert _cli("import", "scenarionet", folder, "--dataset", name, "--no-render") == 1
+    err = capsys.readouterr().err
+    assert "a_bad.pkl" in err and "no valid finite step" in err
+    assert not fo.dataset_exists(name)
+    # The good file alone, then the folder again leniently: the bad file is skipped and reported.
+    assert _cli("import", "scenarionet", SMALL, "--dataset", name, "--no-render") == 0
+    before = sorted(fo.load_dataset(name).values("scene_id"))
+    assert _cli("import", "scenarionet", folder, "--dataset", name, "--no-render", "--lenient") == 0
+    out = capsys.readouterr().out
+    assert "skipped {'bad file': 1}" in out and "a_bad.pkl" in out
+    assert sorted(fo.load_dataset(name).values("scene_id")) == before
+
+
+def test_forbidden_global_is_refused_on_the_cli(fo, dataset_name, autoscale_home, tmp_path, capsys):
+    payload = pickle.dumps({"x": 1}, protocol=2).replace(b"}q\x00", b"cos\nsystem\nq\x00")  # GLOBAL os.system
+    bad = tmp_path / "evil.pkl"
+    bad.write_bytes(payload)
+    name = dataset_name("snevil")
+    assert _cli("import", "scenarionet", bad, "--dataset", name) == 1
+    assert "refused to unpickle global os.system" in capsys.readouterr().err
+    assert not fo.dataset_exists(name)
+
+
+def test_operator_form_run_and_registration(fo, dataset_name, autoscale_home, plugin_link):
+    from operator_form_helpers import _execute, _form
+
+    from fiftyone_plugin import operator_classes
+    from fiftyone_plugin.operators_scenarionet import ImportScenarioNet
+
+    names = {cls().config.name for cls in operator_classes()}
+    assert "import_scenarionet" in names
+    manifest = (Path(__file__).resolve().parents[1] / "fiftyone.yml").read_text()
+    assert "- import_scenarionet" in manifest
+
+    name = dataset_name("snop")
+    props = _form(ImportScenarioNet, None, {"path": str(SMALL.parent.parent / "waymo"), "dataset": name})
+    assert "1 ScenarioNet scene file(s) found" in props["found"].view.label
+    props = _form(ImportScenarioNet, None, {"path": "/nonexistent/x", "dataset": name})
+    assert props["error"].invalid and "does not exist" in props["error"].error_message
+    result = _execute("import_scenarionet", None,
+                      {"path": str(WAYMO), "dataset": name, "render": False, "stride_s": 1.0})
+    assert result.error is None, result.error_message
+    dataset = fo.load_dataset(name)
+    assert result.result["added"] == len(dataset) >= 10
+    assert set(dataset.distinct("source")) == {"waymo"}
