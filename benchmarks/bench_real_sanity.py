@@ -70,6 +70,34 @@ def score_source(batch) -> dict:
     return out
 
 
+def nuscenes_ablations() -> dict:
+    """Logged-expert NC/DAC/DDC on nuScenes without each importer fix (does the fix matter?)."""
+    import autoscale_core.io.scenarionet as sn
+    import autoscale_core.io.scenarionet_map as sn_map
+    from autoscale_core.sim.scoring import score_trajectories
+
+    def expert(batch) -> dict:
+        result = score_trajectories(batch, batch.expert_trajectory()[:, None], human_filter=False)
+        return {m: round(float(getattr(result, m)[:, 0].mean()), 4) for m in ("nc", "dac", "ddc")}
+
+    folder = SHARED / "scenarionet" / "nuscenes"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        batch = sn.import_scenarionet(folder)[0]
+        out = {"as_imported": expert(batch), "ego_box_as_written_1.73x4.08": expert(batch.replace(ego_size=batch.ego_size[:, ::-1].copy()))}
+        shift, sn.EGO_ORIGIN_TO_CENTER_M["nuscenes"] = sn.EGO_ORIGIN_TO_CENTER_M["nuscenes"], 0.0
+        try:
+            out["no_rear_axle_shift"] = expert(sn.import_scenarionet(folder)[0])
+        finally:
+            sn.EGO_ORIGIN_TO_CENTER_M["nuscenes"] = shift
+        piece, sn_map.LANE_PIECE_M = sn_map.LANE_PIECE_M, 1e9
+        try:
+            out["lanes_not_cut_into_pieces"] = expert(sn.import_scenarionet(folder)[0])
+        finally:
+            sn_map.LANE_PIECE_M = piece
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1 s stride everywhere (fewer, less correlated scenes)")
@@ -82,6 +110,8 @@ def main() -> None:
         "machine": {"python": platform.python_version(), "cpu_count": __import__("os").cpu_count()},
         "sources": {name: score_source(batch) for name, batch in sources.items()},
     }
+    if (SHARED / "scenarionet" / "nuscenes").is_dir():
+        result["nuscenes_ablations"] = nuscenes_ablations()
     result["all_targets_met"] = all(s["logged_expert"]["meets_target"] for s in result["sources"].values())
     result["seconds"] = round(time.perf_counter() - start, 1)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

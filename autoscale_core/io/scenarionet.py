@@ -40,8 +40,9 @@ from typing import Iterator
 
 import numpy as np
 
-from ..scene import CYCLIST, OTHER, PEDESTRIAN, STATIC, VEHICLE, SceneBatch, wrap_angle
+from ..scene import CYCLIST, OTHER, PEDESTRIAN, STATIC, VEHICLE, SceneBatch, SceneValidationError, wrap_angle
 from .av2 import SOURCE_DT, ImportReport, _ego_dynamics, _Log, _slice_log
+from .scenarionet_export import embedded_scene
 from .scenarionet_map import build_map
 
 SUMMARY_FILE, MAPPING_FILE = "dataset_summary.pkl", "dataset_mapping.pkl"
@@ -292,7 +293,9 @@ def scenario_to_log(scenario: dict, path: Path, notes: list[str]) -> _Log:
     keep = slice(first, last + 1)
     ego_yaw = np.unwrap(t["yaw"][ego, keep])
     length, width = sorted(t["size"][ego], reverse=True)  # the box is longer than wide
-    shift = EGO_ORIGIN_TO_CENTER_M.get(dataset.lower(), 0.0)
+    # AutoScale's own exports are box-centred whatever their source dataset.
+    exported = str(scenario.get("version", "")).startswith("autoscale")
+    shift = 0.0 if exported else EGO_ORIGIN_TO_CENTER_M.get(dataset.lower(), 0.0)
     ego_xy = t["xy"][ego, keep] + shift * np.stack([np.cos(ego_yaw), np.sin(ego_yaw)], -1)
     speed, accel = _ego_dynamics(ego_xy, ego_yaw)
     others = np.array([i for i in range(len(t["ids"])) if i != ego and t["valid"][i, keep].any()], dtype=np.int64)
@@ -335,12 +338,37 @@ def load_scenario(path: str | Path, notes: list[str] | None = None) -> _Log:
     notes = [] if notes is None else notes
     scenario = load_pickle(path)
     notes.extend(check_scenario(scenario, path))
+    return _to_log(scenario, path, notes)
+
+
+def _to_log(scenario: dict, path: Path, notes: list[str]) -> _Log:
     try:
         return scenario_to_log(scenario, path, notes)
     except ScenarioNetImportError:
         raise
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
         raise ScenarioNetImportError(f"{path}: malformed scenario ({type(exc).__name__}: {exc})") from exc
+
+
+def _read_file(path: Path, steps: dict[str, int], notes: list[str]) -> _Log | SceneBatch:
+    """One file → the exact scene an AutoScale export embedded (matching timeline) or a 10 Hz log."""
+    scenario = load_pickle(path)
+    notes.extend(check_scenario(scenario, path))
+    dt = steps["dt"] * SOURCE_DT
+    scene = embedded_scene(scenario, path, dt, steps["history_s"] * SOURCE_DT, steps["future_s"] * SOURCE_DT)
+    if scene is not None:
+        try:
+            scene.validate()
+        except SceneValidationError as exc:
+            raise ScenarioNetImportError(f"{path}: embedded AutoScale scene is invalid ({exc})") from exc
+        return scene
+    log = _to_log(scenario, path, notes)
+    need = steps["history_s"] + steps["future_s"] + 1
+    if len(log.ego_xy) < need:
+        raise ScenarioNetImportError(
+            f"{path}: the ego's valid log is {(len(log.ego_xy) - 1) * SOURCE_DT:.1f} s, shorter than one "
+            f"scene ({(need - 1) * SOURCE_DT:.1f} s of history + future)")
+    return log
 
 
 def iter_scenarionet(
@@ -365,24 +393,26 @@ def iter_scenarionet(
     """
     report = ImportReport() if report is None else report
     steps = _window_steps(history_s, future_s, stride_s, dt)
-    need = steps["history_s"] + steps["future_s"] + 1
     for path in find_scenario_files(root, report, strict) if files is None else files:
         notes: list[str] = []
         try:
-            log = load_scenario(path, notes)
-            if len(log.ego_xy) < need:
-                raise ScenarioNetImportError(
-                    f"{path}: the ego's valid log is {(len(log.ego_xy) - 1) * SOURCE_DT:.1f} s, shorter than one "
-                    f"scene ({(need - 1) * SOURCE_DT:.1f} s of history + future)")
+            loaded = _read_file(path, steps, notes)
         except ScenarioNetImportError as exc:
             if strict:
                 raise
             report.skip("bad file")
             report.warn(str(exc))
             continue
-        log.notes = notes  # type: ignore[attr-defined]  # _slice_log reports them
-        report.logs.append(log.log_id)
-        batch = _slice_log(log, steps, dt, max_agents, map_radius_m, report)
+        if isinstance(loaded, SceneBatch):  # an AutoScale export: its scene as it was
+            for note in notes:
+                report.warn(note)
+            report.logs.append(str(loaded.meta["log_id"][0]) if "log_id" in loaded.meta else path.stem)
+            report.windows += 1
+            batch = loaded
+        else:
+            loaded.notes = notes  # type: ignore[attr-defined]  # _slice_log reports them
+            report.logs.append(loaded.log_id)
+            batch = _slice_log(loaded, steps, dt, max_agents, map_radius_m, report)
         if batch is not None:
             report.scenes += len(batch)
             yield path, batch
