@@ -1,6 +1,7 @@
-"""``autoscale import scenarionet``: ScenarioNet scenes (nuScenes, Waymo, nuPlan, …) on the CLI.
+"""``autoscale import|export scenarionet``: ScenarioNet scenes (nuScenes, Waymo, nuPlan, …) on the CLI.
 
     autoscale import scenarionet ../shared/data/scenarionet --dataset real
+    autoscale export scenarionet --dataset real --selection real-q20 /tmp/real-q20-scenarionet
 """
 
 from __future__ import annotations
@@ -22,6 +23,17 @@ def register_commands(subparsers) -> None:
     sn.add_argument("--fail-on-existing", action="store_true", help="error if a scene_id is already in the dataset")
     sn.set_defaults(func=cmd_import_scenarionet)
 
+    exports = command_group(subparsers, "export", "export scenes from a dataset")
+    out = exports.add_parser("scenarionet", help="write scenes as ScenarioNet scene files (a database folder)")
+    out.add_argument("path", metavar="DIR", help="output folder (must be empty or missing unless --overwrite)")
+    out.add_argument("--dataset", required=True)
+    which = out.add_mutually_exclusive_group()
+    which.add_argument("--view", default=None, help="a saved view of the dataset")
+    which.add_argument("--selection", default=None, help="a selection's scenes (its saved view, else tag sel:NAME)")
+    out.add_argument("--overwrite", action="store_true",
+                     help="replace the files this export writes in a non-empty folder (nothing else is touched)")
+    out.set_defaults(func=cmd_export_scenarionet)
+
 
 def cmd_import_scenarionet(args) -> int:
     from autoscale_core.io.scenarionet import ScenarioNetImportError
@@ -38,6 +50,39 @@ def cmd_import_scenarionet(args) -> int:
             progress=progress,
         )
     except (ScenarioNetImportError, *_errors()) as exc:
+        raise CommandError(str(exc)) from exc
+    _print(result)
+    return 0
+
+
+def _chosen_view(args):
+    from .cli import _load
+
+    dataset = _load(args.dataset)
+    name = args.view or args.selection
+    if name and dataset.has_saved_view(name):
+        return dataset.load_saved_view(name)
+    if args.selection:
+        view = dataset.match_tags(f"sel:{args.selection}")
+        if len(view):
+            return view
+        raise CommandError(f"dataset {dataset.name!r} has no selection {args.selection!r} "
+                           f"(no saved view or tag sel:{args.selection})")
+    if args.view:
+        raise CommandError(f"dataset {dataset.name!r} has no saved view {args.view!r} "
+                           f"(saved views: {dataset.list_saved_views()})")
+    return dataset.view()
+
+
+def cmd_export_scenarionet(args) -> int:
+    from autoscale_core.io.scenarionet_export import ScenarioNetExportError
+
+    from .operators_scenarionet import export_view_scenarionet
+
+    view = _chosen_view(args)
+    try:
+        result = export_view_scenarionet(view, args.path, overwrite=args.overwrite)
+    except (ScenarioNetExportError, ValueError) as exc:
         raise CommandError(str(exc)) from exc
     _print(result)
     return 0

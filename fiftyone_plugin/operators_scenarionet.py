@@ -2,6 +2,8 @@
 
 * :func:`import_scenarionet_into` — ``autoscale import scenarionet PATH --dataset NAME`` and the
   ``import_scenarionet`` operator.
+* :func:`export_view_scenarionet` — ``autoscale export scenarionet --dataset D [--view V |
+  --selection S] DIR``: ScenarioNet scene files for MetaDrive and other ScenarioNet tools.
 
 Files are imported one at a time (memory bounded by one file): each file's scenes are computed
 and validated, then added in bulk. A bad file raises (default) before any of *its* scenes are
@@ -66,6 +68,22 @@ def import_scenarionet_into(
     totals["files"] = len(files)
     totals["report"] = report.as_dict()
     return totals
+
+
+def export_view_scenarionet(
+    view: fo.Dataset | fo.DatasetView, path: str | os.PathLike, *, overwrite: bool = False
+) -> dict:
+    """Write the scenes of ``view`` (in its order) as a ScenarioNet database folder at ``path``
+    (see :func:`autoscale_core.io.scenarionet_export.export_scenarionet`)."""
+    from autoscale_core.io.scenarionet_export import export_scenarionet
+
+    from .scenes import load_scenes
+
+    if len(view) == 0:
+        raise ValueError("the chosen view is empty; nothing to export")
+    batch = load_scenes(view)
+    files = export_scenarionet(batch, path, overwrite=overwrite)
+    return {"path": str(Path(path)), "scenes": len(batch), "files": len(files)}
 
 
 def _check_scenarionet_path(params: dict) -> str:

@@ -229,3 +229,57 @@ def test_lenient_mode_skips_a_bad_file_and_keeps_the_good_ones(tmp_path):
     with pytest.warns(UserWarning, match="bad.pkl"):
         batch, report = import_scenarionet(folder, strict=False)
     assert report.skipped == {"bad file": 1} and set(batch.meta["log_id"]) == {"scene-0757"}
+
+
+# ---------------------------------------------------------------------------------- export
+def test_import_export_import_gives_identical_arrays(tmp_path):
+    from autoscale_core.io.scenarionet_export import export_scenarionet
+
+    first, _ = import_scenarionet(SHARED, stride_s=2.0)
+    paths = export_scenarionet(first, tmp_path / "out")
+    assert len(paths) == len(first) and (tmp_path / "out" / "dataset_summary.pkl").is_file()
+    again, report = import_scenarionet(tmp_path / "out")  # through the summary and mapping
+    assert list(again.meta["scene_id"]) == list(first.meta["scene_id"]) and report.skipped == {}
+    for name, array in first.arrays().items():
+        np.testing.assert_array_equal(getattr(again, name), array, err_msg=name)
+        assert getattr(again, name).dtype == array.dtype
+    for key in ("source", "city", "log_id", "maneuver", "t0"):
+        assert list(again.meta[key]) == list(first.meta[key])
+
+
+def test_exported_files_are_plain_scenarionet_too(tmp_path):
+    """Without the embedded arrays (what other ScenarioNet tools read), the files still give the
+    same ego path, ego box, agents' types and traffic lights."""
+    from autoscale_core.io.scenarionet_export import export_scenarionet
+
+    first, _ = import_scenarionet(WAYMO, stride_s=4.0)
+    paths = export_scenarionet(first, tmp_path / "out")
+    for path in paths:
+        scenario = load_pickle(path)
+        assert {"id", "version", "length", "tracks", "map_features", "dynamic_map_states", "metadata"} <= set(scenario)
+        assert scenario["metadata"]["sdc_id"] == "ego" and scenario["metadata"]["sample_rate"] == 0.1
+        del scenario["metadata"]["autoscale"]
+        path.write_bytes(pickle.dumps(scenario, protocol=4))
+    plain, _ = import_scenarionet(tmp_path / "out")
+    assert len(plain) == len(first)
+    np.testing.assert_allclose(plain.ego[..., :3], first.ego[..., :3], atol=1e-3)
+    np.testing.assert_allclose(plain.ego_size, first.ego_size, atol=1e-5)
+    assert set(plain.meta["source"]) == {"waymo"}
+    assert {TL_GREEN, TL_RED} <= set(np.unique(plain.lane_tl).tolist())
+    assert sorted(plain.agent_type[plain.agent_type >= 0].tolist()) == sorted(first.agent_type[first.agent_type >= 0].tolist())
+
+
+def test_export_refuses_a_non_empty_folder_and_overwrite_touches_only_its_files(tmp_path):
+    from autoscale_core.io.scenarionet_export import ScenarioNetExportError, export_scenarionet
+
+    batch, _ = import_scenarionet(SMALL, stride_s=4.0)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(ScenarioNetExportError, match="not empty"):
+        export_scenarionet(batch, out)
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+    paths = export_scenarionet(batch, out, overwrite=True)
+    export_scenarionet(batch.subset([0]), out, overwrite=True)  # fewer scenes: older files stay
+    assert (out / "notes.txt").read_text() == "mine" and all(p.exists() for p in paths)
+    assert not list(out.glob(".*.tmp"))

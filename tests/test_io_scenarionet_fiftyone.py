@@ -99,3 +99,26 @@ def test_operator_form_run_and_registration(fo, dataset_name, autoscale_home, pl
     dataset = fo.load_dataset(name)
     assert result.result["added"] == len(dataset) >= 10
     assert set(dataset.distinct("source")) == {"waymo"}
+
+
+def test_export_a_selection_and_import_it_back_identically(fo, dataset_name, autoscale_home, tmp_path, capsys):
+    from fiftyone_plugin.scenes import load_scenes
+
+    source, copy = dataset_name("snsrc"), dataset_name("sncopy")
+    assert _cli("import", "scenarionet", SMALL, "--dataset", source, "--stride", "2.0", "--no-render") == 0
+    dataset = fo.load_dataset(source)
+    chosen = dataset.take(4, seed=0)
+    chosen.tag_samples("sel:pick")
+    out = tmp_path / "picked"
+    assert _cli("export", "scenarionet", "--dataset", source, "--selection", "pick", out) == 0
+    assert len(list(out.glob("sd_autoscale_*.pkl"))) == 4
+    assert _cli("export", "scenarionet", "--dataset", source, "--selection", "pick", out) == 1
+    assert "not empty" in capsys.readouterr().err
+    assert _cli("export", "scenarionet", "--dataset", source, "--selection", "nothing", tmp_path / "x") == 1
+    assert "no selection 'nothing'" in capsys.readouterr().err
+    assert _cli("import", "scenarionet", out, "--dataset", copy, "--no-render") == 0
+    a = load_scenes(dataset.match_tags("sel:pick").sort_by("scene_id"))
+    b = load_scenes(fo.load_dataset(copy).sort_by("scene_id"))
+    assert list(a.meta["scene_id"]) == list(b.meta["scene_id"])
+    for key, array in a.arrays().items():
+        np.testing.assert_array_equal(getattr(b, key), array, err_msg=key)

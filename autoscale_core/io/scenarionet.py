@@ -234,7 +234,11 @@ def _resample(ts: np.ndarray, values: np.ndarray, valid: np.ndarray, angle: bool
     a, b = values[:, left], values[:, right]
     step = wrap_angle(b - a) if angle else b - a
     out = a + w * step
-    return (wrap_angle(out) if angle else out), valid[:, left] & valid[:, right]
+    # On a source sample only that sample must be valid (else first/last and lone samples vanish).
+    at_left, at_right = w.reshape(-1) < 1e-6, w.reshape(-1) > 1 - 1e-6
+    ok = np.where(at_left, valid[:, left], np.where(at_right, valid[:, right], valid[:, left] & valid[:, right]))
+    out = np.where(at_left.reshape(w.shape), a, np.where(at_right.reshape(w.shape), b, out))
+    return (wrap_angle(out) if angle else out), ok
 
 
 def _tracks(scenario: dict, path: Path) -> dict[str, np.ndarray]:
