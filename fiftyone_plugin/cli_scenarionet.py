@@ -86,3 +86,64 @@ def cmd_export_scenarionet(args) -> int:
         raise CommandError(str(exc)) from exc
     _print(result)
     return 0
+
+
+# ---------------------------------------------------------------------------------- autoscale demo
+REAL_SPLIT = "real"
+DEMO_REAL_STRIDE_S = 2.0  # few, weakly correlated real scenes: keeps the demo's added time small
+
+
+def _shared_data():
+    import os
+    from pathlib import Path
+
+    default = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+    return Path(os.environ.get("AUTOSCALE_SHARED_DATA", default))
+
+
+def demo_import_step(dataset, args) -> dict:
+    """Add the shared real scenes (AV2, nuScenes, Waymo) to the demo dataset as split "real",
+    ``source`` = av2 / nuscenes / waymo; skipped with a note when ../shared/data is absent."""
+    import warnings
+
+    from autoscale_core.io import import_av2
+    from autoscale_core.io.scenarionet import import_scenarionet
+    from autoscale_core.scene import SceneBatch
+
+    from .scenes import add_scenes, write_scene_fields
+
+    data = _shared_data()
+    present = dataset.count_values("split").get(REAL_SPLIT, 0)
+    if present:
+        return {"real scenes": f"{present} (reused)"}
+    found = [(import_av2, data / "av2"), (import_scenarionet, data / "scenarionet")]
+    found = [(fn, path) for fn, path in found if path.is_dir()]
+    if not found:
+        print(f"  note: {data} is absent; the demo has no real scenes (set AUTOSCALE_SHARED_DATA to add them)")
+        return {"real scenes": "skipped (no shared data)"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # importer notes (e.g. dropped 1-point lanes) are in the import tests
+        batch = SceneBatch.concatenate([fn(path, stride_s=DEMO_REAL_STRIDE_S)[0] for fn, path in found])
+    add_scenes(dataset, batch, render=True)
+    write_scene_fields(dataset, {"split": [REAL_SPLIT] * len(batch)}, scene_ids=list(batch.meta["scene_id"]))
+    return {"real scenes": dict(dataset.match({"split": REAL_SPLIT}).count_values("source"))}
+
+
+def demo_eval_step(dataset, args) -> dict:
+    """Evaluate the demo's planners on the real scenes (``eval_real_<planner>_*`` fields), per source."""
+    from fiftyone import ViewField as F
+
+    from .operators_planning import evaluate_planner_on_view
+
+    real = dataset.match(F("split") == REAL_SPLIT)
+    if len(real) == 0:
+        return None
+    out = {}
+    for planner, key in (("planner_regression", "real_regression"), ("rule", "real_rule"), ("constant_velocity", "real_cv")):
+        if planner.startswith("planner_") and not dataset.has_run(planner):
+            continue
+        if not dataset.has_run(f"eval_{key}"):
+            evaluate_planner_on_view(real, planner, key=key)
+        for source in sorted(real.distinct("source")):
+            out[f"real EPDMS {key[5:]} on {source}"] = f"{real.match(F('source') == source).mean(f'eval_{key}_epdms'):.3f}"
+    return out

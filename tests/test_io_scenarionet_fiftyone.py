@@ -122,3 +122,30 @@ def test_export_a_selection_and_import_it_back_identically(fo, dataset_name, aut
     assert list(a.meta["scene_id"]) == list(b.meta["scene_id"])
     for key, array in a.arrays().items():
         np.testing.assert_array_equal(getattr(b, key), array, err_msg=key)
+
+
+def test_demo_steps_add_the_real_scenes_and_evaluate_on_them(fo, dataset_name, autoscale_home, monkeypatch, capsys):
+    from types import SimpleNamespace
+
+    from fiftyone import ViewField as F
+
+    from autoscale_core.world import generate_world
+    from fiftyone_plugin import scenes
+    from fiftyone_plugin.cli import DEMO_STEPS
+    from fiftyone_plugin.cli_scenarionet import demo_eval_step, demo_import_step
+
+    assert DEMO_STEPS[0] == "fiftyone_plugin.cli_scenarionet:demo_import_step"
+    dataset = scenes.create_scene_dataset(dataset_name("demoreal"), generate_world(12, seed=0), render_images=False)
+    args = SimpleNamespace(seed=0)
+    result = demo_import_step(dataset, args)
+    real = dataset.match(F("split") == "real")
+    assert set(result["real scenes"]) == {"av2", "nuscenes", "waymo"} and len(real) >= 50
+    assert len(dataset.match(F("split") == "real").match(F("source") == "world")) == 0
+    assert "reused" in demo_import_step(dataset, args)["real scenes"]
+    scores = demo_eval_step(dataset, args)  # no trained planner here: rule and constant velocity
+    assert {"real EPDMS rule on nuscenes", "real EPDMS cv on waymo"} <= set(scores)
+    assert real.count("eval_real_rule_epdms") == len(real)
+    monkeypatch.setenv("AUTOSCALE_SHARED_DATA", "/nonexistent/shared/data")
+    other = scenes.create_scene_dataset(dataset_name("demonoreal"), generate_world(4, seed=0), render_images=False)
+    assert demo_import_step(other, args) == {"real scenes": "skipped (no shared data)"}
+    assert "is absent" in capsys.readouterr().out
