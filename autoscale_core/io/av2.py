@@ -160,17 +160,20 @@ class _Map:
     crosswalks: np.ndarray  # (C, 4, 2)
     speed_limit: np.ndarray | None = None  # (M,) m/s; None → DEFAULT_SPEED_LIMIT
     _bounds: np.ndarray | None = field(default=None, repr=False)
-    _point_tree: cKDTree | None = field(default=None, repr=False)
+    _circles: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
 
     def lanes_near(self, points: np.ndarray, radius: float) -> np.ndarray:
         """Sorted indices of lanes with a (resampled) point within ``radius`` of any of ``points`` (K, 2)."""
         if not len(self.lanes):
             return np.array([], dtype=np.int64)
-        if self._point_tree is None:
-            self._point_tree = cKDTree(self.lanes.reshape(-1, 2))
-        hits = self._point_tree.query_ball_point(points, radius)
-        flat = np.concatenate([np.asarray(h, dtype=np.int64) for h in hits]) if len(hits) else np.array([], np.int64)
-        return np.unique(flat // self.lanes.shape[1])
+        if self._circles is None:  # bounding circle per lane: centre (M, 2), radius (M,)
+            centre = self.lanes.mean(1)
+            self._circles = (centre, np.linalg.norm(self.lanes - centre[:, None], axis=-1).max(1))
+        centre, reach = self._circles
+        gap = np.linalg.norm(centre[:, None] - points[None], axis=-1).min(1)
+        candidates = np.flatnonzero(gap <= radius + reach)
+        dist = np.linalg.norm(self.lanes[candidates][:, :, None] - points[None, None], axis=-1).min(axis=(1, 2))
+        return candidates[dist <= radius]
 
     def polygon_bounds(self) -> np.ndarray:
         """(D, 4) min x, min y, max x, max y of each polygon, computed once."""

@@ -49,7 +49,8 @@ def _lane_width(feature: dict, line: np.ndarray) -> float:
     polygon = _xy(feature.get("polygon"))
     length = float(np.linalg.norm(np.diff(line, axis=0), axis=-1).sum())
     if polygon is not None and len(polygon) >= 3 and length > 1.0:
-        area = shapely.Polygon(polygon).buffer(0).area
+        x, y = polygon[:, 0], polygon[:, 1]
+        area = 0.5 * abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))  # shoelace
         return float(np.clip(area / length, *LANE_WIDTH_RANGE))
     return DEFAULT_LANE_WIDTH
 
