@@ -33,6 +33,7 @@ Conventions
 
 from __future__ import annotations
 
+import builtins
 import collections
 import pickle
 from pathlib import Path
@@ -68,7 +69,7 @@ def _safe_globals() -> dict[tuple[str, str], object]:
         allowed[(module, "_reconstruct")] = reconstruct
         allowed[(module, "scalar")] = scalar
     for name in ("int", "float", "str", "bool", "list", "dict", "tuple", "set", "frozenset", "bytes", "complex"):
-        allowed[("builtins", name)] = getattr(__import__("builtins"), name)
+        allowed[("builtins", name)] = getattr(builtins, name)
     allowed[("collections", "defaultdict")] = collections.defaultdict
     allowed[("collections", "OrderedDict")] = collections.OrderedDict
     return allowed

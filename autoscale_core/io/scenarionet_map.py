@@ -11,8 +11,8 @@ import numpy as np
 import shapely
 from scipy.spatial import cKDTree
 
-from ..scene import TL_GREEN, TL_NONE, TL_RED, TL_UNKNOWN, TL_YELLOW, resample_polyline, wrap_angle
-from .av2 import DEFAULT_SPEED_LIMIT, LANE_POINTS, SOURCE_DT, _crosswalk_quad, _Map
+from ..scene import TL_GREEN, TL_NONE, TL_RED, TL_UNKNOWN, TL_YELLOW, wrap_angle
+from .av2 import DEFAULT_SPEED_LIMIT, LANE_POINTS, SOURCE_DT, _Map
 
 LANE_PIECE_M = 20.0
 DEFAULT_LANE_WIDTH = 3.5  # m, where a lane carries neither widths nor a polygon
