@@ -149,3 +149,18 @@ def test_demo_steps_add_the_real_scenes_and_evaluate_on_them(fo, dataset_name, a
     other = scenes.create_scene_dataset(dataset_name("demonoreal"), generate_world(4, seed=0), render_images=False)
     assert demo_import_step(other, args) == {"real scenes": "skipped (no shared data)"}
     assert "is absent" in capsys.readouterr().out
+
+
+def test_large_folders_default_to_a_delegated_run(tmp_path):
+    from fiftyone.operators.executor import ExecutionContext
+
+    from fiftyone_plugin.operators_scenarionet import DELEGATE_FROM_FILES, ImportScenarioNet
+
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for i in range(DELEGATE_FROM_FILES + 1):
+        (folder / f"scene_{i}.pkl").symlink_to(SMALL)
+    operator = ImportScenarioNet()
+    assert operator.resolve_delegation(ExecutionContext({"params": {"path": str(folder)}})) is True
+    assert operator.resolve_delegation(ExecutionContext({"params": {"path": str(SMALL)}})) is False
+    assert operator.resolve_delegation(ExecutionContext({"params": {"path": str(tmp_path / "none")}})) is None
