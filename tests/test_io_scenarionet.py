@@ -205,6 +205,13 @@ def test_wrong_shapes_name_the_track_and_field(tmp_path):
         import_scenarionet(_write(tmp_path, scenario))
 
 
+def test_timestamps_must_increase(tmp_path):
+    scenario = load_pickle(SMALL)
+    scenario["metadata"]["ts"] = np.asarray(scenario["metadata"]["ts"])[::-1].copy()
+    with pytest.raises(ScenarioNetImportError, match="metadata.ts must be finite and strictly increasing"):
+        import_scenarionet(_write(tmp_path, scenario))
+
+
 def test_empty_folder_and_summary_naming_a_missing_file(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ScenarioNetImportError, match="no ScenarioNet scene files"):

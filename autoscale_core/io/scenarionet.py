@@ -209,6 +209,8 @@ def _num_steps(scenario: dict, scene: str) -> int:
         raise ScenarioNetImportError(f"{scene}: neither length nor metadata.ts given")
     if ts is not None and len(ts) != int(length):
         raise ScenarioNetImportError(f"{scene}: metadata.ts has {len(ts)} entries for length {length}")
+    if ts is not None and not (np.isfinite(np.asarray(ts, dtype=np.float64)).all() and (np.diff(ts) > 0).all()):
+        raise ScenarioNetImportError(f"{scene}: metadata.ts must be finite and strictly increasing")
     return int(length)
 
 
