@@ -90,7 +90,8 @@ def main() -> None:
         "scenes_by_stride": {"0.2": strides[0.2], "0.5": len(batch), "1.0": strides[1.0]},
         "skipped": report.skipped,
         "targets": {
-            "logs_per_min_ge_50": 60 * logs / wall >= 50,
+            "logs_per_min_ge_50_wall": 60 * logs / wall >= 50,
+            "logs_per_min_ge_50_cpu": 60 * logs / cpu >= 50,  # wall time depends on the machine's other jobs
             "seven_files_ge_150_scenes": len(batch) >= 150,
             "every_20s_log_ge_20_scenes": min(per_log.values()) >= 20,
         },

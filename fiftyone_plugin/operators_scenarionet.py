@@ -3,7 +3,8 @@
 * :func:`import_scenarionet_into` — ``autoscale import scenarionet PATH --dataset NAME`` and the
   ``import_scenarionet`` operator.
 * :func:`export_view_scenarionet` — ``autoscale export scenarionet --dataset D [--view V |
-  --selection S] DIR``: ScenarioNet scene files for MetaDrive and other ScenarioNet tools.
+  --selection S] DIR`` and the ``export_scenarionet`` operator: ScenarioNet scene files for
+  MetaDrive and other ScenarioNet tools.
 
 Files are read one at a time; their scenes are computed and validated, then added in bulk per
 chunk of about ``INGEST_CHUNK_SCENES`` scenes (memory bounded by one chunk). A bad file raises
@@ -153,4 +154,51 @@ class ImportScenarioNet(_ImportBase):
         return self._finish(ctx, result)
 
 
-OPERATORS = [ImportScenarioNet]
+def _check_export_target(params: dict, view) -> None:
+    path = _check_path(params, "path", must_exist=False)
+    if path.exists() and (not path.is_dir() or any(path.iterdir())) and not params.get("overwrite", False):
+        raise ValueError(f"path: {path} is not an empty folder: tick overwrite (replaces only the files "
+                         "this export writes) or choose another folder")
+    if len(view) == 0:
+        raise ValueError("target: the chosen samples are empty; nothing to export")
+
+
+class ExportScenarioNet(foo.Operator):
+    @property
+    def config(self):
+        return foo.OperatorConfig(
+            name="export_scenarionet", label="AutoScale: export scenes as ScenarioNet files",
+            description="Write the target scenes as a ScenarioNet database folder (MetaDrive, ScenarioNet tools)",
+            icon="file_upload",
+            allow_immediate_execution=True, allow_delegated_execution=True, dynamic=True,
+        )
+
+    def resolve_input(self, ctx):
+        inputs = types.Object()
+        if ui.no_dataset_error(inputs, ctx):
+            return types.Property(inputs)
+        view = ui.target_input(inputs, ctx)
+        inputs.str("path", required=True, label="Output folder", description="Empty or new, unless overwrite is ticked")
+        inputs.bool("overwrite", default=False, label="Overwrite the files this export writes")
+        if ctx.params.get("path"):
+            ui.check_form(inputs, lambda: _check_export_target(dict(ctx.params), view))
+        return types.Property(inputs, view=types.View(label="Export ScenarioNet scenes"))
+
+    def execute(self, ctx):
+        params = dict(ctx.params)
+        view = ctx.target_view()
+        _check_export_target(params, view)
+        ctx.set_progress(progress=0.0, label=f"exporting {len(view)} scenes")
+        result = export_view_scenarionet(view, _check_path(params, "path", must_exist=False),
+                                         overwrite=bool(params.get("overwrite", False)))
+        ui.finish(ctx, f"Exported {result['scenes']} scenes to {result['path']}", reload=False)
+        return result
+
+    def resolve_output(self, ctx):
+        outputs = types.Object()
+        outputs.str("path", label="Folder")
+        outputs.int("scenes", label="Scenes")
+        return types.Property(outputs)
+
+
+OPERATORS = [ImportScenarioNet, ExportScenarioNet]

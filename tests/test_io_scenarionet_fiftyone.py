@@ -164,3 +164,21 @@ def test_large_folders_default_to_a_delegated_run(tmp_path):
     assert operator.resolve_delegation(ExecutionContext({"params": {"path": str(folder)}})) is True
     assert operator.resolve_delegation(ExecutionContext({"params": {"path": str(SMALL)}})) is False
     assert operator.resolve_delegation(ExecutionContext({"params": {"path": str(tmp_path / "none")}})) is None
+
+
+def test_export_operator_writes_the_target_and_refuses_a_full_folder(fo, dataset_name, autoscale_home, tmp_path, plugin_link):
+    from operator_form_helpers import _execute, _rejects
+
+    from fiftyone_plugin.scenes import delete_scene_dataset
+
+    name = dataset_name("snexp")
+    assert _cli("import", "scenarionet", SMALL, "--dataset", name, "--stride", "4.0", "--no-render") == 0
+    dataset = fo.load_dataset(name)
+    out = tmp_path / "sn"
+    result = _execute("export_scenarionet", dataset, {"path": str(out)})
+    assert result.error is None, result.error_message
+    assert result.result["scenes"] == len(dataset) == len(list(out.glob("sd_autoscale_*.pkl")))
+    _rejects("export_scenarionet", dataset, {"path": str(out)}, "is not an empty folder")
+    manifest = (Path(__file__).resolve().parents[1] / "fiftyone.yml").read_text()
+    assert "- export_scenarionet" in manifest
+    delete_scene_dataset(name)
