@@ -25,6 +25,7 @@ OPERATOR_MODULES = [
     "fiftyone_plugin.panel",
     "fiftyone_plugin.operators_repr",
     "fiftyone_plugin.operators_planning",
+    "fiftyone_plugin.operators_scenarionet",
 ]
 
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))

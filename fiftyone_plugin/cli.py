@@ -29,11 +29,14 @@ COMMAND_MODULES = [
     "fiftyone_plugin.cli_repr",
     "fiftyone_plugin.cli_planning",
     "fiftyone_plugin.cli_experiment",
+    "fiftyone_plugin.cli_scenarionet",
 ]
 
 DEMO_STEPS: list[str] = [
+    "fiftyone_plugin.cli_scenarionet:demo_import_step",  # shared real scenes (AV2, nuScenes, Waymo), split "real"
     "fiftyone_plugin.cli_synthetic:demo_step",  # SimScale synthetic scenes
     "fiftyone_plugin.cli_engine:plan_step",  # train + closed-loop evaluation
+    "fiftyone_plugin.cli_scenarionet:demo_eval_step",  # the same planners on the real scenes, per source
     "fiftyone_plugin.cli_repr:demo_step",  # embeddings, clusters, value scores
     "fiftyone_plugin.cli_engine:select_step",  # Q top-m and MOSAIC selections
     "fiftyone_plugin.cli_engine:queue_step",  # ranked annotation queue

@@ -297,3 +297,32 @@ def test_windows_off_the_map_are_skipped_and_counted(imported, tmp_path):
     assert report.skipped.get("ego off map at t0", 0) > 0
     assert len(cut) + sum(report.skipped.values()) == report.windows == len(mine)
     cut.validate()
+
+
+def test_the_egos_own_track_never_becomes_an_agent(tmp_path):
+    """Some av2 tooling writes the ego's cuboid (category EGO_VEHICLE, at the ego-frame origin
+    shifted to the box centre) into annotations.feather: it must not become an agent on the ego."""
+    log = _copy_log(tmp_path)
+    table = feather.read_table(log / "annotations.feather")
+    sweeps = pc.unique(table["timestamp_ns"])
+    n = len(sweeps)
+    ego_rows = pa.table({
+        "timestamp_ns": sweeps, "track_uuid": pa.array(["ego-own-track"] * n),
+        "category": pa.array(["EGO_VEHICLE"] * n),
+        "length_m": pa.array([4.9] * n), "width_m": pa.array([2.0] * n), "height_m": pa.array([1.6] * n),
+        "qw": pa.array([1.0] * n), "qx": pa.array([0.0] * n), "qy": pa.array([0.0] * n), "qz": pa.array([0.0] * n),
+        "tx_m": pa.array([1.4] * n), "ty_m": pa.array([0.0] * n), "tz_m": pa.array([0.0] * n),
+        "num_interior_pts": pa.array([1000] * n),
+    })
+    ego_rows = ego_rows.select(table.column_names).cast(table.schema)
+    feather.write_feather(pa.concat_tables([table, ego_rows]), log / "annotations.feather")
+    with_ego, report = import_av2(log)
+    plain, _ = import_av2(SENSOR_LOGS[0])
+    assert with_ego.agents.shape == plain.agents.shape
+    np.testing.assert_array_equal(with_ego.agent_type, plain.agent_type)
+    # Nothing sits on the ego at t0 (an agent there would be its own cuboid).
+    H = with_ego.history_steps
+    at_t0 = with_ego.agent_valid[:, :, H]
+    dist = np.linalg.norm(with_ego.agents[:, :, H, :2], axis=-1)
+    assert not (at_t0 & (dist < 1.0)).any()
+    assert not any("EGO_VEHICLE" in w for w in report.warnings)  # dropped, not mapped to 'other'

@@ -39,9 +39,11 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.feather as feather
 import pyarrow.parquet as pq
 from scipy.signal import savgol_filter
+from scipy.spatial import cKDTree
 
 from .validation import (
     ImportLimitError,
@@ -76,7 +78,9 @@ ROUTE_AHEAD_M = 200.0
 ROUTE_SPACING_M = 2.0
 LANE_POINTS = 20
 INTERSECTION_LOOKAHEAD_M = 30.0
+NEAR_DRIVE_M = 10.0  # m (+ half the longest lane segment): lanes this close to the logged path are candidates
 
+EGO_CATEGORY = "EGO_VEHICLE"  # the ego's own cuboid in some annotation files: never an agent
 SENSOR_CATEGORIES = {
     VEHICLE: (
         "REGULAR_VEHICLE", "LARGE_VEHICLE", "BUS", "BOX_TRUCK", "TRUCK", "TRUCK_CAB",
@@ -161,6 +165,28 @@ class _Map:
     neighbors: np.ndarray  # (M, 2) left/right same-direction neighbour, -1 none
     polygons: list[np.ndarray]  # each (V, 2)
     crosswalks: np.ndarray  # (C, 4, 2)
+    speed_limit: np.ndarray | None = None  # (M,) m/s; None → DEFAULT_SPEED_LIMIT
+    _bounds: np.ndarray | None = field(default=None, repr=False)
+    _circles: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+
+    def lanes_near(self, points: np.ndarray, radius: float) -> np.ndarray:
+        """Sorted indices of lanes with a (resampled) point within ``radius`` of any of ``points`` (K, 2)."""
+        if not len(self.lanes):
+            return np.array([], dtype=np.int64)
+        if self._circles is None:  # bounding circle per lane: centre (M, 2), radius (M,)
+            centre = self.lanes.mean(1)
+            self._circles = (centre, np.linalg.norm(self.lanes - centre[:, None], axis=-1).max(1))
+        centre, reach = self._circles
+        gap = np.linalg.norm(centre[:, None] - points[None], axis=-1).min(1)
+        candidates = np.flatnonzero(gap <= radius + reach)
+        dist = np.linalg.norm(self.lanes[candidates][:, :, None] - points[None, None], axis=-1).min(axis=(1, 2))
+        return candidates[dist <= radius]
+
+    def polygon_bounds(self) -> np.ndarray:
+        """(D, 4) min x, min y, max x, max y of each polygon, computed once."""
+        if self._bounds is None:
+            self._bounds = np.array([np.concatenate([p.min(0), p.max(0)]) for p in self.polygons]).reshape(-1, 4)
+        return self._bounds
 
 
 @dataclass
@@ -181,6 +207,11 @@ class _Log:
     agent_size: np.ndarray  # (A, 2)
     agent_type: np.ndarray  # (A,) int8
     map: _Map
+    # Other importers (ScenarioNet) reuse the slicing with their own values for these:
+    source: str = "av2"
+    ego_size: tuple[float, float] = EGO_SIZE
+    lane_tl: np.ndarray | None = None  # (M, K) int8 TL_* per map lane and log step; None → TL_UNKNOWN
+    scene_prefix: str | None = None  # scene ids are f"{scene_prefix}-{t0:04d}"; None → av2-<log id[:8]>
 
 
 # ---------------------------------------------------------------------------------- public API
@@ -451,13 +482,23 @@ def _unique_poses(path: Path, t: np.ndarray, q: np.ndarray, p: np.ndarray):
     return t_unique, q[first], p[first]
 
 
+def _drop_ego_track(ann: pa.Table, path: Path) -> pa.Table:
+    """Annotations without the ego's own cuboid (category EGO_VEHICLE, written by some av2
+    tooling): kept, it would become an agent sitting on the ego and collide with every plan."""
+    is_ego = pc.equal(ann.column("category"), EGO_CATEGORY)
+    kept = ann.filter(pc.invert(pc.fill_null(is_ego, False)))
+    if kept.num_rows == 0:
+        raise AV2ImportError(f"{path}: only {EGO_CATEGORY} rows (the ego's own track), no other objects")
+    return kept
+
+
 def _load_sensor_log(folder: Path, limits: ImportLimits) -> _Log:
     ann_path = folder / "annotations.feather"
     pose_path = folder / "city_SE3_egovehicle.feather"
     if not pose_path.exists():
         raise AV2ImportError(f"{ann_path}: annotations without ego poses ({pose_path.name} is missing)")
     map_path = _find_map(folder)
-    ann = _read_table(ann_path, ANNOTATION_COLUMNS)
+    ann = _drop_ego_track(_read_table(ann_path, ANNOTATION_COLUMNS), ann_path)
     poses = _read_table(pose_path, POSE_COLUMNS)
     amap = _load_map(map_path)
     match = re.search(r"____([A-Z]{3})_city", map_path.name)
@@ -618,7 +659,15 @@ def _driven_lanes(log: _Log) -> list[tuple[int, int, int]]:
     amap = log.map
     if len(amap.lanes) == 0:
         return []
-    dist, _, lane_heading = _project(log.ego_xy, amap.lanes)
+    # Only lanes with a point near the drive can hold the ego: project onto those (a ScenarioNet
+    # map holds hundreds of lanes around a 20 s drive).
+    reach = NEAR_DRIVE_M + 0.5 * float(np.linalg.norm(np.diff(amap.lanes, axis=1), axis=-1).max(initial=0.0))
+    nearest = cKDTree(log.ego_xy).query(amap.lanes.reshape(-1, 2), distance_upper_bound=reach)[0]
+    near = np.flatnonzero(np.isfinite(nearest.reshape(len(amap.lanes), -1)).any(-1))
+    dist = np.full((len(log.ego_xy), len(amap.lanes)), np.inf)
+    lane_heading = np.zeros_like(dist)
+    if len(near):
+        dist[:, near], _, lane_heading[:, near] = _project(log.ego_xy, amap.lanes[near])
     dyaw = np.abs(wrap_angle(lane_heading - log.ego_yaw[:, None]))
     ok = (dist <= 0.5 * amap.width[None] + 1.0) & (dyaw < np.pi / 3)
     cost = dist + 3.0 * dyaw
@@ -779,14 +828,13 @@ def _build_scene(log, t0, idx, H, dt, max_agents, radius, route, route_line, ego
     route_here = [l for l in dict.fromkeys(remaining[remaining >= 0].tolist())]
     if route_here:
         route_here += route[route.index(route_here[-1]) + 1 :]
-    lane_near = np.array([], dtype=np.int64)
-    if len(amap.lanes):
-        d = np.linalg.norm(amap.lanes[:, :, None] - ego_path[None, None], axis=-1).min(axis=(1, 2))
-        lane_near = np.flatnonzero(d <= radius)
+    lane_near = amap.lanes_near(ego_path, radius)
     lane_ids = np.array(list(dict.fromkeys(lane_near.tolist() + route_here)), dtype=np.int64)
     local = {int(g): i for i, g in enumerate(lane_ids)}
     lo, hi = ego_path.min(0) - radius, ego_path.max(0) + radius
-    polygons = [p for p in amap.polygons if len(p) >= 3 and (p.max(0) >= lo).all() and (p.min(0) <= hi).all()]
+    bounds = amap.polygon_bounds()
+    overlap = (bounds[:, 2:] >= lo).all(-1) & (bounds[:, :2] <= hi).all(-1)
+    polygons = [amap.polygons[i] for i in np.flatnonzero(overlap) if len(amap.polygons[i]) >= 3]
     cw = amap.crosswalks
     cw = cw[(np.linalg.norm(cw.mean(1)[:, None] - ego_path[None], axis=-1).min(-1) <= radius)] if len(cw) else cw
 
@@ -812,7 +860,7 @@ def _build_scene(log, t0, idx, H, dt, max_agents, radius, route, route_line, ego
     batch.ego[0, :, 2] = wrap_angle(log.ego_yaw[idx] - yaw0)
     batch.ego[0, :, 3] = log.ego_speed[idx]
     batch.ego[0, :, 4] = log.ego_accel[idx]
-    batch.ego_size[0] = EGO_SIZE
+    batch.ego_size[0] = log.ego_size
     if len(keep):
         kv = valid[keep]
         batch.agents[0, :, :, :2] = np.where(kv[..., None], to_scene_frame(log.agent_xy[keep][:, idx], pose), 0.0)
@@ -825,13 +873,14 @@ def _build_scene(log, t0, idx, H, dt, max_agents, radius, route, route_line, ego
         batch.lanes[0] = to_scene_frame(amap.lanes[lane_ids], pose)
         batch.lane_valid[0] = True
         batch.lane_width[0] = amap.width[lane_ids]
-        batch.lane_speed_limit[0] = DEFAULT_SPEED_LIMIT
+        batch.lane_speed_limit[0] = DEFAULT_SPEED_LIMIT if amap.speed_limit is None else amap.speed_limit[lane_ids]
         batch.lane_is_intersection[0] = amap.is_intersection[lane_ids]
         for i, g in enumerate(lane_ids):
             succ = [local[x] for x in amap.successors[g] if x in local]
             batch.lane_successors[0, i, : len(succ)] = succ
             batch.lane_neighbors[0, i] = [local.get(int(n), -1) for n in amap.neighbors[g]]
-        batch.lane_tl[0] = TL_UNKNOWN  # AV2 logs carry no traffic-light states
+        # AV2 logs carry no traffic-light states; other sources may (log.lane_tl).
+        batch.lane_tl[0] = TL_UNKNOWN if log.lane_tl is None else log.lane_tl[lane_ids][:, idx]
     for i, p in enumerate(polygons):
         batch.drivable_polygons[0, i, : len(p)] = to_scene_frame(p, pose)
         batch.drivable_vertex_valid[0, i, : len(p)] = True
@@ -850,8 +899,8 @@ def _build_scene(log, t0, idx, H, dt, max_agents, radius, route, route_line, ego
         near = np.linalg.norm(amap.lanes[ahead] - pose[:2], axis=-1).min(-1) <= INTERSECTION_LOOKAHEAD_M
         crosses = bool((amap.is_intersection[ahead] & near).any())
     batch.meta.update(
-        scene_id=np.array([f"av2-{log.log_id[:8]}-{t0:04d}"], dtype=object),
-        source=np.array(["av2"], dtype=object),
+        scene_id=np.array([f"{log.scene_prefix or 'av2-' + log.log_id[:8]}-{t0:04d}"], dtype=object),
+        source=np.array([log.source], dtype=object),
         city=np.array([log.city], dtype=object),
         topology=np.array(["intersection" if crosses else "urban_street"], dtype=object),
         maneuver=np.array([_maneuver(batch, lane_at_step[idx[H:]], amap)], dtype=object),

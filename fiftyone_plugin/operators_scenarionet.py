@@ -1,0 +1,204 @@
+"""ScenarioNet scenes (nuScenes, Waymo, nuPlan, … converted by metadriverse/scenarionet) in FiftyOne.
+
+* :func:`import_scenarionet_into` — ``autoscale import scenarionet PATH --dataset NAME`` and the
+  ``import_scenarionet`` operator.
+* :func:`export_view_scenarionet` — ``autoscale export scenarionet --dataset D [--view V |
+  --selection S] DIR`` and the ``export_scenarionet`` operator: ScenarioNet scene files for
+  MetaDrive and other ScenarioNet tools.
+
+Files are read one at a time; their scenes are computed and validated, then added in bulk per
+chunk of about ``INGEST_CHUNK_SCENES`` scenes (memory bounded by one chunk). A bad file raises
+(default) before any of *its* scenes are written — chunks written before it stay — or, with
+``strict=False``, is skipped and named in the report. Scenes already in the dataset (same
+``scene_id``) are skipped, so importing twice adds nothing and re-running an interrupted import
+resumes it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable
+
+import fiftyone as fo
+import fiftyone.operators as foo
+import fiftyone.operators.types as types
+
+from autoscale_core.io.av2 import ImportReport
+from autoscale_core.io.scenarionet import find_scenario_files, iter_scenarionet
+from autoscale_core.scene import SceneBatch
+
+from . import ui
+from .operators_io import STRIDES_S, _check_name, _check_path, _ImportBase, _ingest
+
+DELEGATE_FROM_FILES = 20  # more files than this: the App schedules the import by default
+INGEST_CHUNK_SCENES = 500  # scenes written per bulk add (FiftyOne's per-write overhead is ~1 s)
+
+
+def import_scenarionet_into(
+    name: str,
+    path: str | os.PathLike,
+    *,
+    stride_s: float = 0.5,
+    history_s: float = 2.0,
+    future_s: float = 4.0,
+    strict: bool = True,
+    render: bool = True,
+    skip_existing: bool = True,
+    progress: Callable[[float, str], None] | None = None,
+) -> dict:
+    """Import every ScenarioNet scene file under ``path`` into dataset ``name`` (created if missing).
+
+    Returns counts (``scenes``, ``added``, ``already_present``, ``num_samples``, ``files``) and
+    the importer's report (``report``: logs, windows, skipped by reason, warnings).
+    """
+    report = ImportReport()
+    files = find_scenario_files(path, report, strict)
+    totals = {"dataset": name, "scenes": 0, "added": 0, "already_present": 0, "num_samples": 0}
+    pending: list[SceneBatch] = []  # a few files' scenes: one bulk write per chunk, not per file
+
+    def flush() -> None:
+        if not pending:
+            return
+        result = _ingest(name, SceneBatch.concatenate(pending), render=render, skip_existing=skip_existing)
+        pending.clear()
+        for key in ("scenes", "added", "already_present"):
+            totals[key] += result[key]
+        totals["num_samples"] = result["num_samples"]
+        if progress is not None:
+            progress(done / max(len(files), 1), f"written: {totals['added']} scenes added so far")
+
+    done = 0
+    for file, batch in iter_scenarionet(path, stride_s=stride_s, history_s=history_s, future_s=future_s,
+                                        strict=strict, report=report, files=files):
+        pending.append(batch)
+        done += 1
+        if progress is not None:
+            progress(done / max(len(files), 1), f"{file.name}: {len(batch)} scenes")
+        if sum(len(b) for b in pending) >= INGEST_CHUNK_SCENES:
+            flush()
+    flush()
+    if totals["scenes"] == 0:
+        from autoscale_core.io.scenarionet import ScenarioNetImportError
+
+        raise ScenarioNetImportError(f"{path}: no valid scenes (skipped: {report.skipped or 'none'})")
+    totals["files"] = len(files)
+    totals["report"] = report.as_dict()
+    return totals
+
+
+def export_view_scenarionet(
+    view: fo.Dataset | fo.DatasetView, path: str | os.PathLike, *, overwrite: bool = False
+) -> dict:
+    """Write the scenes of ``view`` (in its order) as a ScenarioNet database folder at ``path``
+    (see :func:`autoscale_core.io.scenarionet_export.export_scenarionet`)."""
+    from autoscale_core.io.scenarionet_export import export_scenarionet
+
+    from .scenes import load_scenes
+
+    if len(view) == 0:
+        raise ValueError("the chosen view is empty; nothing to export")
+    batch = load_scenes(view)
+    files = export_scenarionet(batch, path, overwrite=overwrite)
+    return {"path": str(Path(path)), "scenes": len(batch), "files": len(files)}
+
+
+def _check_scenarionet_path(params: dict) -> str:
+    """Inline check: the path holds ScenarioNet scene files (the importer's own finder)."""
+    path = _check_path(params, "path")
+    try:
+        files = find_scenario_files(path)
+    except ValueError as exc:
+        raise ValueError(f"path: {exc}") from exc
+    return f"{len(files)} ScenarioNet scene file(s) found"
+
+
+class ImportScenarioNet(_ImportBase):
+    _path_label = "ScenarioNet file or folder"
+    _path_help = ("A scene .pkl, a ScenarioNet database folder (dataset_summary.pkl) or a folder of "
+                  "scene files (searched recursively)")
+    _check_folder = staticmethod(_check_scenarionet_path)
+
+    @property
+    def config(self):
+        return foo.OperatorConfig(
+            name="import_scenarionet", label="AutoScale: import ScenarioNet scenes (nuScenes, Waymo, …)",
+            description="Slice ScenarioNet scenario files into planning scenes",
+            icon="file_download",
+            allow_immediate_execution=True, allow_delegated_execution=True, dynamic=True,
+        )
+
+    def resolve_delegation(self, ctx):
+        """Large folders default to a delegated (scheduled) run."""
+        try:
+            return len(find_scenario_files(_check_path(dict(ctx.params), "path"))) > DELEGATE_FROM_FILES
+        except ValueError:
+            return None
+
+    def _extra_inputs(self, inputs) -> None:
+        dropdown = types.Dropdown(label="Stride (s)", description="Spacing of scene start times t0 within a log")
+        for stride in STRIDES_S:
+            dropdown.add_choice(stride, label=f"{stride:g} s")
+        inputs.enum("stride_s", dropdown.values(), default=0.5, label="Stride (s)", view=dropdown)
+        inputs.bool("lenient", default=False, label="Skip bad files",
+                    description="Skip (and report) unreadable or malformed files instead of stopping")
+
+    def execute(self, ctx):
+        params = dict(ctx.params)
+        path, name = _check_path(params, "path"), _check_name(params)
+        result = import_scenarionet_into(
+            name, path, stride_s=float(params.get("stride_s", 0.5)), strict=not params.get("lenient", False),
+            render=bool(params.get("render", True)), progress=ui.progress_reporter(ctx),
+        )
+        result.pop("report", None)
+        return self._finish(ctx, result)
+
+
+def _check_export_target(params: dict, view) -> None:
+    path = _check_path(params, "path", must_exist=False)
+    if path.exists() and (not path.is_dir() or any(path.iterdir())) and not params.get("overwrite", False):
+        raise ValueError(f"path: {path} is not an empty folder: tick overwrite (replaces only the files "
+                         "this export writes) or choose another folder")
+    if len(view) == 0:
+        raise ValueError("target: the chosen samples are empty; nothing to export")
+
+
+class ExportScenarioNet(foo.Operator):
+    @property
+    def config(self):
+        return foo.OperatorConfig(
+            name="export_scenarionet", label="AutoScale: export scenes as ScenarioNet files",
+            description="Write the target scenes as a ScenarioNet database folder (MetaDrive, ScenarioNet tools)",
+            icon="file_upload",
+            allow_immediate_execution=True, allow_delegated_execution=True, dynamic=True,
+        )
+
+    def resolve_input(self, ctx):
+        inputs = types.Object()
+        if ui.no_dataset_error(inputs, ctx):
+            return types.Property(inputs)
+        view = ui.target_input(inputs, ctx)
+        inputs.str("path", required=True, label="Output folder", description="Empty or new, unless overwrite is ticked")
+        inputs.bool("overwrite", default=False, label="Overwrite the files this export writes")
+        if ctx.params.get("path"):
+            ui.check_form(inputs, lambda: _check_export_target(dict(ctx.params), view))
+        return types.Property(inputs, view=types.View(label="Export ScenarioNet scenes"))
+
+    def execute(self, ctx):
+        params = dict(ctx.params)
+        view = ctx.target_view()
+        _check_export_target(params, view)
+        ctx.set_progress(progress=0.0, label=f"exporting {len(view)} scenes")
+        result = export_view_scenarionet(view, _check_path(params, "path", must_exist=False),
+                                         overwrite=bool(params.get("overwrite", False)))
+        ui.finish(ctx, f"Exported {result['scenes']} scenes to {result['path']}", reload=False)
+        return result
+
+    def resolve_output(self, ctx):
+        outputs = types.Object()
+        outputs.str("path", label="Folder")
+        outputs.int("scenes", label="Scenes")
+        return types.Property(outputs)
+
+
+OPERATORS = [ImportScenarioNet, ExportScenarioNet]
