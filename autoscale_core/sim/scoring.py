@@ -595,24 +595,32 @@ def _collisions(batch, st, scene_of, cand_of, agents, agent_valid, config, index
     ego_wid = batch.ego_size[scene_of, 1].astype(np.float64)
     a_len = batch.agent_size[..., 0].astype(np.float64)
     a_wid = batch.agent_size[..., 1].astype(np.float64)
-    # Prune (trajectory, agent, step) entries that cannot overlap now or within the TTC horizon:
-    # centre distance vs half diagonals + projected travel, on the (S, C, N, K1) layout so
-    # log-replayed agents are broadcast, not copied. All box tests below run on the entries left.
+    # Prune (trajectory, agent, step) entries that can neither overlap now nor at a TTC horizon:
+    # the (projected) centres farther apart than the two half diagonals, on the (S, C, N, K1)
+    # layout so log-replayed agents are broadcast, not copied. All box tests below run on the
+    # entries left.
     S, C = agents.shape[0], B // agents.shape[0]
     e4 = st.reshape(S, C, 1, K1, 5)
-    reach = max(config.ttc_horizons) if config.ttc_horizons else 0.0
     dx = agents[..., 0] - e4[..., 0]
     dy = agents[..., 1] - e4[..., 1]
     r_ego = 0.5 * np.hypot(ego_len, ego_wid).reshape(S, C, 1, 1)
     r_agent = 0.5 * np.hypot(a_len, a_wid)[:, None, :, None]
-    radius = r_ego + r_agent + reach * (np.abs(e4[..., 3]) + np.abs(agents[..., 3])) + 1e-3
-    near = (dx * dx + dy * dy <= radius * radius) & agent_valid  # (S, C, N, K1)
+    reach2 = (r_ego + r_agent + 1e-3) ** 2  # margin: the box tests round differently
+    near = dx * dx + dy * dy <= reach2
+    if config.ttc_horizons:
+        moving = e4[..., 3] >= config.stopped_speed
+        dvx = agents[..., 3] * np.cos(agents[..., 2]) - e4[..., 3] * np.cos(e4[..., 2])
+        dvy = agents[..., 3] * np.sin(agents[..., 2]) - e4[..., 3] * np.sin(e4[..., 2])
+        for tau in config.ttc_horizons:
+            px, py = dx + dvx * tau, dy + dvy * tau
+            near |= (px * px + py * py <= reach2) & moving
+    near &= agent_valid  # (S, C, N, K1)
     b, n, k = np.nonzero(near.reshape(B, N, K1))
     if len(b) == 0:
         return nc, collision, ttc
     sb = scene_of[b]
-    e = st[b, k]  # (E, 5)
-    a = agents[sb, cand[b], n, k]  # (E, 4)
+    e = st.reshape(-1, 5)[b * K1 + k]  # (E, 5)
+    a = agents.reshape(-1, 4)[((sb * agents.shape[1] + cand[b]) * N + n) * K1 + k]  # (E, 4)
     el, ew = ego_len[b], ego_wid[b]
     al, aw = a_len[sb, n], a_wid[sb, n]
     c, s = np.cos(e[:, 2]), np.sin(e[:, 2])
