@@ -90,7 +90,8 @@ class ScorerConfig:
     ec_yaw_acc: float = 0.1
     weights: tuple[float, float, float, float, float] = (5.0, 5.0, 2.0, 2.0, 2.0)  # EP TTC LK HC EC
     chunk_trajectories: int = 1024  # memory bound: trajectories simulated/scored at once
-    grid_cell: float = 1.5  # lane-index cell (m)
+    grid_cell: float = 1.5  # lane-index cell (m) for dense candidate sets (>= 8 per scene)
+    grid_cell_sparse: float = 2.5  # ... and for sparse ones: fewer cells to build, as fast to query
 
 
 @dataclass
@@ -484,7 +485,8 @@ def raw_metrics(
     # The 0.5 m padding enables on_lane's whole-cell shortcut, which only pays off when many
     # candidates of a scene share cells; without it the index is smaller and queries cheaper.
     pad = 0.5 if C >= 8 else 0.0
-    index = LaneIndex(batch, config.lk_threshold, config.grid_cell, pad=pad, bounds=bounds)
+    cell = config.grid_cell if C >= 8 else config.grid_cell_sparse
+    index = LaneIndex(batch, config.lk_threshold, cell, pad=pad, bounds=bounds)
 
     nc, collision, ttc = _collisions(batch, st, scene_of, cand_of, agents, agent_valid, config, index)
     out.update(nc=nc, collision=collision, ttc=ttc)
