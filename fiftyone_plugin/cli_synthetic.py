@@ -27,9 +27,12 @@ def register_commands(subparsers) -> None:
                           "scenes on, in this process below that)")
     syn.set_defaults(func=cmd_synthesize)
 
-    hard = subparsers.add_parser("hard-split", help="build the navhard-like hard split (perturbed held-out + rare events)")
+    hard = subparsers.add_parser("hard-split", help="build the independent navhard-like hard split (split=hard)")
     hard.add_argument("--dataset", required=True)
     hard.add_argument("--seed", type=int, default=0)
+    hard.add_argument("--source", action="append", default=None,
+                      help="dataset (held-out real scenes, default) | world:SEED[:N] (fresh world seed never "
+                           "used for training) | av2:PATH (real AV2 logs); repeat to combine")
     hard.add_argument("--holdout-fraction", type=float, default=0.1)
     hard.add_argument("--rare-fraction", type=float, default=0.5)
     hard.set_defaults(func=cmd_hard_split)
@@ -68,7 +71,7 @@ def cmd_hard_split(args) -> int:
     dataset = _load(args.dataset)
     try:
         summary = build_hard_split_samples(dataset, args.seed, holdout_fraction=args.holdout_fraction,
-                                           rare_fraction=args.rare_fraction)
+                                           rare_fraction=args.rare_fraction, sources=args.source or ["dataset"])
     except ValueError as exc:
         raise CommandError(str(exc)) from exc
     print(json.dumps(summary, indent=2))

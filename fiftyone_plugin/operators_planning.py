@@ -17,6 +17,7 @@ Everything is computed first; bad input raises ValueError naming it before anyth
 from __future__ import annotations
 
 import re
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -147,7 +148,7 @@ def evaluate_planner_on_view(
     report(0.2, "planning and scoring in closed loop")
     if isinstance(model, str):
         result = evaluate_trajectories(batch, baseline_plans(batch, model), name=model, reactive=reactive,
-                                       executor=executor)
+                                       executor=executor, planner=partial(baseline_plans, name=model))
     else:
         result = evaluate_planner(model, batch, reactive=reactive, name=planner, executor=executor)
     # NaN (L2 of scenes without a logged future) is stored as None.

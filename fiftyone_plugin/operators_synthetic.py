@@ -24,7 +24,6 @@ import fiftyone.operators.types as types
 
 from autoscale_core.executor import executor_from_choice
 from autoscale_core.synthetic.generate import MAX_ROUNDS, generate_synthetic
-from autoscale_core.synthetic.hard_split import build_hard_split
 from autoscale_core.synthetic import labels
 from autoscale_core.synthetic.labels import EXPERTS
 from autoscale_core.synthetic.perturb import PerturbationConfig
@@ -199,28 +198,91 @@ def _inherited_splits(dataset: fo.Dataset, synthetic) -> list[str]:
 
 
 def build_hard_split_samples(dataset: fo.Dataset, seed: int = 0, *, holdout_fraction: float = 0.1,
-                             rare_fraction: float = 0.5, render: bool = True) -> dict:
-    """Build the hard split from the dataset's real scenes: add the perturbed held-out scenes
-    (``split="hard"``) and set ``split="hard"`` on the held-out real and rare-event scenes."""
-    real = dataset.match(fo.ViewField("source") != "synthetic")
-    if len(real) == 0:
-        raise ValueError(f"dataset {dataset.name!r} has no real scenes to build a hard split from")
-    split = build_hard_split(scenes.load_scenes(real), seed, holdout_fraction=holdout_fraction,
-                             rare_fraction=rare_fraction)
-    perturbed = split.scenes.subset(np.asarray(split.scenes.meta["hard_kind"]) == "perturbed")
-    ids = [str(s) for s in perturbed.meta["scene_id"]]
+                             rare_fraction: float = 0.5, sources=("dataset",), render: bool = True) -> dict:
+    """Build the independent hard split (:mod:`autoscale_core.synthetic.independent_hard`) and add
+    it to the dataset with ``split="hard"``. Computes everything first, then writes.
+
+    ``sources`` (any of):
+
+    * ``"dataset"`` — a hash-chosen ``holdout_fraction`` of the dataset's real scenes (world or
+      AV2) that no synthetic scene derives from, plus ``rare_fraction`` of its rare-event real
+      scenes, are moved to ``split="hard"`` (out of training); the held-out ones get one
+      independent-family perturbed scene each;
+    * ``"world:SEED[:N]"`` — N (default 400) fresh embedded-world scenes from a seed the dataset
+      never used: each gets a perturbed scene, and the rare-event ones are added unchanged;
+    * ``"av2:PATH"`` — real AV2 logs imported from PATH, each scene perturbed (scenes the dataset
+      trains on are skipped).
+
+    Raises ValueError (nothing written) for an unknown source, a world seed the dataset already
+    uses, or if a hard scene would share a parent with the training data.
+    """
+    from autoscale_core.synthetic.hard_split import hash_fraction
+    from autoscale_core.synthetic.independent_hard import build_independent_hard_split, rare_event_scenes
+
+    F = fo.ViewField
+    sources = list(sources or ("dataset",))
+    ids, splits, srcs, parents = (dataset.values(k) for k in ("scene_id", "split", "source", "parent_id"))
+    has_children = {str(p) for p, src in zip(parents, srcs) if src == "synthetic" and p}
+    training_ids = {str(i) for i, sp in zip(ids, splits) if sp == "train"}
+    training_ids |= {str(p) for p, src, sp in zip(parents, srcs, splits) if src == "synthetic" and p and sp == "train"}
+    inputs, held_ids, new_real = {}, [], []
+    for source in sources:
+        kind, _, rest = str(source).partition(":")
+        if kind == "dataset":
+            real = [(str(i), sp) for i, src, sp in zip(ids, srcs, splits) if src != "synthetic" and sp != "hard"]
+            free = np.array([i for i, _ in real if i not in has_children], dtype=object)
+            if len(free) == 0:
+                raise ValueError(f"dataset {dataset.name!r} has no real scenes without synthetic children to hold out")
+            batch = scenes.load_scenes(dataset.select_by("scene_id", list(free), ordered=True))
+            rare = rare_event_scenes(batch)
+            rare_ids = [str(x) for x in np.asarray(rare.scene_ids)[hash_fraction(rare.scene_ids, seed + 7919) < rare_fraction]]
+            chosen = np.flatnonzero((hash_fraction(batch.scene_ids, seed) < holdout_fraction) & ~np.isin(batch.scene_ids, rare_ids))
+            inputs[source] = batch.subset(chosen)
+            held_ids += [str(x) for x in np.asarray(batch.scene_ids)[chosen]] + rare_ids
+        elif kind == "world":
+            world_seed, _, num = rest.partition(":")
+            if not world_seed.lstrip("-").isdigit() or (num and not num.isdigit()):
+                raise ValueError(f"source {source!r}: expected world:SEED or world:SEED:N (integers)")
+            if any(str(i).startswith(f"world-{int(world_seed)}-") for i in ids):
+                raise ValueError(f"source {source!r}: the dataset already holds scenes of world seed {world_seed}; "
+                                 "use a seed never used for training")
+            from autoscale_core.world import generate_world
+
+            inputs[source] = generate_world(int(num or 400), seed=int(world_seed))
+        elif kind == "av2":
+            from autoscale_core.io import import_av2
+
+            inputs[source] = import_av2(rest)[0]
+        else:
+            raise ValueError(f"unknown hard-split source {source!r}: use dataset, world:SEED[:N] or av2:PATH")
+    training_ids -= set(held_ids)  # held-out scenes leave the training split below
+    rare_sources = [s for s in inputs if str(s).startswith("world")]
+    split = build_independent_hard_split(inputs, seed, rare_sources=rare_sources, training_ids=training_ids)
+    hard = split.scenes
+    synthetic = np.asarray(hard.meta["source"]) == "synthetic"
+    fresh = hard.subset(np.flatnonzero(~synthetic))  # rare-event scenes of fresh world seeds
+    perturbed = hard.subset(np.flatnonzero(synthetic))
+    for part in (perturbed, fresh):
+        if len(part):
+            scenes.add_scenes(dataset, part, render=render, skip_existing=True)
     values = {key: np.asarray(perturbed.meta[key]) for key in SYNTHETIC_FIELDS}
     values["round"] = values["round"].astype(np.int64)
     values["expert"] = [str(e) for e in values["expert"]]
-    if len(perturbed):
-        scenes.add_scenes(dataset, perturbed, render=render, skip_existing=True)
-    hard_ids = ids + split.holdout_ids
+    hard_ids = [str(x) for x in hard.scene_ids] + held_ids
     scenes.write_scene_fields(dataset, {"split": ["hard"] * len(hard_ids)}, scene_ids=hard_ids)
+    scenes.write_scene_fields(dataset, {"hard_kind": [str(k) for k in hard.meta["hard_kind"]],
+                                        "hard_source": [str(k) for k in hard.meta["hard_source"]]},
+                              scene_ids=[str(x) for x in hard.scene_ids])
     if len(perturbed):
-        scenes.write_scene_fields(dataset, values, scene_ids=ids)
-    summary = {**split.report, "holdout_real": len(split.holdout_ids), "seed": int(seed)}
-    record_run(dataset, f"hard_split_{int(seed)}", "simscale_hard_split",
-               {"seed": int(seed), "holdout_fraction": holdout_fraction, "rare_fraction": rare_fraction}, summary)
+        scenes.write_scene_fields(dataset, values, scene_ids=[str(x) for x in perturbed.scene_ids])
+    summary = {"perturbed": len(perturbed), "rare_event_fresh": len(fresh), "holdout_real": len(held_ids),
+               "hard_scenes": len(dataset.match(F("split") == "hard")), "seed": int(seed),
+               "by_kind": split.report["by_kind"], "sources": split.report["sources"],
+               "shared_parents_with_training": 0}
+    record_run(dataset, f"hard_split_{int(seed)}", "independent_hard_split",
+               {"seed": int(seed), "sources": sources, "holdout_fraction": holdout_fraction,
+                "rare_fraction": rare_fraction, "perturbation": "independent family (heading, longitudinal, "
+                "stopped, behind_agent, beside_agent); logged expert; reactive agents"}, summary)
     return summary
 
 

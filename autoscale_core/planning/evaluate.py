@@ -5,12 +5,18 @@ scene) and returns an :class:`EvalResult` with per-scene arrays — EPDMS and ev
 displacement to the logged future at 1/2/3 s, a collision flag, the plan — and aggregates.
 :func:`evaluate_baselines` does the same for the constant-velocity, logged-expert and rule
 planners, and :func:`comparison_table` lines results up side by side.
+
+Extended comfort (EC) is scored by two-stage evaluation (:mod:`autoscale_core.sim.two_stage`):
+given the planner, it plans again one step later from nearby starts, and EC compares the two
+plans; EPDMS then carries that EC (``two_stage=True``, the default of :func:`evaluate_planner` and
+:func:`evaluate_baselines`). Without a planner EC stays 1 (no previous plan).
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Callable
 
 import numpy as np
@@ -94,8 +100,12 @@ def evaluate_trajectories(
     plan_seconds: float = 0.0,
     executor=None,
     scenes_per_task: int | None = None,
+    planner: Callable[[SceneBatch], np.ndarray] | None = None,
 ) -> EvalResult:
     """Score given plans (S, F, 3) in closed loop (see :class:`EvalResult`).
+
+    ``planner`` (the function that made ``trajectories``: scenes → (S, F, 3)) turns on two-stage
+    EC (:func:`apply_two_stage_comfort`); without it EC = 1.
 
     ``executor`` (``None``: in this process, as before; or ``"serial"``, ``"process[:N]"``,
     ``"ray[:address]"``, an :class:`~autoscale_core.executor.Executor`) scores chunks of
@@ -118,15 +128,40 @@ def evaluate_trajectories(
         result = default_score(batch, trajectories[:, None], reactive=reactive)
     else:
         result = scorer(batch, trajectories[:, None], reactive=reactive)
-    seconds = time.perf_counter() - start + plan_seconds
     scores = {k: np.asarray(getattr(result, k))[:, 0].astype(np.float32) for k in SCORE_FIELDS if hasattr(result, k)}
+    extra = {}
+    if planner is not None:
+        extra["two_stage"] = apply_two_stage_comfort(scores, batch, trajectories, planner)
+    seconds = time.perf_counter() - start + plan_seconds
     collision = np.asarray(getattr(result, "collision", np.zeros((len(batch), 1), bool)))[:, 0].astype(bool)
     progress = np.asarray(getattr(result, "progress", np.full((len(batch), 1), np.nan)))[:, 0].astype(np.float32)
     return EvalResult(
         name=name, scene_ids=np.asarray(batch.meta.get("scene_id", np.arange(len(batch))), dtype=object),
         trajectories=trajectories, scores=scores, l2=l2_errors(batch, trajectories),
-        collision=collision, progress=progress, seconds=seconds,
+        collision=collision, progress=progress, seconds=seconds, extra=extra,
     )
+
+
+def apply_two_stage_comfort(scores: dict[str, np.ndarray], batch: SceneBatch, trajectories: np.ndarray,
+                            planner: Callable[[SceneBatch], np.ndarray]) -> dict:
+    """Replace ``scores["ec"]`` (S,) by the two-stage EC of ``planner`` and move ``scores["epdms"]``
+    by EC's weight (2/16) times the multipliers NC·DAC·DDC·TLC; returns a summary (means, starts)."""
+    from ..sim.scoring import ScorerConfig
+    from ..sim.two_stage import two_stage_comfort
+
+    comfort = two_stage_comfort(batch, planner, trajectories)
+    config = ScorerConfig()
+    multipliers = scores["nc"] * scores["dac"] * scores["ddc"] * scores["tlc"]
+    w_ec = config.weights[-1] / sum(config.weights)
+    new_ec = comfort.ec.astype(np.float32)
+    scores["epdms"] = (scores["epdms"] + multipliers * w_ec * (new_ec - scores["ec"])).astype(np.float32)
+    scores["ec"] = new_ec
+    return {
+        "starts": int(comfort.weights.shape[1]),
+        "ec_mean": float(new_ec.mean()),
+        "ec_below_1_share": float((new_ec < 1.0).mean()),
+        "ec_unweighted_mean": float(comfort.ec_per_start.mean()),
+    }
 
 
 # Per-scene cache of the EP denominator (the rule planner's best compliant progress): it depends
@@ -169,15 +204,17 @@ def default_score(batch: SceneBatch, trajectories: np.ndarray, reactive: bool = 
 
 
 def evaluate_planner(trained, batch: SceneBatch, reactive: bool = False, scorer: Callable | None = None,
-                     name: str | None = None, executor=None) -> EvalResult:
+                     name: str | None = None, executor=None, two_stage: bool = True) -> EvalResult:
     """Plan every scene with ``trained`` (a TrainedPlanner) and score the plans (through
-    ``executor`` when given; see :func:`evaluate_trajectories`)."""
+    ``executor`` when given; see :func:`evaluate_trajectories`); ``two_stage``: EC by two-stage
+    evaluation (the planner plans again from the stage-2 starts)."""
     if len(batch) == 0:
         raise ValueError("cannot evaluate on an empty batch (0 scenes)")
     start = time.perf_counter()
     plans = trained.plan(batch)
     return evaluate_trajectories(batch, plans, name=name or trained.kind, reactive=reactive, scorer=scorer,
-                                 plan_seconds=time.perf_counter() - start, executor=executor)
+                                 plan_seconds=time.perf_counter() - start, executor=executor,
+                                 planner=trained.plan if two_stage else None)
 
 
 def baseline_plans(batch: SceneBatch, name: str) -> np.ndarray:
@@ -194,9 +231,10 @@ def baseline_plans(batch: SceneBatch, name: str) -> np.ndarray:
 
 
 def evaluate_baselines(batch: SceneBatch, names=BASELINES, reactive: bool = False,
-                       scorer: Callable | None = None, executor=None) -> dict[str, EvalResult]:
+                       scorer: Callable | None = None, executor=None, two_stage: bool = True) -> dict[str, EvalResult]:
     """Evaluate each named baseline on ``batch`` (scoring through ``executor`` when given; one
-    executor — e.g. one Ray session — serves all baselines)."""
+    executor — e.g. one Ray session — serves all baselines; ``two_stage``: EC by two-stage
+    evaluation, see :func:`evaluate_planner`)."""
     from ..executor import resolve_executor
 
     pool, close = resolve_executor(executor, num_tasks=2)
@@ -206,7 +244,8 @@ def evaluate_baselines(batch: SceneBatch, names=BASELINES, reactive: bool = Fals
             start = time.perf_counter()
             plans = baseline_plans(batch, name)
             results[name] = evaluate_trajectories(batch, plans, name=name, reactive=reactive, scorer=scorer,
-                                                  plan_seconds=time.perf_counter() - start, executor=pool)
+                                                  plan_seconds=time.perf_counter() - start, executor=pool,
+                                                  planner=partial(baseline_plans, name=name) if two_stage else None)
     finally:
         if close:
             pool.close()

@@ -7,8 +7,11 @@
   :func:`scoring.precompute_reference_progress` → the per-scene EP denominator to store as
   ``batch.meta["ep_reference_m"]``.
 * :class:`planner.RulePlanner`, :func:`planner.constant_velocity`, :func:`planner.logged_expert`.
-* :mod:`reference` — slow per-trajectory shapely scorer for checks/benchmarks (needs ``shapely``,
-  not imported here).
+* :mod:`reference` — slow per-trajectory shapely scorer, the readable spec (needs ``shapely``,
+  not imported here); :mod:`reference_navsim` — the fair NAVSIM-style reference (shapely 2
+  polygons, STRtree occupancy per step, all proposals of a scene at once) the benchmark times.
+* :mod:`two_stage` — two-stage evaluation (NAVSIM v2 pseudo-simulation) that scores extended
+  comfort from a planner's consecutive plans.
 * :mod:`toy` — tiny hand-built scenes for tests.
 
 See ``docs/sim.md`` for the metric choices.

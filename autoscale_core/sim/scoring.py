@@ -90,7 +90,8 @@ class ScorerConfig:
     ec_yaw_acc: float = 0.1
     weights: tuple[float, float, float, float, float] = (5.0, 5.0, 2.0, 2.0, 2.0)  # EP TTC LK HC EC
     chunk_trajectories: int = 1024  # memory bound: trajectories simulated/scored at once
-    grid_cell: float = 1.5  # lane-index cell (m)
+    grid_cell: float = 1.5  # lane-index cell (m) for dense candidate sets (>= 8 per scene)
+    grid_cell_sparse: float = 2.5  # ... and for sparse ones: fewer cells to build, as fast to query
 
 
 @dataclass
@@ -157,8 +158,12 @@ def box_corners(x, y, heading, length, width) -> np.ndarray:
 
 def boxes_overlap(x1, y1, h1, l1, w1, x2, y2, h2, l2, w2) -> np.ndarray:
     """Oriented rectangles overlap (touching counts), separating axis theorem, broadcast."""
-    dx, dy = x2 - x1, y2 - y1
-    c1, s1, c2, s2 = np.cos(h1), np.sin(h1), np.cos(h2), np.sin(h2)
+    return _overlap_trig(x2 - x1, y2 - y1, np.cos(h1), np.sin(h1), l1, w1, np.cos(h2), np.sin(h2), l2, w2)
+
+
+def _overlap_trig(dx, dy, c1, s1, l1, w1, c2, s2, l2, w2) -> np.ndarray:
+    """:func:`boxes_overlap` from the centre offset (box 2 − box 1) and precomputed cos/sin of
+    both headings (the collision and TTC tests reuse them for every projection)."""
     cos_d = np.abs(c1 * c2 + s1 * s2)
     sin_d = np.abs(s1 * c2 - c1 * s2)
     # Axes of box 1.
@@ -183,7 +188,7 @@ class LaneIndex:
     ):
         lanes = batch.lanes  # float32: pre-selection only, with a margin; kept segments in float64
         a, b = lanes[:, :, :-1], lanes[:, :, 1:]
-        keep = batch.lane_valid[:, :, None] & ((a != b).any(-1))
+        keep = np.repeat(batch.lane_valid[:, :, None], a.shape[2], axis=2)  # degenerate segments: dropped below
         if bounds is not None:
             # Only segments that can be near a query: (S, 4) x0, y0, x1, y1 per scene.
             r = (np.maximum(0.5 * batch.lane_width, min_radius)[:, :, None] + pad + 1e-3).astype(np.float32)
@@ -480,7 +485,8 @@ def raw_metrics(
     # The 0.5 m padding enables on_lane's whole-cell shortcut, which only pays off when many
     # candidates of a scene share cells; without it the index is smaller and queries cheaper.
     pad = 0.5 if C >= 8 else 0.0
-    index = LaneIndex(batch, config.lk_threshold, config.grid_cell, pad=pad, bounds=bounds)
+    cell = config.grid_cell if C >= 8 else config.grid_cell_sparse
+    index = LaneIndex(batch, config.lk_threshold, cell, pad=pad, bounds=bounds)
 
     nc, collision, ttc = _collisions(batch, st, scene_of, cand_of, agents, agent_valid, config, index)
     out.update(nc=nc, collision=collision, ttc=ttc)
@@ -591,30 +597,40 @@ def _collisions(batch, st, scene_of, cand_of, agents, agent_valid, config, index
     ego_wid = batch.ego_size[scene_of, 1].astype(np.float64)
     a_len = batch.agent_size[..., 0].astype(np.float64)
     a_wid = batch.agent_size[..., 1].astype(np.float64)
-    # Prune (trajectory, agent, step) entries that cannot overlap now or within the TTC horizon:
-    # centre distance vs half diagonals + projected travel, on the (S, C, N, K1) layout so
-    # log-replayed agents are broadcast, not copied. All box tests below run on the entries left.
+    # Prune (trajectory, agent, step) entries that can neither overlap now nor at a TTC horizon:
+    # the (projected) centres farther apart than the two half diagonals, on the (S, C, N, K1)
+    # layout so log-replayed agents are broadcast, not copied. All box tests below run on the
+    # entries left.
     S, C = agents.shape[0], B // agents.shape[0]
     e4 = st.reshape(S, C, 1, K1, 5)
-    reach = max(config.ttc_horizons) if config.ttc_horizons else 0.0
     dx = agents[..., 0] - e4[..., 0]
     dy = agents[..., 1] - e4[..., 1]
     r_ego = 0.5 * np.hypot(ego_len, ego_wid).reshape(S, C, 1, 1)
     r_agent = 0.5 * np.hypot(a_len, a_wid)[:, None, :, None]
-    radius = r_ego + r_agent + reach * (np.abs(e4[..., 3]) + np.abs(agents[..., 3])) + 1e-3
-    near = (dx * dx + dy * dy <= radius * radius) & agent_valid  # (S, C, N, K1)
+    reach2 = (r_ego + r_agent + 1e-3) ** 2  # margin: the box tests round differently
+    near = dx * dx + dy * dy <= reach2
+    if config.ttc_horizons:
+        moving = e4[..., 3] >= config.stopped_speed
+        dvx = agents[..., 3] * np.cos(agents[..., 2]) - e4[..., 3] * np.cos(e4[..., 2])
+        dvy = agents[..., 3] * np.sin(agents[..., 2]) - e4[..., 3] * np.sin(e4[..., 2])
+        for tau in config.ttc_horizons:
+            px, py = dx + dvx * tau, dy + dvy * tau
+            near |= (px * px + py * py <= reach2) & moving
+    near &= agent_valid  # (S, C, N, K1)
     b, n, k = np.nonzero(near.reshape(B, N, K1))
     if len(b) == 0:
         return nc, collision, ttc
     sb = scene_of[b]
-    e = st[b, k]  # (E, 5)
-    a = agents[sb, cand[b], n, k]  # (E, 4)
+    e = st.reshape(-1, 5)[b * K1 + k]  # (E, 5)
+    a = agents.reshape(-1, 4)[((sb * agents.shape[1] + cand[b]) * N + n) * K1 + k]  # (E, 4)
     el, ew = ego_len[b], ego_wid[b]
     al, aw = a_len[sb, n], a_wid[sb, n]
-    overlap = boxes_overlap(e[:, 0], e[:, 1], e[:, 2], el, ew, a[:, 0], a[:, 1], a[:, 2], al, aw)
-    # Agent centre in the ego frame: behind the rear bumper = hit from behind.
     c, s = np.cos(e[:, 2]), np.sin(e[:, 2])
-    behind = (a[:, 0] - e[:, 0]) * c + (a[:, 1] - e[:, 1]) * s < -0.5 * el
+    ca, sa = np.cos(a[:, 2]), np.sin(a[:, 2])
+    rx, ry = a[:, 0] - e[:, 0], a[:, 1] - e[:, 1]  # agent centre relative to the ego's
+    overlap = _overlap_trig(rx, ry, c, s, el, ew, ca, sa, al, aw)
+    # Agent centre in the ego frame: behind the rear bumper = hit from behind.
+    behind = rx * c + ry * s < -0.5 * el
     # First overlap of each (trajectory, agent) pair: entries are ordered by pair, then step.
     pair = b.astype(np.int64) * N + n
     o = np.flatnonzero(overlap)
@@ -636,17 +652,21 @@ def _collisions(batch, st, scene_of, cand_of, agents, agent_valid, config, index
         at_fault = ego_moving & (agent_stopped | (~behind[f] & (front | lane_change)))
         value = np.where(batch.agent_type[sb[f], n[f]] == STATIC, 0.5, 0.0)
         np.minimum.at(nc, b[f][at_fault], value[at_fault])
-    # TTC: constant-velocity projections from every step with the ego moving.
-    check = ~overlap & ~behind & (e[:, 3] >= config.stopped_speed)
-    i = np.flatnonzero(check)
-    e, a, el, ew, al, aw, c, s = e[i], a[i], el[i], ew[i], al[i], aw[i], c[i], s[i]
-    ca, sa = np.cos(a[:, 2]), np.sin(a[:, 2])
-    danger = np.zeros(len(i), dtype=bool)
+    # TTC: constant-velocity projections from every step with the ego moving; a trajectory already
+    # in danger needs no further test, and a projection whose centres are farther apart than the
+    # two half diagonals cannot overlap (pruned before the box test).
+    i = np.flatnonzero(~overlap & ~behind & (e[:, 3] >= config.stopped_speed))
+    reach2 = ((0.5 * np.hypot(el, ew) + 0.5 * np.hypot(al, aw))[i] + 1e-6) ** 2
+    e_i, a_i, traj_i = e[i], a[i], b[i]
+    ve_x, ve_y = e_i[:, 3] * c[i], e_i[:, 3] * s[i]
+    va_x, va_y = a_i[:, 3] * ca[i], a_i[:, 3] * sa[i]
     for tau in config.ttc_horizons:
-        ex, ey = e[:, 0] + e[:, 3] * c * tau, e[:, 1] + e[:, 3] * s * tau
-        ax, ay = a[:, 0] + a[:, 3] * ca * tau, a[:, 1] + a[:, 3] * sa * tau
-        danger |= boxes_overlap(ex, ey, e[:, 2], el, ew, ax, ay, a[:, 2], al, aw)
-    ttc[b[i[danger]]] = 0.0
+        dx = (a_i[:, 0] + va_x * tau) - (e_i[:, 0] + ve_x * tau)
+        dy = (a_i[:, 1] + va_y * tau) - (e_i[:, 1] + ve_y * tau)
+        m = np.flatnonzero((dx * dx + dy * dy <= reach2) & (ttc[traj_i] > 0.0))
+        j = i[m]
+        hit = _overlap_trig(dx[m], dy[m], c[j], s[j], el[j], ew[j], ca[j], sa[j], al[j], aw[j])
+        ttc[traj_i[m[hit]]] = 0.0
     return nc, collision, ttc
 
 
@@ -853,20 +873,50 @@ _EXPERT_CACHE_SIZE = 200_000
 _RAW_KEYS = ("nc", "dac", "ddc", "tlc", "ttc", "lk", "hc", "progress", "collision", "tl_unknown")
 
 
+def _logged_plans(batch: SceneBatch, config: ScorerConfig) -> np.ndarray:
+    """(S, 1, F, 3) the logged expert's future poses as a plan."""
+    expert = batch.ego[:, batch.history_steps + 1 : batch.history_steps + 1 + config.num_poses, :3]
+    return np.asarray(expert, dtype=np.float64)[:, None]
+
+
+def _expert_keys(batch: SceneBatch, reactive: bool, config: ScorerConfig) -> list[tuple]:
+    return [(k, bool(reactive), config) for k in _scene_keys(batch)]
+
+
+def _remember_expert(keys: list[tuple], rows: np.ndarray, raw: dict[str, np.ndarray], column: int) -> None:
+    """Cache the expert's raw metrics ``raw[k][j, column]`` under ``keys[rows[j]]``."""
+    if len(_EXPERT_CACHE) + len(rows) > _EXPERT_CACHE_SIZE:
+        _EXPERT_CACHE.clear()
+    _EXPERT_CACHE.update({keys[i]: tuple(raw[k][j, column] for k in _RAW_KEYS) for j, i in enumerate(rows)})
+
+
 def _expert_raw(batch: SceneBatch, reactive: bool, config: ScorerConfig) -> dict[str, np.ndarray]:
     """Unfiltered metrics of the logged expert per scene (S,), cached per scene content: the human
     filter needs them on every call, but they depend only on the scene (and the config)."""
-    keys = [(k, bool(reactive), config) for k in _scene_keys(batch)]
+    keys = _expert_keys(batch, reactive, config)
     missing = [i for i, k in enumerate(keys) if k not in _EXPERT_CACHE]
     if missing:
         sub = batch.subset(missing) if len(missing) < len(batch) else batch
-        expert = sub.ego[:, sub.history_steps + 1 : sub.history_steps + 1 + config.num_poses, :3]
-        raw = _raw_chunked(sub, np.asarray(expert, dtype=np.float64)[:, None], reactive, config)
-        if len(_EXPERT_CACHE) + len(missing) > _EXPERT_CACHE_SIZE:
-            _EXPERT_CACHE.clear()
-        _EXPERT_CACHE.update({keys[i]: tuple(raw[k][j, 0] for k in _RAW_KEYS) for j, i in enumerate(missing)})
+        _remember_expert(keys, missing, _raw_chunked(sub, _logged_plans(sub, config), reactive, config), 0)
     rows = [_EXPERT_CACHE[k] for k in keys]
     return {k: np.array([r[j] for r in rows]) for j, k in enumerate(_RAW_KEYS)}
+
+
+def _stored_fail_mask(batch: SceneBatch, reactive: bool, config: ScorerConfig) -> np.ndarray:
+    """(S,) stored ``human_fail_mask`` where usable (log replay, default config, content unchanged), else NaN."""
+    S = len(batch)
+    mask = _stored_floats(batch, HUMAN_FAIL_KEY) if not reactive and config == ScorerConfig() else np.full(S, np.nan)
+    if np.isfinite(mask).any():
+        mask[_stale(batch) | ~np.isfinite(_stored_floats(batch, REFERENCE_KEY))] = np.nan
+    return mask
+
+
+def _expert_unknown_keys(batch: SceneBatch, reactive: bool, config: ScorerConfig) -> list[tuple] | None:
+    """The expert cache keys when no scene has its expert's metrics stored or cached, else None."""
+    if np.isfinite(_stored_fail_mask(batch, reactive, config)).any():
+        return None
+    keys = _expert_keys(batch, reactive, config)
+    return None if any(k in _EXPERT_CACHE for k in keys) else keys
 
 
 def _expert_filter_metrics(batch: SceneBatch, reactive: bool, config: ScorerConfig) -> dict[str, np.ndarray]:
@@ -874,9 +924,7 @@ def _expert_filter_metrics(batch: SceneBatch, reactive: bool, config: ScorerConf
     ``human_fail_mask`` where valid (log replay, default config, content unchanged), else
     simulated (and cached). Only the FILTERED keys are meaningful in stored rows."""
     S = len(batch)
-    mask = _stored_floats(batch, HUMAN_FAIL_KEY) if not reactive and config == ScorerConfig() else np.full(S, np.nan)
-    if np.isfinite(mask).any():
-        mask[_stale(batch) | ~np.isfinite(_stored_floats(batch, REFERENCE_KEY))] = np.nan
+    mask = _stored_fail_mask(batch, reactive, config)
     have = np.isfinite(mask)
     out = {k: np.ones(S) for k in _RAW_KEYS if k not in ("collision", "tl_unknown")}
     out.update(collision=np.zeros(S, dtype=bool), tl_unknown=np.zeros(S, dtype=bool))
@@ -930,7 +978,14 @@ def score_trajectories(
         reference_progress = np.asarray(reference_progress, dtype=np.float64).reshape(S)
     elif config.progress_reference != "candidates":
         raise ValueError(f"unknown progress_reference {config.progress_reference!r}")
-    raw = _raw_chunked(batch, traj, reactive, config)
+    # Scenes seen for the first time: the logged expert (for the human filter) is simulated in the
+    # same pass as the candidates, sharing the lane index and the agents' interpolation.
+    cold_keys = _expert_unknown_keys(batch, reactive, config) if human_filter else None
+    plans = traj if cold_keys is None else np.concatenate([traj, _logged_plans(batch, config)], 1)
+    raw = _raw_chunked(batch, plans, reactive, config)
+    if cold_keys is not None:
+        _remember_expert(cold_keys, np.arange(S), raw, C)
+        raw = {k: v[:, :C] for k, v in raw.items()}
     if human_filter:
         expert = _expert_filter_metrics(batch, reactive, config)
     else:  # placeholder column, ignored by combine
