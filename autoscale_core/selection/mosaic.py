@@ -129,12 +129,13 @@ class MosaicSelector:
         self.base_score_ = float(np.mean(list(base.values())))
         self.pilots_, self.fits_ = {}, {}
         for name in map(str, names):
-            gains = []
+            gains, spread = [], []
             for n in sizes[name]:
                 per_seed = [sc - base[s] for (d, m, s), sc in zip(keys, scores) if d == name and m == n]
                 ok = [g for g in per_seed if np.isfinite(g)]
                 gains.append(float(np.mean(ok)) if ok else float("nan"))
-            self.pilots_[name] = {"sizes": sizes[name], "gains": gains}
+                spread.append(float(np.std(ok)) if ok else float("nan"))  # over seeds: the panel's error bars
+            self.pilots_[name] = {"sizes": sizes[name], "gains": gains, "gains_std": spread}
             self.fits_[name] = self.fitter.fit(sizes[name], gains, name=f"domain {name!r}")
         return self
 
