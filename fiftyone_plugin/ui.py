@@ -288,12 +288,13 @@ def executor_input(inputs: types.Object, ctx, help_by_name: dict[str, str], *, l
 
 
 SMALL_JOB_SCENES = 2000  # targets up to this size default to Execute; larger ones to Schedule
-WORKER_ENV = "AUTOSCALE_DELEGATED_WORKER"  # set by `autoscale app` when it runs a local worker
 
 
 def scheduling_notice(inputs: types.Object) -> None:
     """Say, in the form, what happens to a scheduled run (FiftyOne only says "scheduled")."""
     import os
+
+    from .app import WORKER_ENV
 
     if os.environ.get(WORKER_ENV):
         text = ("Schedule queues the run; the local worker `autoscale app` started runs it within seconds "
