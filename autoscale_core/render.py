@@ -20,13 +20,15 @@ from PIL import Image, ImageDraw
 
 from .scene import AGENT_TYPES, TL_GREEN, TL_RED, TL_YELLOW, SceneBatch
 
-DEFAULT_SIZE = 256
-DEFAULT_EXTENT_M = 80.0
-EGO_ROW = 0.7  # ego centre at 70 % of the image height: 56 m ahead, 24 m behind by default
+DEFAULT_SIZE = 512  # the App enlarges a sample to the window: 256 px looked pixelated there
+DEFAULT_EXTENT_M = 64.0  # 80 m left two thirds of a typical tile as empty background
+EGO_ROW = 0.7  # ego centre at 70 % of the image height: 44.8 m ahead, 19.2 m behind by default
+FRAME_PX = 2  # per 256 px of image size: a visible tile edge on the App's dark grid
 
 # RGB colours shared with the FiftyOne overlays (fiftyone_plugin.scenes uses the hex forms).
-BACKGROUND = (24, 26, 30)
-DRIVABLE = (70, 74, 82)
+BACKGROUND = (40, 50, 44)  # off-road: a muted green-grey, not the App's own dark grey
+DRIVABLE = (84, 88, 96)
+FRAME = (150, 158, 170)
 LANE_LINE = (140, 146, 156)
 INTERSECTION_LANE_LINE = (110, 114, 122)
 DIRECTION_HINT = (190, 196, 206)
@@ -41,8 +43,12 @@ AGENT_COLOURS = {
     "other": (200, 110, 220),
 }
 EGO_COLOUR = (255, 40, 200)
-EGO_HISTORY_COLOUR = (255, 130, 230)
-EGO_FUTURE_COLOUR = (255, 255, 80)
+# Overlay colours are backgrounds of the App's white label text, so they are dark enough for it.
+EGO_HISTORY_COLOUR = (190, 50, 160)
+EGO_FUTURE_COLOUR = (200, 110, 0)
+ROUTE_OVERLAY_COLOUR = (0, 150, 136)  # differs from the route painted in the image (ROUTE)
+# One colour per evaluated planner's trajectory overlay (in order of evaluation), unlike the agents'.
+PLANNER_COLOURS = ((214, 39, 40), (44, 140, 44), (23, 130, 160), (148, 103, 189), (140, 86, 75), (120, 120, 20))
 
 
 def hex_colour(rgb: tuple[int, int, int]) -> str:
@@ -137,7 +143,7 @@ def _render_image(batch: SceneBatch, i: int, size: int, extent_m: float) -> Imag
         lane = lane_ids[k]
         line = lanes_px[k].ravel().tolist()
         colour = INTERSECTION_LANE_LINE if batch.lane_is_intersection[i, lane] else LANE_LINE
-        draw.line(line, fill=colour, width=1)
+        draw.line(line, fill=colour, width=max(1, round(px_per_m / 4)))
         _draw_chevron(draw, lanes_px[k], px_per_m)
         state = int(batch.lane_tl[i, lane, t0])
         if state in TL_COLOURS:
@@ -158,6 +164,8 @@ def _render_image(batch: SceneBatch, i: int, size: int, extent_m: float) -> Imag
                            ego[1] + np.sin(ego[2]) * batch.ego_size[i, 0] / 2]))
     centre = to_px(ego[:2])
     draw.line([tuple(centre), tuple(nose)], fill=(255, 255, 255), width=2)
+    frame = max(1, round(FRAME_PX * size / 256))
+    draw.rectangle([0, 0, size - 1, size - 1], outline=FRAME, width=frame)
     return image
 
 
@@ -188,7 +196,7 @@ def _draw_chevron(draw: ImageDraw.ImageDraw, line_px: np.ndarray, px_per_m: floa
     tip = centre + d * tip_len * 0.5
     back = centre - d * tip_len * 0.5
     draw.line([tuple(back + n * tip_len * 0.5), tuple(tip), tuple(back - n * tip_len * 0.5)],
-              fill=DIRECTION_HINT, width=1)
+              fill=DIRECTION_HINT, width=max(1, round(px_per_m / 4)))
 
 
 def _draw_stop_bar(draw: ImageDraw.ImageDraw, line_px: np.ndarray, width_px: float, colour) -> None:

@@ -69,9 +69,13 @@ def register_commands(subparsers) -> None:
 
     app = subparsers.add_parser("app", help="open a dataset in the FiftyOne App")
     app.add_argument("--dataset", default=DEFAULT_DEMO_NAME)
-    app.add_argument("--port", type=int, default=5151)
-    app.add_argument("--address", default="localhost")
+    app.add_argument("--port", type=int, default=5151, help="port the App server listens on (default 5151)")
+    app.add_argument("--address", default="localhost",
+                     help="address to bind (default localhost; 0.0.0.0 serves every interface)")
     app.add_argument("--remote", action="store_true", help="serve for a browser on another machine")
+    app.add_argument("--no-worker", dest="worker", action="store_false",
+                     help="do not start the local delegated-operation worker (scheduled runs then wait for "
+                          "`fiftyone delegated launch`)")
     app.set_defaults(func=cmd_app)
 
     info = subparsers.add_parser("info", help="scene counts and AutoScale runs of a dataset")
@@ -182,18 +186,27 @@ def _autoscale_exe() -> str:
 
 
 def cmd_app(args) -> int:
+    from . import app as app_env
+
+    # Before anything talks to the database or starts the App server (both read these).
+    app_env.apply_app_environment(worker=args.worker)
     import fiftyone as fo
 
     dataset = _load(args.dataset)
-    # Open-source FiftyOne offers "Schedule" (delegated runs, executed by `fiftyone delegated
-    # launch`) only when legacy orchestrators are allowed; the App server subprocess reads this.
-    os.environ.setdefault("FIFTYONE_ALLOW_LEGACY_ORCHESTRATORS", "true")
+    worker = app_env.start_delegated_worker(app_env.default_worker_log()) if args.worker else None
     session = fo.launch_app(dataset, port=args.port, address=args.address, remote=args.remote, auto=False)
     print(f"FiftyOne App: {session.url}  (Ctrl+C to stop)", flush=True)
+    print(f"autoscale: {app_env.APP_NOTES}", flush=True)
+    if worker is not None:
+        print(f"autoscale: scheduled runs are executed by a local worker (pid {worker.pid}, log "
+              f"{app_env.default_worker_log()})", flush=True)
     try:
         session.wait(-1)
     except KeyboardInterrupt:
         pass
+    finally:
+        if worker is not None:
+            app_env.stop_worker(worker)
     return 0
 
 

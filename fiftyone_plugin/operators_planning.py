@@ -30,7 +30,7 @@ from autoscale_core.executor import executor_from_choice
 from autoscale_core.planning import BASELINES, evaluate_planner, load_planner, train_planner
 from autoscale_core.planning.evaluate import baseline_plans, evaluate_trajectories
 
-from . import scenes, ui
+from . import scenes, triage, ui
 from .runs import get_run, record_run
 
 Progress = Callable[[float, str], None]
@@ -155,12 +155,17 @@ def evaluate_planner_on_view(
     values = {f"eval_{key}_{name}": [None if isinstance(x, float) and not np.isfinite(x) else x
                                      for x in np.asarray(v).tolist()]
               for name, v in result.per_scene().items()}
+    # The plan itself, as an overlay beside ego_future, so a low score can be seen on the scene.
+    extent = float(dataset.info.get(scenes.EXTENT_INFO_KEY, scenes.bev.DEFAULT_EXTENT_M))
+    values[triage.trajectory_field(key)] = triage.trajectory_overlays(
+        result.trajectories, batch.ego[:, batch.history_steps, :2], key, extent)
     report(0.9, f"writing {len(values)} fields")
     scenes.write_scene_fields(view, values, scene_ids=[str(s) for s in result.scene_ids])
     aggregates = result.aggregates()
     record_run(dataset, f"eval_{key}", "evaluate_planner",
                {"planner": planner, "reactive": reactive, "num_scenes": len(batch), "view": _view_repr(view)},
                {"aggregates": aggregates, "fields": sorted(values)})
+    triage.apply_planner_triage(dataset, key)  # colours, sidebar group, descriptions, worst-scene views
     report(1.0, f"EPDMS {aggregates.get('epdms', float('nan')):.3f}")
     return {"run": f"eval_{key}", "fields": sorted(values), **aggregates}
 

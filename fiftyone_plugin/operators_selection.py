@@ -533,12 +533,12 @@ def _budget_of(ctx, view):
     return _default_budget(view) if budget is None else budget
 
 
-def _budget_input(inputs, ctx, view, label: str = "Budget (scenes)"):
+def _budget_input(inputs, ctx, view, label: str = "Budget (scenes)", of: str = "target"):
     default = _default_budget(view)
     budget = _budget_of(ctx, view)
-    error = ui.budget_error(budget, view) or ""
+    error = ui.budget_error(budget, view, of=of) or ""
     inputs.int("budget", default=default, min=1, label=label,
-               description=f"at most the {len(view)} target scenes", invalid=bool(error), error_message=error)
+               description=f"at most the {len(view)} {of} scenes", invalid=bool(error), error_message=error)
     return budget
 
 
@@ -830,11 +830,11 @@ class SelectActive(ui.DelegatedOperator):
         inputs = types.Object()
         if ui.no_dataset_error(inputs, ctx):
             return types.Property(inputs)
-        view = ui.target_input(inputs, ctx)
+        view = ui.selection_pool_input(inputs, ctx, ui.target_input(inputs, ctx))
         p = ctx.params
         dataset = ctx.dataset
         _name_input(inputs, ctx, prefix="active")
-        _budget_input(inputs, ctx, view)
+        _budget_input(inputs, ctx, view, of="pool")
         method = ui.choice_input(inputs, ctx, "method", [(m, f"{m}: {_METHOD_HELP[m]}") for m in ACTIVE_METHODS],
                               default="value_topm", label="Method", radio=True,
                               unknown=lambda v: f"method {v!r} is not one of {ACTIVE_METHODS}")
@@ -861,11 +861,12 @@ class SelectActive(ui.DelegatedOperator):
                     unknown=_unknown_field(dataset, "uncertainty", "run compute_value_scores first"))
         _closing_inputs(inputs, ctx, closed_loop=False, overwrite_label="Replace an existing selection of this name")
         ui.check_form(inputs, lambda: _check_active_form(view, params))
+        ui.scheduling_notice(inputs)
         return types.Property(inputs, view=types.View(label="Select by value"))
 
     def execute(self, ctx):
         p = ctx.params
-        view = ctx.target_view()
+        view = ui.checked_pool(ctx)
         method = p.get("method", "value_topm")
         summary = select_active(view, p.get("name") or _default_name(ctx.dataset, "active"),
                                 _budget_of(ctx, view), method=method,

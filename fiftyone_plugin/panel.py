@@ -1,22 +1,12 @@
 """The Data Engine panel: what AutoScale computed on this dataset, and buttons for the next step.
 
-Everything shown comes from sample fields (via aggregations) and from run records written with
-:mod:`fiftyone_plugin.runs`; :func:`engine_summary` gathers it as plain JSON, so the panel, tests
-and notebooks read the same numbers. Sections (each says "run X first" with a button when empty):
-
-* **Clusters** — per value of the latest ``cluster_*`` field: size, real / synthetic share, mean
-  EPDMS of the latest ``eval_*_epdms`` field, mean ``value_s/r/u/q``.
-* **Scaling curves** — per domain, the pilot points and the fitted a(1 − e^(−n/τ)) of the latest
-  run whose results have ``fits`` (``{domain: {"model", "a", "tau", "slope"}}``, e.g.
-  ``fit_scaling_laws`` → ``scaling_<name>``; MOSAIC selections keep them in
-  ``diagnostics.fits``) plus ``pilots`` (``{domain: {"sizes": [...], "gains": [...]}}``); a
-  generic ``curves`` result (``{domain: {"a", "tau", "n": [...], "gain": [...]}}``) works too.
-* **Allocation** — the latest selection run (method ``selection_*``): ``allocation``
-  (``{domain: scenes}``), ``budget``, ``predicted_gain``, ``explanation``, ``tag``.
-* **Closed-loop history** — the latest run with a history: ``diagnostics.history`` of
-  ``optimize_mixture`` (``[{"round", "score", "weights": [...], "counts": {cluster: n}}]``; weights
-  are named by the ``counts`` keys) or a generic ``history``
-  (``[{"round", "epdms", "weights": {name: w}}]``).
+Numbers come from :func:`fiftyone_plugin.panel_summary.engine_summary` (plain JSON; EPDMS in
+points, 0–100, everywhere); this module turns them into Plotly traces and the panel layout.
+Sections (each says "run X first" with a button when empty): clusters (named by dominant
+topology / city / event; a row click shows that cluster in the grid; the planner whose EPDMS is
+shown is a choice), scaling curves with a per-domain fit table, the latest selection's allocation
+and coverage vs the pool, the selection protocol's EPDMS-vs-budget curves, the closed-loop
+history, and recent runs (internal write records hidden).
 """
 
 from __future__ import annotations
@@ -26,15 +16,22 @@ from typing import Any
 
 import numpy as np
 
-import fiftyone as fo
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
+from fiftyone import ViewField as F
 
-from .runs import list_runs
+from .panel_summary import (  # noqa: F401  (re-exported: the panel's public numbers)
+    cluster_table, closed_loop_history, coverage, engine_summary, fit_rows, latest_selection, points,
+    scaling_curves, selection_protocol,
+)
 
 PLUGIN = "@autoscale/autoscale"
-VALUE_COMPONENTS = ("value_s", "value_r", "value_u", "value_q")
 CURVE_POINTS = 60
+# Plotly's default qualitative colours: a domain's fitted curve and its pilot points share one.
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+# Plots inside the scrolling panel must not zoom on the wheel; a small mode bar is enough.
+PLOT_CONFIG = {"scrollZoom": False, "displaylogo": False}
+LEGEND = {"orientation": "h", "y": -0.25}
 
 # (operator name, button label) suggested when a section is empty.
 NEXT_STEPS = {
@@ -66,92 +63,6 @@ def registered_operators() -> frozenset[str]:
     return frozenset(names)
 
 
-# ---------------------------------------------------------------------------------- gathering
-def _latest_run(runs: list[dict], predicate) -> dict | None:
-    chosen = [r for r in runs if r["status"] == "completed" and r["results"] and predicate(r)]
-    return chosen[-1] if chosen else None
-
-
-def _field_of_latest_run(dataset: fo.Dataset, runs: list[dict], candidates: list[str]) -> str | None:
-    """The candidate field whose run record (same key, or ``eval_<run>`` for ``eval_<run>_*``) is newest."""
-    if not candidates:
-        return None
-    order = {r["key"]: i for i, r in enumerate(runs)}
-
-    def newest(field: str) -> int:
-        keys = [field, field.rsplit("_", 1)[0]]
-        return max((order.get(k, -1) for k in keys), default=-1)
-
-    return max(sorted(candidates), key=newest)
-
-
-def cluster_table(dataset: fo.Dataset | fo.DatasetView, runs: list[dict] | None = None) -> dict | None:
-    """Per-cluster rows of the latest ``cluster_*`` field, or None when there is none.
-
-    Returns {"field", "epdms_field", "rows": [{"cluster", "size", "real_share", "synthetic_share",
-    "mean_epdms", "mean_value_s", ...}]}. Shares are fractions in [0, 1]; means skip missing values.
-    """
-    root = dataset if isinstance(dataset, fo.Dataset) else dataset._root_dataset
-    runs = list_runs(root) if runs is None else runs
-    schema = dataset.get_field_schema()
-    clusters = [n for n in schema if n.startswith("cluster_")]
-    field = _field_of_latest_run(root, runs, clusters)
-    if field is None:
-        return None
-    epdms_field = _field_of_latest_run(root, runs, [n for n in schema if n.startswith("eval_") and n.endswith("_epdms")])
-    values = [n for n in schema if n.lower() in VALUE_COMPONENTS]
-    numeric = ([epdms_field] if epdms_field else []) + values
-    columns = dataset.values([field, "source", *numeric])
-    labels = np.asarray([("(none)" if v is None else str(v)) for v in columns[0]], dtype=object)
-    names, codes = np.unique(labels, return_inverse=True)
-    sizes = np.bincount(codes, minlength=len(names))
-    synthetic = np.bincount(codes, weights=np.asarray([s == "synthetic" for s in columns[1]], dtype=float),
-                            minlength=len(names))
-    means = {}
-    for name, col in zip(numeric, columns[2:]):
-        x = np.asarray([np.nan if v is None else v for v in col], dtype=np.float64)
-        ok = np.isfinite(x)
-        total = np.bincount(codes, weights=np.where(ok, x, 0.0), minlength=len(names))
-        count = np.bincount(codes, weights=ok.astype(float), minlength=len(names))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            means[name] = np.where(count > 0, total / np.maximum(count, 1), np.nan)
-    rows = []
-    for k, name in enumerate(names):
-        row = {"cluster": name, "size": int(sizes[k]),
-               "real_share": round(float(1 - synthetic[k] / sizes[k]), 3),
-               "synthetic_share": round(float(synthetic[k] / sizes[k]), 3)}
-        if epdms_field:
-            row["mean_epdms"] = _round(means[epdms_field][k])
-        for v in values:
-            row[f"mean_{v.lower()}"] = _round(means[v][k])
-        rows.append(row)
-    rows.sort(key=lambda r: (-r["size"], r["cluster"]))
-    return {"field": field, "epdms_field": epdms_field, "rows": rows}
-
-
-def _round(x: float, digits: int = 4) -> float | None:
-    return None if not np.isfinite(x) else round(float(x), digits)
-
-
-def scaling_curves(runs: list[dict]) -> dict | None:
-    """{"run_key", "domains": {domain: {"model", "a", "tau", "slope", "n": [...], "gain": [...]}}} or None."""
-    def curves_of(run: dict) -> dict | None:
-        res = run["results"]
-        if isinstance(res.get("curves"), dict):
-            return {d: {"model": c.get("model", "exp"), "a": c.get("a"), "tau": c.get("tau"), "slope": c.get("slope", 0.0),
-                        "n": list(c.get("n") or []), "gain": list(c.get("gain") or [])} for d, c in res["curves"].items()}
-        fits = res.get("fits") or (res.get("diagnostics") or {}).get("fits")
-        if not isinstance(fits, dict) or not fits:
-            return None
-        pilots = res.get("pilots") or (res.get("diagnostics") or {}).get("pilots") or {}
-        return {d: {"model": f.get("model", "exp"), "a": f.get("a"), "tau": f.get("tau"), "slope": f.get("slope", 0.0),
-                    "n": list((pilots.get(d) or {}).get("sizes") or []), "gain": list((pilots.get(d) or {}).get("gains") or [])}
-                for d, f in fits.items()}
-
-    run = _latest_run(runs, lambda r: curves_of(r) is not None)
-    return None if run is None else {"run_key": run["key"], "method": run["method"], "domains": curves_of(run)}
-
-
 def fitted_gain(curve: dict, n: np.ndarray) -> np.ndarray:
     """The fitted curve at ``n`` scenes: a(1 − e^(−n/τ)) (``exp``), slope·n (``linear``) or 0."""
     n = np.asarray(n, dtype=np.float64)
@@ -162,86 +73,72 @@ def fitted_gain(curve: dict, n: np.ndarray) -> np.ndarray:
     return np.zeros_like(n)
 
 
-def latest_allocation(runs: list[dict]) -> dict | None:
-    """The latest selection's allocation: {"run_key", "name", "method", "budget", "allocation", ...} or None."""
-    run = _latest_run(runs, lambda r: r["method"].startswith("selection_") and isinstance(r["results"].get("allocation"), dict))
-    if run is None:
-        return None
-    res = run["results"]
-    return {"run_key": run["key"], "name": res.get("name"), "method": res.get("method", run["method"]),
-            "budget": res.get("budget"), "allocation": res["allocation"], "predicted_gain": res.get("predicted_gain"),
-            "explanation": res.get("explanation", ""), "tag": res.get("tag"), "saved_view": res.get("saved_view")}
-
-
-def closed_loop_history(runs: list[dict]) -> dict | None:
-    """{"run_key", "rounds": [{"round", "epdms", "weights": {name: w}}]} of the latest run with a history."""
-    def rounds_of(run: dict) -> list | None:
-        res = run["results"]
-        history = res.get("history") or (res.get("diagnostics") or {}).get("history")
-        if not isinstance(history, list) or not history:
-            return None
-        rounds = []
-        for h in history:
-            weights = h.get("weights") or {}
-            if isinstance(weights, list):  # optimize_mixture: weights in the order of its counts' keys
-                names = list((h.get("counts") or {}).keys()) or [f"cluster {i}" for i in range(len(weights))]
-                weights = dict(zip(names, weights))
-            score = h.get("epdms", h.get("score"))
-            rounds.append({"round": int(h.get("round", len(rounds))), "epdms": None if score is None else float(score),
-                           "weights": {str(k): float(v) for k, v in weights.items()}})
-        return rounds
-
-    run = _latest_run(runs, lambda r: rounds_of(r) is not None)
-    return None if run is None else {"run_key": run["key"], "method": run["method"], "rounds": rounds_of(run)}
-
-
-def engine_summary(dataset: fo.Dataset) -> dict[str, Any]:
-    """Everything the panel shows, as JSON: clusters, curves, allocation, history, recent runs, counts."""
-    runs = list_runs(dataset)
-    counts = dataset.count_values("source") if dataset.has_field("source") else {}
-    return {
-        "dataset": dataset.name,
-        "num_scenes": len(dataset),
-        "sources": {str(k): int(v) for k, v in counts.items()},
-        "clusters": cluster_table(dataset, runs),
-        "curves": scaling_curves(runs),
-        "allocation": latest_allocation(runs),
-        "history": closed_loop_history(runs),
-        "runs": [{"key": r["key"], "method": r["method"], "status": r["status"], "started_at": r["started_at"]}
-                 for r in runs[-8:]],
-    }
-
-
 # ---------------------------------------------------------------------------------- plots
 def curve_traces(curves: dict) -> list[dict]:
-    """Plotly traces: pilot points and the fitted curve per domain (n in scenes, gain in EPDMS points)."""
+    """Plotly traces per domain: the fitted curve and its pilot points (same colour, seed error
+    bars when the run kept them), n in scenes, gain in EPDMS points."""
     traces = []
     for k, (domain, c) in enumerate(sorted(curves["domains"].items())):
+        colour = PALETTE[k % len(PALETTE)]
         top = max([*(c["n"] or [0]), 3 * float(c.get("tau") or 0.0), 10.0])
         n = np.linspace(0.0, top, CURVE_POINTS)
-        name = domain if c.get("model") != "exp" else f"{domain}: {c['a']:.3g}(1-e^(-n/{c['tau']:.3g}))"
-        traces.append({"type": "scatter", "mode": "lines", "name": name, "legendgroup": domain,
-                       "x": n.round(3).tolist(), "y": fitted_gain(c, n).round(6).tolist()})
+        traces.append({"type": "scatter", "mode": "lines", "name": f"{domain} ({c.get('model', 'exp')} fit)",
+                       "legendgroup": domain, "line": {"color": colour},
+                       "x": n.round(3).tolist(), "y": (100 * fitted_gain(c, n)).round(4).tolist()})
         if c["n"]:
-            traces.append({"type": "scatter", "mode": "markers", "name": f"{domain} pilots", "legendgroup": domain,
-                           "showlegend": False, "x": list(c["n"]), "y": list(c["gain"])})
+            pilots = {"type": "scatter", "mode": "markers", "name": f"{domain} pilots", "legendgroup": domain,
+                      "marker": {"color": colour, "size": 8}, "x": list(c["n"]),
+                      "y": [points(g) for g in c["gain"]]}
+            if c.get("gain_std"):
+                pilots["error_y"] = {"type": "data", "array": [points(s) for s in c["gain_std"]], "visible": True,
+                                     "color": colour}
+            traces.append(pilots)
     return traces
 
 
 def history_traces(history: dict) -> tuple[list[dict], list[dict]]:
-    """(EPDMS per round, mixture weight per cluster per round) Plotly traces."""
+    """(EPDMS points per round, mixture weight per cluster per round) Plotly traces."""
     rounds = [h["round"] for h in history["rounds"]]
-    epdms = [{"type": "scatter", "mode": "lines+markers", "name": "EPDMS", "x": rounds,
+    epdms = [{"type": "scatter", "mode": "lines+markers", "name": "EPDMS (points)", "x": rounds,
               "y": [h["epdms"] for h in history["rounds"]]}]
     names = sorted({k for h in history["rounds"] for k in h["weights"]})
-    weights = [{"type": "bar", "name": n, "x": rounds, "y": [h["weights"].get(n, 0.0) for h in history["rounds"]]}
-               for n in names]
+    weights = [{"type": "bar", "name": n, "x": rounds, "y": [h["weights"].get(n, 0.0) for h in history["rounds"]],
+                "marker": {"color": PALETTE[i % len(PALETTE)]}} for i, n in enumerate(names)]
     return epdms, weights
 
 
 def allocation_trace(allocation: dict) -> list[dict]:
     items = sorted(allocation["allocation"].items(), key=lambda kv: -kv[1])
     return [{"type": "bar", "x": [k for k, _ in items], "y": [v for _, v in items], "name": "scenes"}]
+
+
+def coverage_traces(cov: dict) -> list[dict]:
+    """Two bar traces (selection, pool): share (%) per ``field: value``."""
+    xs, sel, pool = [], [], []
+    for field, rows in cov["fields"].items():
+        for r in rows:
+            xs.append(f"{field}: {r['value']}")
+            sel.append(r["selection_pct"])
+            pool.append(r["pool_pct"])
+    return [{"type": "bar", "name": f"selection ({cov['num_selected']} scenes)", "x": xs, "y": sel,
+             "marker": {"color": PALETTE[3]}},
+            {"type": "bar", "name": f"pool: real train ({cov['num_pool']} scenes)", "x": xs, "y": pool,
+             "marker": {"color": PALETTE[7]}}]
+
+
+def protocol_traces(protocol: dict) -> list[dict]:
+    """Per method: an interval band (lo..hi) and the mean EPDMS line, in one colour."""
+    traces = []
+    for k, (method, c) in enumerate(sorted(protocol["curves"].items())):
+        colour = PALETTE[k % len(PALETTE)]
+        if c["lo"] and c["hi"] and len(c["lo"]) == len(c["budget"]) == len(c["hi"]):
+            traces.append({"type": "scatter", "mode": "lines", "name": f"{method} interval", "legendgroup": method,
+                           "showlegend": False, "x": c["budget"] + c["budget"][::-1], "y": c["hi"] + c["lo"][::-1],
+                           "fill": "toself", "fillcolor": colour, "opacity": 0.2, "line": {"width": 0, "color": colour},
+                           "hoverinfo": "skip"})
+        traces.append({"type": "scatter", "mode": "lines+markers", "name": method, "legendgroup": method,
+                       "line": {"color": colour}, "x": c["budget"], "y": c["epdms"]})
+    return traces
 
 
 def panel_data(summary: dict) -> dict[str, Any]:
@@ -251,8 +148,13 @@ def panel_data(summary: dict) -> dict[str, Any]:
         data["cluster_table"] = summary["clusters"]["rows"]
     if summary["curves"]:
         data["scaling_curves"] = curve_traces(summary["curves"])
+        data["fit_table"] = summary["fits"]
     if summary["allocation"]:
         data["allocation_plot"] = allocation_trace(summary["allocation"])
+    if summary.get("coverage"):
+        data["coverage_plot"] = coverage_traces(summary["coverage"])
+    if summary.get("protocol"):
+        data["protocol_plot"] = protocol_traces(summary["protocol"])
     if summary["history"]:
         data["history_epdms"], data["history_weights"] = history_traces(summary["history"])
     return data
@@ -274,56 +176,101 @@ def _empty(panel: types.Object, section: str, message: str) -> None:
     panel.define_property(f"{section}_actions", buttons, view=types.HStackView())
 
 
-def build_layout(summary: dict) -> types.Property:
-    """The panel layout for ``summary`` (see :func:`engine_summary`); data comes from :func:`panel_data`."""
-    panel = types.Object()
-    sources = ", ".join(f"{k}: {v}" for k, v in sorted(summary["sources"].items())) or "no scenes"
-    panel.md(f"**AutoScale data engine** on `{summary['dataset']}`: {summary['num_scenes']} scenes ({sources})",
-             name="header")
-    panel.btn("refresh", label="Refresh", on_click="refresh", variant="outlined", icon="refresh")
+def _plot(panel: types.Object, name: str, *, height: int, x: str, y: str, **layout) -> None:
+    panel.plot(name, config=PLOT_CONFIG,
+               layout={"height": height, "margin": {"t": 10, "b": 40}, "showlegend": True, "legend": LEGEND,
+                       "xaxis": {"title": {"text": x}}, "yaxis": {"title": {"text": y}}, **layout})
 
+
+def _table(panel: types.Object, name: str, columns: list[tuple[str, str]], **view_kwargs) -> None:
+    table = types.TableView(**view_kwargs)
+    for key, label in columns:
+        table.add_column(key, label=label)
+    panel.list(name, types.Object(), view=table)
+
+
+def _clusters_section(panel: types.Object, clusters: dict | None, handlers: dict) -> None:
     panel.md("#### Clusters", name="clusters_title")
-    clusters = summary["clusters"]
-    if clusters:
-        panel.md(f"Field `{clusters['field']}`" + (f", EPDMS from `{clusters['epdms_field']}`" if clusters["epdms_field"] else
-                                                    " (no `eval_*_epdms` field yet: evaluate a planner for EPDMS)"),
-                 name="clusters_caption")
-        table = types.TableView()
-        for key in clusters["rows"][0]:
-            table.add_column(key, label=key.replace("_", " "))
-        panel.list("cluster_table", types.Object(), view=table)
-    else:
+    if not clusters:
         _empty(panel, "clusters", "No clusters yet: compute embeddings, then run Cluster scenes first.")
+        return
+    if clusters["planners"]:
+        chooser = types.DropdownView(label="EPDMS of planner")
+        for key in clusters["planners"]:
+            chooser.add_choice(key, label=key)
+        panel.enum("planner", clusters["planners"], default=clusters["planner"], label="EPDMS of planner",
+                   view=chooser, on_change=handlers.get("planner"))
+    caption = (f"Field `{clusters['field']}`; mean EPDMS (points, 0–100) of planner `{clusters['planner']}`"
+               if clusters["planner"] else f"Field `{clusters['field']}` (evaluate a planner for EPDMS)")
+    panel.md(caption + ". Click a row to show that cluster in the grid.", name="clusters_caption")
+    labels = {"name": "cluster (dominant topology / city / event)", "mean_epdms": "mean EPDMS (pts)"}
+    keys = [k for k in clusters["rows"][0] if k != "cluster"]
+    _table(panel, "cluster_table", [(k, labels.get(k, k.replace("_", " "))) for k in keys],
+           on_click_row=handlers.get("cluster_row"))
 
+
+def _curves_section(panel: types.Object, summary: dict) -> None:
     panel.md("#### Scaling curves", name="curves_title")
-    if summary["curves"]:
-        panel.md(f"Fitted gain a(1 − e^(−n/τ)) per domain from run `{summary['curves']['run_key']}`", name="curves_caption")
-        panel.plot("scaling_curves", layout={"xaxis": {"title": {"text": "scenes n"}}, "yaxis": {"title": {"text": "EPDMS gain"}},
-                                              "height": 320, "margin": {"t": 10}})
-    else:
+    if not summary["curves"]:
         _empty(panel, "curves", "No scaling laws yet: run Fit scaling laws first.")
+        return
+    panel.md(f"Gain over the base planner (EPDMS points) vs scenes added per domain, fitted a(1 − e^(−n/τ)), "
+             f"from run `{summary['curves']['run_key']}`; markers are the pilot runs (mean ± sd over seeds)",
+             name="curves_caption")
+    _plot(panel, "scaling_curves", height=340, x="scenes added n", y="EPDMS gain (points)")
+    _table(panel, "fit_table", [("domain", "domain"), ("model", "model"), ("a", "a (pts)"), ("tau", "τ (scenes)"),
+                                ("r2", "R²"), ("warning", "warning")])
 
+
+def _selection_sections(panel: types.Object, summary: dict) -> None:
     panel.md("#### Allocation", name="allocation_title")
     alloc = summary["allocation"]
     if alloc:
-        gain = "" if alloc["predicted_gain"] is None else f", predicted gain {alloc['predicted_gain']:+.3f}"
+        gain = "" if alloc["predicted_gain_points"] is None else f", predicted gain {alloc['predicted_gain_points']:+.2f} points"
         panel.md(f"Selection `{alloc['name']}` ({alloc['method']}, {alloc['budget']} scenes{gain}; tag `{alloc['tag']}`)\n\n"
                  f"{alloc['explanation']}", name="allocation_caption")
-        panel.plot("allocation_plot", layout={"height": 260, "margin": {"t": 10}, "yaxis": {"title": {"text": "scenes"}}})
+        _plot(panel, "allocation_plot", height=260, x="domain", y="scenes")
         _button(panel, "export_annotation_queue", "Export as annotation queue", key="allocation_export")
     else:
         _empty(panel, "allocation", "No selection yet: allocate a budget or select by value first.")
+    if summary.get("coverage"):
+        cov = summary["coverage"]
+        panel.md(f"#### Coverage of `{cov['tag']}` vs the pool\nShare of scenes (%) per topology, city and event",
+                 name="coverage_title")
+        _plot(panel, "coverage_plot", height=300, x="", y="share of scenes (%)", barmode="group")
+    if summary.get("protocol"):
+        panel.md(f"#### Selection protocol\nTest EPDMS (points) vs budget per method, with intervals, from run "
+                 f"`{summary['protocol']['run_key']}`", name="protocol_title")
+        _plot(panel, "protocol_plot", height=340, x="budget (scenes)", y="EPDMS (points)")
 
+
+def _history_section(panel: types.Object, summary: dict) -> None:
     panel.md("#### Closed-loop history", name="history_title")
-    if summary["history"]:
-        panel.md(f"EPDMS and mixture weights per round from run `{summary['history']['run_key']}`", name="history_caption")
-        panel.plot("history_epdms", layout={"height": 240, "margin": {"t": 10}, "xaxis": {"title": {"text": "round"}, "dtick": 1},
-                                            "yaxis": {"title": {"text": "EPDMS"}}})
-        panel.plot("history_weights", layout={"height": 260, "margin": {"t": 10}, "barmode": "stack",
-                                              "xaxis": {"title": {"text": "round"}, "dtick": 1}, "yaxis": {"title": {"text": "mixture weight"}}})
-    else:
+    if not summary["history"]:
         _empty(panel, "history", "No closed-loop history yet: run Optimize the mixture first.")
+        return
+    panel.md(f"EPDMS (points) and mixture weights per round from run `{summary['history']['run_key']}`",
+             name="history_caption")
+    _plot(panel, "history_epdms", height=240, x="round", y="EPDMS (points)")
+    _plot(panel, "history_weights", height=260, x="round", y="mixture weight", barmode="stack")
 
+
+def build_layout(summary: dict, handlers: dict | None = None) -> types.Property:
+    """The panel layout for ``summary`` (see :func:`engine_summary`); data comes from :func:`panel_data`.
+
+    ``handlers``: panel methods for ``"planner"`` (the planner choice changed) and
+    ``"cluster_row"`` (a cluster row was clicked).
+    """
+    handlers = handlers or {}
+    panel = types.Object()
+    sources = ", ".join(f"{k}: {v}" for k, v in sorted(summary["sources"].items())) or "no scenes"
+    panel.md(f"**AutoScale data engine** on `{summary['dataset']}`: {summary['num_scenes']} scenes ({sources}). "
+             "EPDMS is shown in points (0–100).", name="header")
+    panel.btn("refresh", label="Refresh", on_click="refresh", variant="outlined", icon="refresh")
+    _clusters_section(panel, summary["clusters"], handlers)
+    _curves_section(panel, summary)
+    _selection_sections(panel, summary)
+    _history_section(panel, summary)
     panel.md("#### Recent runs\n" + ("\n".join(f"- `{r['key']}` {r['method']} [{r['status']}]" for r in summary["runs"])
                                      or "_none_"), name="runs")
     actions = types.Object()
@@ -337,11 +284,11 @@ class DataEnginePanel(foo.Panel):
     @property
     def config(self):
         return foo.PanelConfig(name="data_engine", label="AutoScale Data Engine", icon="insights",
-                               help_markdown="Clusters, scaling curves, allocation and closed-loop history of "
-                                             "AutoScale runs on this dataset, with buttons for each step.")
+                               help_markdown="Clusters, scaling curves, allocation, coverage and closed-loop history "
+                                             "of AutoScale runs on this dataset, with buttons for each step.")
 
     def _load(self, ctx) -> None:
-        summary = engine_summary(ctx.dataset)
+        summary = engine_summary(ctx.dataset, ctx.panel.get_state("planner"))
         ctx.panel.set_state("summary", summary)
         for key, value in panel_data(summary).items():
             ctx.panel.set_data(key, value)
@@ -358,11 +305,28 @@ class DataEnginePanel(foo.Panel):
     def refresh(self, ctx):
         self._load(ctx)
 
+    def on_planner(self, ctx):
+        """The planner choice changed: recompute the cluster table's EPDMS for it."""
+        ctx.panel.set_state("planner", ctx.params.get("value"))
+        self._load(ctx)
+
+    def on_cluster_row(self, ctx):
+        """A cluster row was clicked: show that cluster's scenes in the grid."""
+        summary = ctx.panel.get_state("summary") or {}
+        clusters = summary.get("clusters") or {}
+        rows = clusters.get("rows") or []
+        row = ctx.params.get("row")
+        if not isinstance(row, int) or not 0 <= row < len(rows):
+            return
+        cluster = rows[row]["cluster"]
+        ctx.ops.set_view(view=ctx.dataset.match(F(clusters["field"]) == cluster))
+        ctx.ops.notify(f"Showing cluster {rows[row]['name']} ({rows[row]['size']} scenes)", variant="info")
+
     def render(self, ctx):
         summary = ctx.panel.get_state("summary")
         if not summary or summary.get("dataset") != getattr(ctx.dataset, "name", None):
-            summary = engine_summary(ctx.dataset)
-        return build_layout(summary)
+            summary = engine_summary(ctx.dataset, ctx.panel.get_state("planner"))
+        return build_layout(summary, {"planner": self.on_planner, "cluster_row": self.on_cluster_row})
 
 
 OPERATORS = [DataEnginePanel]

@@ -206,8 +206,9 @@ def delete_scene_dataset(name: str) -> dict[str, list[str]]:
 
 
 def apply_color_scheme(dataset: fo.Dataset) -> None:
-    """App styling: agents coloured by type, the ego's history/future distinct, the same
-    colours as the rendered image; lanes and route (already in the image) start hidden."""
+    """App styling: agents coloured by type as in the rendered image, the ego's history/future
+    and the route overlay in colours that differ from the image's and carry white label text;
+    lanes and route (already in the image) start hidden."""
     from fiftyone.core.odm.dataset import ActiveFields
 
     def by_label(path: str, colours: dict[str, tuple[int, int, int]]) -> dict:
@@ -223,8 +224,8 @@ def apply_color_scheme(dataset: fo.Dataset) -> None:
             by_label("agents", {t: bev.AGENT_COLOURS[t] for t in AGENT_TYPES}),
             by_label("ego_history", {"ego_history": bev.EGO_HISTORY_COLOUR}),
             by_label("ego_future", {"ego_future": bev.EGO_FUTURE_COLOUR}),
-            by_label("lanes", {"lane": bev.LANE_LINE}),
-            by_label("route", {"route": bev.ROUTE}),
+            {"path": "lanes", "fieldColor": bev.hex_colour(bev.LANE_LINE)},  # unlabelled polylines
+            by_label("route", {"route": bev.ROUTE_OVERLAY_COLOUR}),
         ],
     )
     dataset.app_config.active_fields = ActiveFields(paths=["ego_history", "ego_future", "agents"])
@@ -372,14 +373,15 @@ def _image_metadata_doc(path: str) -> dict:
             "width": width, "height": height, "num_channels": 3}
 
 
-def _polyline_doc(label: str, points: list, closed=False, filled=False, index=None) -> dict:
-    """The MongoDB form of an ``fo.Polyline`` (built directly: label objects cost ~0.5 ms each)."""
+def _polyline_doc(label: str | None, shapes: list, closed=False, filled=False, index=None) -> dict:
+    """The MongoDB form of an ``fo.Polyline`` with ``shapes`` (a list of point lists), built
+    directly: label objects cost ~0.5 ms each."""
     return {
         "_id": ObjectId(),
         "_cls": "Polyline",
         "tags": [],
         "label": label,
-        "points": [points],
+        "points": shapes,
         "closed": closed,
         "filled": filled,
         "index": index,
@@ -391,7 +393,8 @@ def _polylines_doc(polylines: list[dict]) -> dict:
 
 
 def _overlays(batch: SceneBatch, extent_m: float) -> dict[str, list[dict]]:
-    """Overlay field → one ``Polylines`` document per scene, in normalized image coordinates."""
+    """Overlay field → one ``Polylines`` document per scene, in normalized image coordinates,
+    clipped to the image (the App would otherwise draw lines past the tile's edge)."""
     t0 = batch.history_steps
     ego_xy = bev.scene_to_image(batch.ego[:, :, :2], extent_m)  # (S, T, 2)
     # Lanes are also in the image; their overlay keeps every other point (and the end) to stay
@@ -403,26 +406,27 @@ def _overlays(batch: SceneBatch, extent_m: float) -> dict[str, list[dict]]:
     boxes = bev.scene_to_image(bev.box_corners(now[..., :2], now[..., 2], batch.agent_size), extent_m)
     lane_shown = batch.lane_valid & _in_view(lanes_xy)
     agent_shown = batch.agent_valid[:, :, t0] & (batch.agent_type >= 0) & _in_view(boxes)
+    history = clip_polylines(ego_xy[:, : t0 + 1])
+    future = clip_polylines(ego_xy[:, t0:])
+    lane_parts = clip_polylines(lanes_xy[lane_shown])
+    lane_scene = np.nonzero(lane_shown)[0]
+    box_parts = clip_polylines(boxes[agent_shown], closed=True)
+    agent_scene = np.nonzero(agent_shown)[0]
     out: dict[str, list[dict]] = {name: [] for name in OVERLAY_FIELDS}
+    lanes_by_scene = _group(lane_scene, zip(np.nonzero(lane_shown)[1].tolist(), lane_parts), len(batch))
+    boxes_by_scene = _group(agent_scene, zip(np.nonzero(agent_shown)[1].tolist(), box_parts), len(batch))
     for i in range(len(batch)):
-        # One tolist() per array and scene: per-polyline conversions dominate otherwise.
-        ego = ego_xy[i].tolist()
-        lane_ids = np.flatnonzero(lane_shown[i])
-        lanes = lanes_xy[i, lane_ids].tolist()
-        agent_ids = np.flatnonzero(agent_shown[i])
-        agent_boxes = boxes[i, agent_ids].tolist()
-        types = batch.agent_type[i, agent_ids].tolist()
-        out["ego_history"].append(_polylines_doc([_polyline_doc("ego_history", ego[: t0 + 1])]))
-        out["ego_future"].append(_polylines_doc([_polyline_doc("ego_future", ego[t0:])]))
+        route = clip_polylines(route_xy[i][batch.route_valid[i]][None])[0] if batch.route_valid[i].sum() >= 2 else []
+        out["ego_history"].append(_polylines_doc(_nonempty([("ego_history", history[i])])))
+        out["ego_future"].append(_polylines_doc(_nonempty([("ego_future", future[i])])))
         out["agents"].append(_polylines_doc([
-            _polyline_doc(AGENT_TYPES[t], box, True, True, int(a))
-            for a, t, box in zip(agent_ids, types, agent_boxes)
+            _polyline_doc(AGENT_TYPES[int(batch.agent_type[i, a])], parts, True, True, int(a))
+            for a, parts in boxes_by_scene[i] if parts
         ]))
-        out["lanes"].append(_polylines_doc([
-            _polyline_doc("lane", line, index=int(k)) for k, line in zip(lane_ids, lanes)
-        ]))
-        route = route_xy[i][batch.route_valid[i]].tolist()
-        out["route"].append(_polylines_doc([_polyline_doc("route", route)]))
+        # No label: one "lane" text per lane only cluttered the App (the field is coloured instead).
+        out["lanes"].append(_polylines_doc([_polyline_doc(None, parts, index=int(k))
+                                            for k, parts in lanes_by_scene[i] if parts]))
+        out["route"].append(_polylines_doc(_nonempty([("route", route)])))
     return out
 
 
@@ -430,6 +434,45 @@ def _in_view(points: np.ndarray, margin: float = 0.1) -> np.ndarray:
     """(...) bool: any of the (..., P, 2) normalized points lies within the image (+ margin)."""
     inside = (points >= -margin) & (points <= 1 + margin)
     return inside.all(-1).any(-1)
+
+
+def _group(scene_of: np.ndarray, items, num_scenes: int) -> list[list]:
+    """Items (in scene order) → one list per scene."""
+    grouped: list[list] = [[] for _ in range(num_scenes)]
+    for s, item in zip(scene_of.tolist(), items):
+        grouped[s].append(item)
+    return grouped
+
+
+def _nonempty(labelled_parts: list[tuple[str, list]]) -> list[dict]:
+    return [_polyline_doc(label, parts) for label, parts in labelled_parts if parts]
+
+
+def clip_polylines(points: np.ndarray, *, closed: bool = False) -> list[list[list[list[float]]]]:
+    """Clip polylines (N, P, 2) (or closed rings) in normalized image coordinates to the image.
+
+    Returns, per polyline, its parts inside [0, 1]² as FiftyOne ``Polyline.points`` shapes (a
+    line leaving and re-entering the image becomes two shapes; one fully outside, none).
+    """
+    import shapely
+
+    points = np.asarray(points, dtype=np.float64)
+    if len(points) == 0:
+        return []
+    geoms = shapely.polygons(points) if closed else shapely.linestrings(points)
+    clipped = shapely.clip_by_rect(geoms, 0.0, 0.0, 1.0, 1.0)
+    parts, owner = shapely.get_parts(clipped, return_index=True)
+    keep = shapely.get_type_id(parts) == (3 if closed else 1)  # polygons / line strings only
+    parts, owner = parts[keep], owner[keep]
+    if closed:
+        parts = shapely.get_exterior_ring(parts)
+    coords, part_of = shapely.get_coordinates(parts, return_index=True)
+    splits = np.flatnonzero(np.diff(part_of)) + 1
+    shapes = np.split(coords.round(5), splits) if len(coords) else []
+    out: list[list] = [[] for _ in range(len(points))]
+    for o, shape in zip(owner.tolist(), shapes):
+        out[o].append((shape[:-1] if closed else shape).tolist())  # rings repeat their first point
+    return out
 
 
 # ---------------------------------------------------------------------------------- read / write

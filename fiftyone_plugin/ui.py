@@ -139,7 +139,7 @@ def check_form(inputs: types.Object, check: Callable[[], Any], name: str = "erro
     return True
 
 
-def budget_error(budget: Any, collection, what: str = "budget") -> str | None:
+def budget_error(budget: Any, collection, what: str = "budget", of: str = "target") -> str | None:
     """A readable message if ``budget`` is not an integer in 1..len(collection); else None."""
     if budget is None:
         return None
@@ -149,7 +149,7 @@ def budget_error(budget: Any, collection, what: str = "budget") -> str | None:
     if budget < 1:
         return f"{what} must be at least 1, got {int(budget)}"
     if budget > size:
-        return f"{what} {int(budget)} is larger than the target ({size} scenes)"
+        return f"{what} {int(budget)} is larger than the {of} ({size} scenes)"
     return None
 
 
@@ -162,6 +162,65 @@ def require_field(collection, field: str | None, what: str, hint: str = "") -> s
         raise ValueError(f"{what}: field {field!r} does not exist on dataset {dataset.name!r}"
                          + (f" ({hint})" if hint else ""))
     return field
+
+
+# ---------------------------------------------------------------------------------- selection pools
+HELD_OUT_SPLITS = ("val", "test", "hard")  # scenes that measure planners: never trained on by accident
+POOL_CHOICES = [("train", "train split: the target's split='train' scenes (recommended)"),
+                ("target", "the whole target, as chosen above")]
+
+
+def selection_pool(view, choice: str | None):
+    """The scenes a selection may pick from: the target's ``split="train"`` scenes (default) or the
+    whole target (``choice="target"``)."""
+    if (choice or "train") == "train" and view.has_field("split"):
+        return view.match(fo.ViewField("split") == "train")
+    return view
+
+
+def held_out_counts(pool) -> dict[str, int]:
+    """Scenes of ``pool`` per held-out split (val / test / hard) that it contains."""
+    if not pool.has_field("split"):
+        return {}
+    counts = pool.count_values("split")
+    return {s: int(counts[s]) for s in HELD_OUT_SPLITS if counts.get(s)}
+
+
+def held_out_error(pool, allowed: bool) -> str | None:
+    """Why a pool with val / test / hard scenes is refused unless ``allowed`` (else None)."""
+    counts = held_out_counts(pool)
+    if not counts or allowed:
+        return None
+    listed = ", ".join(f"{n} {s}" for s, n in counts.items())
+    return (f"the pool contains held-out scenes ({listed}); selecting them for training leaks them into "
+            "the evaluation: choose Pool = train split, or tick 'Select held-out scenes anyway'")
+
+
+def selection_pool_input(inputs: types.Object, ctx, view):
+    """The pool choice (default: the train split) and, when the pool holds val / test / hard scenes,
+    a warning plus the explicit 'anyway' tick the form is refused without; returns the pool."""
+    choice = choice_input(inputs, ctx, "pool", POOL_CHOICES, default="train", label="Pool",
+                          description="which of the target's scenes may be selected")
+    pool = selection_pool(view, choice)
+    counts = held_out_counts(pool)
+    if counts:
+        listed = ", ".join(f"{n} {s}" for s, n in counts.items())
+        inputs.view("held_out_warning", types.Warning(
+            label=f"The pool contains held-out scenes: {listed}",
+            description="val, test and hard scenes measure planners; training on them inflates every score"))
+        inputs.bool("allow_held_out", default=False, label="Select held-out scenes anyway")
+        check_form(inputs, lambda: held_out_error(pool, bool(ctx.params.get("allow_held_out"))), name="held_out_error")
+    return pool
+
+
+def checked_pool(ctx):
+    """At execution: the chosen pool of ``ctx.target_view()``; raises if it holds held-out scenes
+    without the explicit choice (the same rule the form shows)."""
+    pool = selection_pool(ctx.target_view(), ctx.params.get("pool"))
+    error = held_out_error(pool, bool(ctx.params.get("allow_held_out")))
+    if error:
+        raise ValueError(error)
+    return pool
 
 
 # ---------------------------------------------------------------------------------- results
@@ -228,13 +287,42 @@ def executor_input(inputs: types.Object, ctx, help_by_name: dict[str, str], *, l
                         default=default, label=label, description=description)
 
 
+SMALL_JOB_SCENES = 2000  # targets up to this size default to Execute; larger ones to Schedule
+
+
+def scheduling_notice(inputs: types.Object) -> None:
+    """Say, in the form, what happens to a scheduled run (FiftyOne only says "scheduled")."""
+    import os
+
+    from .app import WORKER_ENV
+
+    if os.environ.get(WORKER_ENV):
+        text = ("Schedule queues the run; the local worker `autoscale app` started runs it within seconds "
+                "(Runs page / Data Engine panel show its status).")
+    else:
+        text = ("Schedule only queues the run: start a worker with `fiftyone delegated launch` (or open the "
+                "App with `autoscale app`, which starts one) to run it. Execute runs it now.")
+    inputs.view("scheduling_notice", types.Notice(label="How this runs", description=text))
+
+
 class DelegatedOperator(foo.Operator):
-    """Base of the long-running operators: dynamic form, immediate or delegated, delegated by default.
+    """Base of the long-running operators: dynamic form, immediate or delegated; small targets
+    default to Execute, large ones to Schedule.
 
     Subclasses set ``_name``, ``_label``, ``_description`` and ``_icon``.
     """
 
     _name = _label = _description = _icon = ""
+
+    def resolve_execution_options(self, ctx):
+        from fiftyone.operators.executor import ExecutionOptions
+
+        try:
+            small = len(ctx.target_view()) <= SMALL_JOB_SCENES
+        except Exception:  # no dataset open yet: the form itself says so
+            small = True
+        return ExecutionOptions(allow_immediate_execution=True, allow_delegated_execution=True,
+                                default_choice_to_delegated=not small)
 
     @property
     def config(self):

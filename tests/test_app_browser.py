@@ -1,8 +1,10 @@
 """End to end in the real App: launch the FiftyOne App server on a small scene dataset, drive
 Debian's headless Chromium with Playwright, open the operator browser, run the annotation-queue
 export with its form, and check the result in the dataset (tag, run record, files) and on the page;
-then schedule a delegated "select by value" from its form, run the queue as ``fiftyone delegated
-launch`` does, and find the selection in the dataset and in the Data Engine panel.
+then the workbench (``test_workbench_*``): planner trajectory overlays, a cluster-row click that
+narrows the grid, plot legends, a selection form that warns about and refuses a target with test
+scenes, and a scheduled "select by value" that the local worker (as ``autoscale app`` starts it)
+runs to "completed" without a manual launch.
 
 Screenshots go to ``artifacts/screenshots/`` (gitignored). Skipped only when Chromium or the
 Playwright Python package is missing (``scripts/test.sh`` installs Chromium with apt).
@@ -69,14 +71,6 @@ def _open_dataset(page, url: str, ds) -> None:
         dismiss.first.click()
 
 
-@pytest.fixture
-def scheduling_app(monkeypatch, request):
-    """``app`` served with scheduling enabled, as ``autoscale app`` serves it (open-source
-    FiftyOne only offers "Schedule" when legacy orchestrators are allowed)."""
-    monkeypatch.setenv("FIFTYONE_ALLOW_LEGACY_ORCHESTRATORS", "true")  # the server subprocess reads it
-    return request.getfixturevalue("app")
-
-
 def test_export_queue_operator_in_the_app(app):
     ds, url, queue_dir = app
     with chromium_page(CHROMIUM) as page:
@@ -117,7 +111,7 @@ def test_export_queue_operator_in_the_app(app):
         page.get_by_text("AutoScale Data Engine").first.click()
         page.get_by_text("Recent runs").first.wait_for()
         page.get_by_text("queue_browser_q").first.wait_for()
-        page.get_by_text("Fitted gain a(1").first.wait_for()
+        page.get_by_text("Gain over the base planner").first.wait_for()
         assert page.get_by_text("No clusters yet").count() == 0
         assert page.get_by_text("cluster_graph_rae").count() >= 1
         page.wait_for_timeout(1500)  # plotly draws
@@ -135,51 +129,158 @@ def test_export_queue_operator_in_the_app(app):
     assert [r["scene_id"] for r in rows] == sorted(q, key=lambda s: -q[s])  # ranked by value_q, as chosen
 
 
-def test_select_by_value_scheduled_from_the_app_then_run_by_the_delegated_service(scheduling_app):
-    """The long operators are delegated by default: schedule "select by value" from the App's
-    form, run the queue as ``fiftyone delegated launch`` would, and find the selection in the
-    dataset and in the Data Engine panel."""
+
+# ------------------------------------------------------------------------------ the workbench
+SPLITS = ["train"] * 5 + ["val"] + ["test"] * 2
+
+
+@pytest.fixture
+def workbench_app(fo, dataset_name, road_batch, tmp_path, monkeypatch):
+    """(dataset, url, session): 8 scenes with two evaluated planners, clusters, value scores and
+    engine records, served as ``autoscale app`` serves it (scheduling on, a local worker running)."""
+    from fiftyone_plugin import app as app_env, scenes
+    from fiftyone_plugin.operators_planning import evaluate_planner_on_view
+
+    monkeypatch.setenv("AUTOSCALE_HOME", str(tmp_path / "home"))
+    for key, value in app_env.APP_ENV_DEFAULTS.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv(app_env.WORKER_ENV, "1")
+    ds = scenes.create_scene_dataset(dataset_name("workbench"), road_batch, media_dir=tmp_path / "media")
+    ids = road_batch.meta["scene_id"].tolist()
+    rng = np.random.default_rng(0)
+    scenes.write_scene_fields(ds, {"split": SPLITS, "value_q": rng.random(len(ids)),
+                                   "cluster_graph_rae": [f"c{i % 2}" for i in range(len(ids))]}, scene_ids=ids)
+    evaluate_planner_on_view(ds, "constant_velocity", key="cv")
+    evaluate_planner_on_view(ds, "rule", key="rule")
+    record_engine_runs(ds)
+    worker = app_env.start_delegated_worker(tmp_path / "worker.log")
+    port = free_port()
+    session = fo.launch_app(ds, port=port, remote=True, auto=False)
+    url = f"http://localhost:{port}/"
+    try:
+        wait_http(url)
+        yield ds, url, session
+    finally:
+        session.close()
+        app_env.stop_worker(worker)
+
+
+def _wait_until(condition, timeout_s: float, what: str):
+    import time
+
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+
+
+def _open_operator(page, search: str, label: str) -> None:
+    page.keyboard.press("Escape")
+    page.locator("body").click(position={"x": 800, "y": 10})
+    page.keyboard.press("`")
+    page.wait_for_timeout(800)
+    page.keyboard.type(search)
+    page.get_by_text(label).first.click()
+
+
+def test_workbench_overlays_clusters_plots_and_safe_scheduled_selection(workbench_app):
     from fiftyone.operators.delegated import DelegatedOperationService
 
-    ds, url, _ = scheduling_app
-    uri = "@autoscale/autoscale/select_active"
+    ds, url, session = workbench_app
     with chromium_page(CHROMIUM) as page:
         _open_dataset(page, url, ds)
-        page.locator("body").click(position={"x": 800, "y": 10})
-        page.keyboard.press("`")
-        page.wait_for_timeout(800)
-        page.keyboard.type("select by value")
-        page.get_by_text("AutoScale: select by value").first.click()
-        page.wait_for_selector("text=Selection name")
-        page.wait_for_timeout(800)
-        page.locator("input[value='active-1'], input[value^='active']").first.fill("browser-top")
-        budget = page.locator("input[type='number']").first
-        budget.fill("3")
-        page.wait_for_timeout(1500)  # the dynamic form re-resolves and validates
-        screenshot(page, "10_select_form")
-        # Delegated by default: the form's main button schedules the run.
-        page.get_by_role("button", name="Schedule").first.click()
-        page.wait_for_timeout(2000)
-        screenshot(page, "13_scheduled")
+        page.wait_for_timeout(2000)  # thumbnails
+        screenshot(page, "20_grid")
+        # Each evaluated planner's trajectory is an overlay field in the sidebar, beside ego_future.
+        for field in ("ego_future", "eval_cv_trajectory", "eval_rule_trajectory"):
+            page.get_by_text(field, exact=True).first.wait_for()
+        page.get_by_text("planner rule", exact=True).first.wait_for()  # the sub-scores' group
 
-    queued = DelegatedOperationService().get_queued_operations(operator=uri, dataset_name=ds.name)
-    assert len(queued) == 1, "the App scheduled exactly one delegated select_active run"
-    assert queued[0].context.request_params["params"]["name"] == "browser-top"
-    results = DelegatedOperationService().execute_queued_operations(operator=uri, dataset_name=ds.name)
-    assert len(results) == 1 and results[0].error is None, results[0].error
-
-    ds.reload()
-    q = dict(zip(ds.values("scene_id"), ds.values("value_q")))
-    top = sorted(q, key=lambda s: -q[s])[:3]
-    assert sorted(ds.match_tags("sel:browser-top").values("scene_id")) == sorted(top)
-    assert ds.has_saved_view("browser-top") and ds.has_run("sel_browser_top")
-
-    with chromium_page(CHROMIUM) as page:  # a fresh page: the panel reads the finished run
-        _open_dataset(page, url, ds)
+        # A sample: the planner overlays are drawn (and listed in the sample's sidebar).
+        page.locator("[data-cy='looker'], .looker").first.click()
+        page.wait_for_timeout(2500)
+        screenshot(page, "21_sample")
+        assert page.get_by_text("eval_cv_trajectory", exact=True).count() >= 1
+        page.keyboard.press("Escape")
         page.wait_for_timeout(1000)
-        screenshot(page, "14_fresh_page")
+
+        # The Data Engine panel: plots with legends; a cluster row narrows the grid.
         page.locator("[data-cy='new-panel-btn'], [title='New panel']").first.click()
         page.get_by_text("AutoScale Data Engine").first.click()
-        page.get_by_text("Recent runs").first.wait_for()
-        page.get_by_text("sel_browser_top").first.wait_for()
-        screenshot(page, "15_panel_after_delegated_run")
+        page.get_by_text("Click a row to show that cluster").first.wait_for()
+        page.wait_for_timeout(2500)  # plotly draws
+        screenshot(page, "22_panel")
+        assert page.locator(".js-plotly-plot g.legend").count() >= 1, "a plot without a legend"
+        assert page.get_by_text("straight pilots").count() >= 1  # legend entries name the traces
+        row = page.get_by_text("c0 /", exact=False).first
+        row.click()
+        _wait_until(lambda: session.view is not None and len(session.view) == 4, 60,
+                    "the grid to narrow to cluster c0 (4 of 8 scenes)")
+        assert set(session.view.values("cluster_graph_rae")) == {"c0"}
+        page.wait_for_timeout(1500)
+        screenshot(page, "23_cluster_clicked")
+        session.view = None  # back to the whole dataset for the selection
+        page.wait_for_timeout(1500)
+
+        # Select by value with the whole target as pool (it holds val and test scenes): warned, refused.
+        _open_operator(page, "select by value", "AutoScale: select by value")
+        page.wait_for_selector("text=Selection name")
+        page.wait_for_timeout(1000)
+        page.locator("input[value^='active']").first.fill("browser-leak")
+        page.get_by_text("train split: the target's", exact=False).first.click()
+        page.get_by_role("option", name="the whole target, as chosen above").click()
+        page.get_by_text("The pool contains held-out scenes", exact=False).first.wait_for(timeout=30_000)
+        page.wait_for_timeout(1500)
+        screenshot(page, "24_form_held_out_warning")
+        assert page.get_by_text("2 test", exact=False).count() >= 1
+        execute = page.get_by_role("button", name="Execute").first
+        if execute.is_enabled():
+            execute.click()
+            page.wait_for_timeout(3000)
+        ds.reload()
+        assert not ds.has_saved_view("browser-leak") and not ds.has_run("sel_browser_leak"), \
+            "a pool with test scenes was selected from without the explicit choice"
+
+        # Back to the train split; schedule it: the worker runs it without a manual launch.
+        page.get_by_text("the whole target, as chosen above").first.click()
+        page.get_by_role("option", name="train split: the target's split='train' scenes (recommended)").click()
+        page.wait_for_timeout(1500)
+        page.locator("input[value='browser-leak']").first.fill("browser-sched")
+        page.locator("input[type='number']").first.fill("2")
+        page.wait_for_timeout(1500)
+        page.get_by_text("How this runs").first.wait_for()
+        screenshot(page, "25_form_train_pool")
+        _choose_schedule(page)
+        page.wait_for_timeout(2000)
+        screenshot(page, "26_scheduled")
+
+    uri = "@autoscale/autoscale/select_active"
+    service = DelegatedOperationService()
+
+    def completed():
+        ops = service.list_operations(operator=uri, dataset_name=ds.name)
+        assert ops, "the App scheduled no select_active run"
+        assert all(o.run_state != "failed" for o in ops), [o.run_state for o in ops]
+        return [o for o in ops if o.run_state == "completed"]
+
+    done = _wait_until(completed, 180, "the scheduled select_active run to complete (local worker)")
+    assert done[0].context.request_params["params"]["name"] == "browser-sched"
+    ds.reload()
+    chosen = ds.match_tags("sel:browser-sched")
+    assert len(chosen) == 2 and set(chosen.values("split")) == {"train"}
+
+
+def _choose_schedule(page) -> None:
+    """Small jobs default to Execute: pick "Schedule" in the split button's menu, then run it."""
+    schedule = page.get_by_role("button", name="Schedule")
+    if schedule.count() == 0:
+        page.locator("[aria-label*='select'], [data-cy*='dropdown'], button:has(svg[data-testid='ArrowDropDownIcon'])"
+                     ).last.click()
+        page.wait_for_timeout(800)
+        screenshot(page, "25b_execution_menu")
+        page.get_by_text("Schedule", exact=True).first.click()
+        page.wait_for_timeout(800)
+    page.get_by_role("button", name="Schedule").first.click()

@@ -184,10 +184,33 @@ def test_select_active_valid_run_then_name_taken(road_dataset):
     assert "a selection named 'q3' already exists" in _error(props, "name") and "tick 'Replace" in _error(props, "name")
     assert _form(SelectActive, ds, {})["name"].default == "active-1"
     _rejects("select_active", ds, {"name": "q3", "budget": 2}, "a selection named 'q3' already exists")
-    _rejects("select_active", ds, {"name": "q2", "budget": 9}, "budget 9 is larger than the target (8 scenes)")
+    _rejects("select_active", ds, {"name": "q2", "budget": 7}, "budget 7 is larger than the pool (6 scenes)")
     result = _execute("select_active", ds, {"name": "q3", "budget": 2, "overwrite": True})
     assert result.error is None, result.error_message
     assert ds.load_saved_view("q3").values("scene_id") == expected[:2] and ds.count_sample_tags()["sel:q3"] == 2
+
+
+def test_select_active_pool_defaults_to_train_and_held_out_scenes_need_an_explicit_choice(road_dataset):
+    from fiftyone_plugin import scenes
+    from fiftyone_plugin.operators_selection import SelectActive
+
+    ds = road_dataset  # 6 train, 2 val
+    scenes.write_scene_fields(ds, {"value_q": np.arange(8, dtype=float)})  # the val scenes rank highest
+    props = _form(SelectActive, ds, {"budget": 3})
+    assert props["pool"].default == "train" and "held_out_warning" not in props
+    assert props["budget"].default == 1 and "6 pool scenes" in props["budget"].view.description
+    # The whole target holds 2 val scenes: warned, refused without the explicit tick.
+    props = _form(SelectActive, ds, {"budget": 3, "pool": "target"})
+    assert "2 val" in props["held_out_warning"].view.label
+    assert "held-out scenes (2 val)" in _error(props, "held_out_error")
+    _rejects("select_active", ds, {"name": "leak", "budget": 3, "pool": "target"}, "held-out scenes (2 val)")
+    assert not ds.has_saved_view("leak")
+    result = _execute("select_active", ds, {"name": "ok", "budget": 3})
+    assert result.error is None, result.error_message
+    assert set(ds.match_tags("sel:ok").values("split")) == {"train"}
+    result = _execute("select_active", ds, {"name": "anyway", "budget": 3, "pool": "target", "allow_held_out": True})
+    assert result.error is None, result.error_message
+    assert set(ds.match_tags("sel:anyway").values("split")) == {"val", "train"}
 
 
 def test_trained_planner_appears_in_evaluate_dropdown(road_dataset):

@@ -257,7 +257,7 @@ def test_panel_summary_from_fields_and_run_records(engine_dataset):
         m = clusters == row["cluster"]
         assert row["size"] == m.sum()
         assert row["synthetic_share"] == pytest.approx((source[m] == "synthetic").mean(), abs=1e-3)
-        assert row["mean_epdms"] == pytest.approx(np.nanmean(epdms[m]), abs=1e-4)
+        assert row["mean_epdms"] == pytest.approx(100 * np.nanmean(epdms[m]), abs=0.01)  # points
         assert row["mean_value_q"] == pytest.approx(q[m].mean(), abs=1e-4)
 
     curves = summary["curves"]
@@ -266,18 +266,22 @@ def test_panel_summary_from_fields_and_run_records(engine_dataset):
     assert fitted_gain(curves["domains"]["merge"], np.array([10.0]))[0] == pytest.approx(0.02)
     assert summary["allocation"]["allocation"] == {"c0": 4, "c1": 2} and summary["allocation"]["name"] == "mix"
     rounds = summary["history"]["rounds"]
-    assert [r["epdms"] for r in rounds] == [0.60, 0.62]
+    assert [r["epdms"] for r in rounds] == [60.0, 62.0]  # EPDMS points everywhere in the panel
     assert rounds[1]["weights"] == {"c0": 0.7, "c1": 0.3}
 
     data = panel_data(summary)
-    fitted = next(t for t in data["scaling_curves"] if t["name"].startswith("straight:"))
-    assert fitted["y"][-1] == pytest.approx(0.05 * (1 - np.exp(-fitted["x"][-1] / 4.0)), abs=1e-6)
+    fitted = next(t for t in data["scaling_curves"] if t["name"] == "straight (exp fit)")
+    assert fitted["y"][-1] == pytest.approx(100 * 0.05 * (1 - np.exp(-fitted["x"][-1] / 4.0)), abs=1e-3)
+    pilots = next(t for t in data["scaling_curves"] if t["name"] == "straight pilots")
+    assert pilots["marker"]["color"] == fitted["line"]["color"] and pilots["y"] == [1.0, 3.0, 4.5]
     assert [t["name"] for t in data["history_weights"]] == ["c0", "c1"]
     assert data["history_weights"][0]["y"] == [0.5, 0.7]
     props = build_layout(summary).type.properties
-    assert [c.key for c in props["cluster_table"].view.columns][:4] == ["cluster", "size", "real_share", "synthetic_share"]
-    for key in ("scaling_curves", "allocation_plot", "history_epdms", "history_weights"):
+    assert [c.key for c in props["cluster_table"].view.columns][:4] == ["name", "size", "real_share", "synthetic_share"]
+    for key in ("scaling_curves", "fit_table", "allocation_plot", "history_epdms", "history_weights"):
         assert key in props
+    assert props["scaling_curves"].view.config["scrollZoom"] is False  # the wheel scrolls the panel
+    assert [r["domain"] for r in data["fit_table"]] == ["merge", "straight"]
     json.dumps(summary)  # panel state must be JSON
 
 

@@ -26,7 +26,7 @@ def test_create_dataset_fields_media_and_overlays(fo, scenes, dataset_name, road
         assert field in ds.get_field_schema(), field
     sample = ds.match(fo.ViewField("scene_id") == road_batch.meta["scene_id"][3]).first()
     assert Path(sample.filepath).is_file() and sample.filepath.endswith(".png")
-    assert (sample.metadata.width, sample.metadata.height) == (256, 256)
+    assert (sample.metadata.width, sample.metadata.height) == (512, 512)
     assert sample.events == ["cut_in", "hard_brake"]
     assert sample.ego_speed == pytest.approx(float(road_batch.ego[3, road_batch.history_steps, 3]))
     # Overlays come back as real label objects; agents labelled by type, boxes closed.
@@ -37,6 +37,12 @@ def test_create_dataset_fields_media_and_overlays(fo, scenes, dataset_name, road
     assert future.shape == (road_batch.future_steps + 1, 2)
     assert np.all(np.diff(future[:, 1]) < 0)  # driving forward = moving up in the image
     assert len(sample.lanes.polylines) == 3
+    assert all(p.label is None for p in sample.lanes.polylines)  # no "lane" text per lane in the App
+    # Every overlay point lies inside the image (clipped there, not drawn past the tile's edge).
+    for field in ("ego_history", "ego_future", "agents", "lanes", "route"):
+        for s in ds.values(field):
+            points = [xy for p in s.polylines for shape in p.points for xy in shape]
+            assert all(0.0 <= x <= 1.0 and 0.0 <= y <= 1.0 for x, y in points), field
     assert set(ds.distinct("split")) <= {"train", "val", "test"}
     # App colour scheme: agents coloured by label.
     fields = {f["path"]: f for f in ds.app_config.color_scheme.fields}

@@ -59,3 +59,11 @@ def test_safe_file_stem_keeps_ids_distinct():
 def test_bad_index(road_batch):
     with pytest.raises(IndexError, match="out of range"):
         render.render_bev(road_batch, len(road_batch))
+
+
+def test_default_tile_is_large_and_framed(road_batch):
+    image = render.render_bev(road_batch, 0)
+    assert image.shape[0] >= 512
+    # A visible frame: every border pixel is the frame colour, unlike the off-road background.
+    assert (image[0] == render.FRAME).all() and (image[:, -1] == render.FRAME).all()
+    assert render.FRAME != render.BACKGROUND

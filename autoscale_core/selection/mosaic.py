@@ -181,6 +181,8 @@ class MosaicSelector:
             fit = self.fitter.fit(sizes[name], gains, name=f"domain {name!r}", sigma=spread if len(self.seeds) > 1 else None)
             self.fits_[name] = fit
             self.pilots_[name] = {"sizes": sizes[name], "gains": gains, "gain_std_err": spread,
+                                  "gains_std": [float(np.nanstd(row)) if np.isfinite(row).any() else float("nan")
+                                                for row in map(np.asarray, per_size)],  # the panel's error bars
                                   "per_seed": [[None if not np.isfinite(g) else float(g) for g in row] for row in per_size],
                                   "residuals": (np.asarray(gains) - fit.predict(np.asarray(sizes[name]))).tolist(),
                                   "fit_failed": fit.model != "exp"}

@@ -9,7 +9,8 @@ def record_engine_runs(ds) -> None:
                {"base_score": 0.61, "domain_field": "topology", "pool_size": 12,
                 "fits": {"straight": {"model": "exp", "a": 0.05, "tau": 4.0, "slope": 0.0},
                          "merge": {"model": "linear", "a": 0.0, "tau": 1.0, "slope": 0.002}},
-                "pilots": {"straight": {"sizes": [1, 3, 8], "gains": [0.01, 0.03, 0.045]},
+                "pilots": {"straight": {"sizes": [1, 3, 8], "gains": [0.01, 0.03, 0.045],
+                                      "gains_std": [0.004, 0.006, 0.005]},
                            "merge": {"sizes": [1, 3], "gains": [0.002, 0.006]}}})
     record_run(ds, "sel_mix", "selection_autoscale", {"budget": 6},
                {"name": "mix", "method": "autoscale", "budget": 6, "tag": "sel:mix", "saved_view": "mix",
