@@ -296,6 +296,30 @@ def test_safety_is_highest_beside_the_hazard_set():
     assert s[0] > s[1] > s[2] and 0 < s[0] <= 1
 
 
+def test_q_hand_computed_case():
+    """Q = S/σS + R/σR + U/σU with population std over the scored rows; a constant score is
+    divided by 1. S = (0, 2): σ 1; R = (0, 4): σ 2; U = (1, 1): constant → Q = (0+0+1, 2+2+1)."""
+    from autoscale_core.representation.value import combine_scores
+
+    scores = {"S": np.array([0.0, 2.0]), "R": np.array([0.0, 4.0]), "U": np.array([1.0, 1.0])}
+    np.testing.assert_allclose(combine_scores(scores), [1.0, 5.0])
+    np.testing.assert_allclose(combine_scores(scores, ("S", "R")), [0.0, 4.0])
+    np.testing.assert_allclose(combine_scores(scores, weights={"S": 2.0, "R": 0.5, "U": 0.0}), [0.0, 5.0])
+    with pytest.raises(ValueError, match="subset"):
+        combine_scores(scores, ("X",))
+
+
+def test_safety_kernel_has_the_factor_two():
+    """S = exp(−d²/(2τs)): one hazard point at unit-sphere distance d from the query."""
+    x = _ring()
+    safety = np.zeros(len(x))
+    safety[-1] = 1.0  # hazard set of 10 %: the isolated point plus the first rows by stable order
+    scorer = ValueScorer(k=5, tau_s=0.5, hazard_fraction=1 / len(x)).fit(x, safety)
+    query = np.array([[0.0, 0.0, 0.6, 0.8]], np.float32)  # normalized; hazard is (0, 0, 0, 1)
+    d2 = 0.6**2 + 0.2**2
+    assert scorer.score(query)["S"][0] == pytest.approx(np.exp(-d2 / (2 * 0.5)), rel=1e-5)
+
+
 def test_uncertainty_zero_for_a_deterministic_model_and_q_mix():
     x = _ring()
     scorer = ValueScorer(alpha_s=0.0, alpha_r=1.0, alpha_u=1.0, k=5).fit(x, np.arange(len(x)))

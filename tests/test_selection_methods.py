@@ -212,7 +212,9 @@ def test_coreset_uncertainty_random_value_selectors():
     only_r = ValueTopSelector(components=("R",)).select(pool, 10)
     assert set(only_r.indices) == set(np.argsort(-importance)[:10]) and only_r.method == "value_topm[R]"
     full = ValueTopSelector().select(pool, 10)
-    assert full.budget == 10 and "S+R+U" in full.explanation
+    assert full.budget == 10 and "S/σS+R/σR+U/σU" in full.explanation
+    q = sum(pool.scores[f"value_{c}"] / pool.scores[f"value_{c}"].std() for c in "SRU")
+    assert set(full.indices) == set(np.argsort(-q)[:10])  # the one Q of representation.value
     pool.scores["value_Q"] = -importance
     assert set(ValueTopSelector().select(pool, 5).indices) == set(np.argsort(importance)[:5])
     assert len(ablation_subsets()) == 7 and ablation_subsets()[-1] == ("S", "R", "U")
