@@ -111,7 +111,7 @@ def _window_steps(start, window: int, num_scenes: int) -> np.ndarray:
     return start[:, None] + np.arange(window)[None, :]
 
 
-def _agent_gaps(batch: SceneBatch, traj: np.ndarray, steps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def agent_box_gaps(batch: SceneBatch, traj: np.ndarray, steps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Gaps (S, H, N) in m between the ego box at poses ``traj`` (S, T, 3) at future steps
     ``steps`` (S, H) and every agent's logged box then (axis-aligned in the pose's frame), and
     validity (S, H, N)."""
@@ -147,7 +147,7 @@ def safety_descriptors(batch: SceneBatch, predictions, start=None, window: int =
     steps = _window_steps(start, window, len(batch))
     if batch.agents.shape[1] == 0:
         return np.full(len(batch), np.exp(-_FAR_GAP / sigma))
-    gap, valid = _agent_gaps(batch, pred, steps)
+    gap, valid = agent_box_gaps(batch, pred, steps)
     d_min = np.minimum(np.where(valid, gap, np.inf).min(axis=(1, 2)), _FAR_GAP)
     return np.exp(-d_min / sigma)
 
@@ -161,7 +161,7 @@ def soft_collision_cost(batch: SceneBatch, trajectories, start=None, window: int
     steps = _window_steps(np.zeros(len(batch), np.int64) if start is None else start, window, len(batch))
     if batch.agents.shape[1] == 0:
         return np.zeros(len(batch))
-    gap, valid = _agent_gaps(batch, traj, steps)
+    gap, valid = agent_box_gaps(batch, traj, steps)
     # float64: far agents give tiny but non-zero costs that still order the scenes.
     return np.where(valid, np.exp(-(gap**2) / sigma**2), 0.0).sum(axis=(1, 2))
 
