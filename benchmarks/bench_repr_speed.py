@@ -36,7 +36,9 @@ def _rate(n: int, seconds: float) -> float:
 
 
 def bench_embed(num_scenes: int, seed: int) -> tuple[dict, np.ndarray]:
-    from autoscale_core.representation import ErrorPatternEncoder, GraphRAE, HandcraftedFeatures, error_pattern_inputs
+    from autoscale_core.representation import (
+        ErrorPatternEncoder, GraphRAE, HandcraftedFeatures, error_pattern_inputs, safety_descriptors,
+    )
     from autoscale_core.world import generate_world
 
     batch = generate_world(num_scenes, seed=seed)
@@ -58,7 +60,8 @@ def bench_embed(num_scenes: int, seed: int) -> tuple[dict, np.ndarray]:
     out["graph_rae"]["mc10_scenes_per_s"] = _rate(len(batch), time.perf_counter() - t)
     plans = _constant_velocity(batch)
     t = time.perf_counter()
-    tokens, desc, _ = error_pattern_inputs(batch, plans)
+    tokens, start = error_pattern_inputs(batch, plans)
+    desc = safety_descriptors(batch, plans, start)
     prep = time.perf_counter() - t
     t = time.perf_counter()
     enc = ErrorPatternEncoder().fit(tokens, desc, steps=60, seed=seed)

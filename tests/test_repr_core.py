@@ -10,9 +10,9 @@ import pytest
 
 from autoscale_core.representation import (
     FEATURE_NAMES, ErrorPatternEncoder, GraphRAE, HandcraftedFeatures, KnnIndex, SceneClusterer, ValueScorer,
-    build_graphs, cluster_purity, error_pattern_inputs, error_windows, safety_descriptors,
+    build_graphs, cluster_purity, error_pattern_inputs, error_pattern_tokens, safety_descriptors,
 )
-from autoscale_core.representation.error_encoder import supervised_contrastive_loss
+from autoscale_core.representation.error_encoder import TOKEN_FEATURES, supervised_contrastive_loss
 from autoscale_core.representation.value import mc_uncertainty
 from conftest import make_road_batch
 
@@ -82,32 +82,87 @@ def test_graph_rae_errors(varied_batch):
 
 
 # ------------------------------------------------------------------ error-pattern encoder
-def test_error_window_picks_largest_deviation():
+def test_error_tokens_end_at_the_largest_deviation():
     logged = np.zeros((2, 8, 3))
     logged[..., 0] = np.arange(1, 9)
     pred = logged.copy()
-    pred[0, 3:8, 1] = 2.0  # lateral error on steps 3..7 → window starts at 3
-    pred[1, 0:2, 0] += 5.0  # big early error → window starts at 0
-    tokens, start = error_windows(pred, logged)
-    assert start.tolist() == [3, 0]
-    assert tokens.shape == (2, 5, 9)
-    np.testing.assert_allclose(tokens[0, :, 1], 2.0)
+    pred[0, 3:8, 1] = 2.0  # constant lateral error from step 3 on; largest (ties → first) at 3
+    pred[0, 6, 1] = 3.0  # peak at step 6 → window 2..6
+    pred[1, 1, 0] += 5.0  # big early along-track error at step 1 → window clipped to 0..4
+    tokens, t_star, start = error_pattern_tokens(pred, logged)
+    assert t_star.tolist() == [6, 1] and start.tolist() == [2, 0]
+    assert tokens.shape == (2, 5, len(TOKEN_FEATURES))
+    np.testing.assert_allclose(tokens[0, :, 1], [0.0, 2.0, 2.0, 2.0, 3.0])  # cross-track error
+    np.testing.assert_allclose(tokens[0, :, 4], [0.0, 2.0, 0.0, 0.0, 1.0])  # its per-step change
+    np.testing.assert_allclose(tokens[1, 1, 0], 5.0)  # along-track error
+    np.testing.assert_allclose(tokens[0, :, -1], np.arange(3, 8) / 8)
     with pytest.raises(ValueError, match="NaN"):
-        error_windows(np.full((1, 8, 3), np.nan), logged[:1])
+        error_pattern_tokens(np.full((1, 8, 3), np.nan), logged[:1])
     with pytest.raises(ValueError, match="shape"):
-        error_windows(pred, logged[:, :6])
+        error_pattern_tokens(pred, logged[:, :6])
 
 
-def test_safety_descriptor_grows_near_agents(varied_batch):
+def test_error_tokens_are_in_the_logged_frame():
+    """A 1 m error ahead of a logged pose heading +y is along-track, not cross-track."""
+    logged = np.zeros((1, 8, 3))
+    logged[..., 1], logged[..., 2] = np.arange(1, 9), np.pi / 2
+    pred = logged.copy()
+    pred[0, :, 1] += 1.0
+    tokens, _, _ = error_pattern_tokens(pred, logged)
+    np.testing.assert_allclose(tokens[0, :, 0], 1.0, atol=1e-6)
+    np.testing.assert_allclose(tokens[0, :, 1], 0.0, atol=1e-6)
+
+
+def test_error_inputs_never_read_agents_or_map(varied_batch):
+    """Leak-freedom: poisoning (NaN) or removing every agent, map and annotation array leaves the
+    encoder inputs identical; only the logged ego future is read."""
+    b = varied_batch[:6]
+    plans = b.expert_trajectory().astype(np.float64)
+    plans[:, :, 0] *= 1.3
+    tokens, start = error_pattern_inputs(b, plans)
+    poisoned = {name: (np.full(a.shape, np.nan, a.dtype) if a.dtype.kind == "f" else np.full_like(a, -7))
+                for name, a in b.arrays().items() if name != "ego"}
+    ego = b.ego.copy()
+    ego[:, : b.history_steps + 1] = np.nan  # the ego's past is not read either
+    for bad in (b.replace(**poisoned, ego=ego),
+                b.replace(agents=b.agents[:, :0], agent_valid=b.agent_valid[:, :0], agent_size=b.agent_size[:, :0],
+                          agent_type=b.agent_type[:, :0], lanes=b.lanes[:, :0], lane_valid=b.lane_valid[:, :0])):
+        tokens2, start2 = error_pattern_inputs(bad, plans)
+        np.testing.assert_array_equal(tokens2, tokens)
+        np.testing.assert_array_equal(start2, start)
+    with pytest.raises(ValueError, match="future steps"):
+        error_pattern_inputs(b, plans[:, :6])
+
+
+def test_safety_descriptor_is_exp_of_minus_nearest_gap(varied_batch):
     b = varied_batch[:2]
     expert = b.expert_trajectory()
     plans = expert.copy()
     # Scene 1 drives straight into the lead car (which starts ~gap ahead at the same speed).
     lead = b.agents[1, 0, b.history_steps + 1 :, :2]
     plans[1, :, :2] = lead - np.array([3.0, 0.0])
-    desc = safety_descriptors(b, plans)
-    assert desc.shape == (2,)
-    assert desc[1] > desc[0] + 1.0
+    start = np.array([3, 3])
+    desc = safety_descriptors(b, plans, start)
+    assert desc.shape == (2,) and np.all((desc > 0) & (desc <= 1))
+    assert desc[1] == pytest.approx(1.0)  # boxes overlap: d_min = 0
+    # Scene 0 follows the log: d_min = the lead car's box gap (8 m centre gap, lengths 4.6 / 4.5).
+    gap0 = np.hypot(*(b.agents[0, 0, b.history_steps + 1 + 3 :, :2] - expert[0, 3:, :2]).T).min() - 0.5 * (4.6 + 4.5)
+    assert desc[0] == pytest.approx(np.exp(-gap0 / 2.0), rel=1e-4)
+
+
+def test_supcon_loss_hand_computed():
+    """z0 = z1 = (1, 0), z2 = (0.6, 0.8); descriptors 0, 0.1, 5 with δ = the median pairwise
+    difference 4.9 → the only positives are (0, 1) and (1, 0). Anchors 0 and 1 each see logits
+    1/τ (positive) and 0.6/τ, so loss = −log(e^{1/τ} / (e^{1/τ} + e^{0.6/τ})) = log(1 + e^{−0.4/τ})."""
+    import math
+
+    import torch
+
+    z = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.6, 0.8]])
+    d = torch.tensor([0.0, 0.1, 5.0])
+    for tau in (0.07, 1.0):
+        loss = supervised_contrastive_loss(z, d, temperature=tau, quantile=0.5)
+        assert float(loss) == pytest.approx(math.log1p(math.exp(-0.4 / tau)), rel=1e-4)  # float32
 
 
 def test_supcon_prefers_grouping_by_descriptor():
@@ -241,6 +296,30 @@ def test_safety_is_highest_beside_the_hazard_set():
     assert s[0] > s[1] > s[2] and 0 < s[0] <= 1
 
 
+def test_q_hand_computed_case():
+    """Q = S/σS + R/σR + U/σU with population std over the scored rows; a constant score is
+    divided by 1. S = (0, 2): σ 1; R = (0, 4): σ 2; U = (1, 1): constant → Q = (0+0+1, 2+2+1)."""
+    from autoscale_core.representation.value import combine_scores
+
+    scores = {"S": np.array([0.0, 2.0]), "R": np.array([0.0, 4.0]), "U": np.array([1.0, 1.0])}
+    np.testing.assert_allclose(combine_scores(scores), [1.0, 5.0])
+    np.testing.assert_allclose(combine_scores(scores, ("S", "R")), [0.0, 4.0])
+    np.testing.assert_allclose(combine_scores(scores, weights={"S": 2.0, "R": 0.5, "U": 0.0}), [0.0, 5.0])
+    with pytest.raises(ValueError, match="subset"):
+        combine_scores(scores, ("X",))
+
+
+def test_safety_kernel_has_the_factor_two():
+    """S = exp(−d²/(2τs)): one hazard point at unit-sphere distance d from the query."""
+    x = _ring()
+    safety = np.zeros(len(x))
+    safety[-1] = 1.0  # hazard set of 10 %: the isolated point plus the first rows by stable order
+    scorer = ValueScorer(k=5, tau_s=0.5, hazard_fraction=1 / len(x)).fit(x, safety)
+    query = np.array([[0.0, 0.0, 0.6, 0.8]], np.float32)  # normalized; hazard is (0, 0, 0, 1)
+    d2 = 0.6**2 + 0.2**2
+    assert scorer.score(query)["S"][0] == pytest.approx(np.exp(-d2 / (2 * 0.5)), rel=1e-5)
+
+
 def test_uncertainty_zero_for_a_deterministic_model_and_q_mix():
     x = _ring()
     scorer = ValueScorer(alpha_s=0.0, alpha_r=1.0, alpha_u=1.0, k=5).fit(x, np.arange(len(x)))
@@ -272,23 +351,6 @@ def test_value_scorer_bad_input():
         ValueScorer().score(x)
 
 
-def test_error_pattern_inputs_add_safety_semantics(varied_batch):
-    from autoscale_core.representation.error_encoder import SAFETY_TOKEN_FEATURES, TOKEN_FEATURES
-
-    b = varied_batch[:3]
-    plans = b.expert_trajectory().astype(np.float64)
-    plans[:, :, 0] *= 1.5  # overshoot: errors grow with time → window at the end
-    tokens, desc, start = error_pattern_inputs(b, plans)
-    assert tokens.shape == (3, 5, len(TOKEN_FEATURES) + len(SAFETY_TOKEN_FEATURES))
-    assert start.tolist() == [3, 3, 3]
-    np.testing.assert_allclose(desc, safety_descriptors(b, plans, start))
-    # Per-step costs summed over the window give the descriptor.
-    np.testing.assert_allclose(np.expm1(tokens[..., len(TOKEN_FEATURES)]).sum(1), desc, rtol=1e-4)
-    with pytest.raises(ValueError, match="future steps"):
-        error_pattern_inputs(b, plans[:, :6])
-
-
-# ------------------------------------------------------------------ pipeline (all encoders + values)
 def test_pipeline_embeds_every_method_and_scores_against_train_rows(varied_batch):
     from autoscale_core.representation.pipeline import METHODS, embed_scenes, value_scores
 

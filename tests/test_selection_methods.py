@@ -155,6 +155,60 @@ def test_cluster_ga_retrieval_prefers_failure_neighbourhoods():
         opt.select(Pool(pool.scene_ids, domains=pool.domains), 8)
 
 
+def test_retrieval_contract():
+    """Cluster-guided retrieval by vector search: each cluster's order is a permutation of its own
+    members; alpha = 1 ranks by distance to the cluster centre, alpha = 0 by the faiss distance to
+    the nearest failure embedding; a mixture's selection takes each cluster's first n_c."""
+    from autoscale_core.selection.cluster_ga import retrieval_order
+
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=(60, 8)).astype(np.float32)
+    labels = np.repeat([0, 1, 2], 20)
+    centres = np.stack([emb[labels == c].mean(0) for c in range(3)])
+    failures = emb[[3, 45]] + 0.01
+    by_centre = retrieval_order(emb, labels, centres, None)
+    by_failure = retrieval_order(emb, labels, centres, failures, alpha=0.0)
+    for c in range(3):
+        members = np.flatnonzero(labels == c)
+        for order in (by_centre[c], by_failure[c]):
+            assert sorted(order.tolist()) == members.tolist()
+        d_centre = np.linalg.norm(emb[by_centre[c]] - centres[c], axis=1)
+        assert (np.diff(d_centre) >= 0).all()
+        d_fail = np.linalg.norm(emb[by_failure[c]][:, None] - failures[None], axis=-1).min(1)
+        assert (np.diff(d_fail) >= -1e-5).all()
+    assert by_failure[0][0] == 3 and by_failure[2][0] == 45
+    pool = Pool(np.array([f"s{i}" for i in range(60)], dtype=object), embeddings=emb,
+                domains=np.array([f"c{c}" for c in labels], dtype=object))
+    opt = ClusterMixtureOptimizer(SyntheticOracle(labels, [3, 1, 0], [5, 5, 5]), rounds=1, num_probes=0,
+                                  retrieval_alpha=1.0, eval_seeds=1, executor=SerialExecutor())
+    result = opt.select(pool, 12)
+    assert len(set(result.indices.tolist())) == 12
+    for name, count in result.allocation.items():
+        c = int(name[1:])
+        assert set(result.indices[labels[result.indices] == c].tolist()) == set(by_centre[c][:count].tolist())
+
+
+def test_cluster_ga_scores_mixtures_over_seeds_and_confirms_on_a_second_val_set():
+    pool, domains, importance = _pool(n_per=40, seed=5)
+    calls = []
+
+    class Counting(SyntheticOracle):
+        def __call__(self, indices, weights, seed):
+            calls.append(seed)
+            return super().__call__(indices, weights, seed)
+
+    tune = Counting(domains, [3, 1, 1, 0], [10, 10, 10, 10], noise=0.5)
+    confirm = SyntheticOracle(domains, [0, 1, 1, 3], [10, 10, 10, 10])  # prefers another cluster
+    opt = ClusterMixtureOptimizer(tune, rounds=3, num_probes=2, eval_seeds=3, confirm_oracle=confirm,
+                                  confirm_top=2, executor=SerialExecutor(), seed=1)
+    result = opt.select(pool, 20)
+    assert len(calls) == 3 * 3 * 3  # rounds × (1 + probes) × seeds
+    assert len(set(calls)) == 9  # common seeds within a round, fresh ones across rounds
+    confirmed = [h for h in opt.history_ if "confirm_score" in h]
+    assert len(confirmed) == 2 and opt.best_ is max(confirmed, key=lambda h: h["confirm_score"])
+    assert "confirmed on the second val set" in result.explanation and result.config["eval_seeds"] == 3
+
+
 def test_cluster_ga_clusters_without_domains():
     pool, domains, _ = _pool(n_per=40, seed=4)
     pool = Pool(pool.scene_ids, embeddings=pool.embeddings)
@@ -212,7 +266,9 @@ def test_coreset_uncertainty_random_value_selectors():
     only_r = ValueTopSelector(components=("R",)).select(pool, 10)
     assert set(only_r.indices) == set(np.argsort(-importance)[:10]) and only_r.method == "value_topm[R]"
     full = ValueTopSelector().select(pool, 10)
-    assert full.budget == 10 and "S+R+U" in full.explanation
+    assert full.budget == 10 and "S/σS+R/σR+U/σU" in full.explanation
+    q = sum(pool.scores[f"value_{c}"] / pool.scores[f"value_{c}"].std() for c in "SRU")
+    assert set(full.indices) == set(np.argsort(-q)[:10])  # the one Q of representation.value
     pool.scores["value_Q"] = -importance
     assert set(ValueTopSelector().select(pool, 5).indices) == set(np.argsort(importance)[:5])
     assert len(ablation_subsets()) == 7 and ablation_subsets()[-1] == ("S", "R", "U")

@@ -14,7 +14,9 @@ from typing import Callable
 import numpy as np
 
 from ..scene import SceneBatch
-from .error_encoder import ErrorPatternEncoder, error_pattern_inputs, mc_error_tokens, safety_descriptors
+from .error_encoder import (
+    ErrorPatternEncoder, error_pattern_inputs, mc_error_tokens, safety_descriptors, soft_collision_cost,
+)
 from .graph_rae import GraphRAE
 from .handcrafted import HandcraftedFeatures
 from .value import ValueScorer
@@ -25,8 +27,9 @@ METHODS = ("handcrafted", "graph_rae", "error_pattern")
 @dataclass
 class EmbeddingResult:
     """embeddings (S, D) float32; mc_samples (K, S, D) or None; safety (S,) safety criticality:
-    the planner's error-window soft-collision cost (error_pattern) or the logged future's
-    soft-collision cost over the horizon (other methods); config: JSON-able settings."""
+    the safety descriptor exp(-d_min/σ) of the planner's error window (error_pattern; a
+    training signal only, never an encoder input) or the logged future's soft-collision cost over
+    the horizon (other methods); config: JSON-able settings."""
 
     method: str
     embeddings: np.ndarray
@@ -40,8 +43,7 @@ def scene_safety(batch: SceneBatch, trajectories: np.ndarray | None = None, sigm
     """(S,) safety criticality: soft-collision cost of ``trajectories`` (S, 8, 3) over the whole
     horizon (default: the logged expert future)."""
     plans = batch.expert_trajectory() if trajectories is None else trajectories
-    start = np.zeros(len(batch), dtype=np.int64)
-    return safety_descriptors(batch, plans, start, window=batch.future_steps, sigma=sigma)
+    return soft_collision_cost(batch, plans, sigma=sigma)
 
 
 def _train_rows(num_scenes: int, train_mask) -> np.ndarray:
@@ -89,9 +91,10 @@ def embed_scenes(batch: SceneBatch, method: str, *, planner=None, train_mask=Non
         raise ValueError("method 'error_pattern' needs a planner (plan(batch) -> (S, 8, 3))")
     report(0.05, "planning")
     plans = np.asarray(planner.plan(batch))
-    tokens, descriptors, _ = error_pattern_inputs(batch, plans)
+    tokens, start = error_pattern_inputs(batch, plans)  # deviation patterns only
+    descriptors = safety_descriptors(batch, plans, start)  # supervision for training, not an input
     report(0.2, "training the error-pattern encoder")
-    model = ErrorPatternEncoder(num_threads=num_threads, **params).fit(tokens[rows], descriptors[rows], steps=steps or 200, seed=seed)
+    model = ErrorPatternEncoder(num_threads=num_threads, **params).fit(tokens[rows], descriptors[rows], steps=steps or 300, seed=seed)
     emb = model.transform(tokens)
     mc = None
     if mc_samples >= 2:
@@ -103,7 +106,7 @@ def embed_scenes(batch: SceneBatch, method: str, *, planner=None, train_mask=Non
         else:
             mc = model.sample(tokens, mc_samples, seed=seed)
             config["mc_source"] = "encoder MC-dropout"
-    config.update(steps=steps or 200, final_loss=model.history_[-1])
+    config.update(steps=steps or 300, final_loss=model.history_[-1])
     return EmbeddingResult(method, emb, mc, descriptors, config, model)
 
 

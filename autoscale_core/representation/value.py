@@ -1,15 +1,18 @@
 """Value scores of scenes: safety proximity S, rarity R, uncertainty U and their mix Q.
 
+This module is the one definition of S, R, U and Q: the plugin (``compute_value_scores``), the
+selection harness (``selection.experiment``), ``ValueTopSelector`` and the benchmarks all use it.
 Embeddings are L2-normalized before S and R (so τs = 0.5 is on the unit sphere).
 
-* S(x) = max_{h ∈ H} exp(−||x − h||² / τs), H = the ``hazard_fraction`` (10 %) most
+* S(x) = max_{h ∈ H} exp(−||x − h||² / (2 τs)), H = the ``hazard_fraction`` (10 %) most
   safety-critical *reference (training)* scenes by the given safety criticality.
 * R(x) = −log( mean_{j ∈ kNN(x)} exp(−||x − x_j||² / (2 b²)) ) over the ``k`` (20) nearest
   reference scenes, with bandwidth b = the median over reference scenes (at most 10k of them,
   a fixed random sample) of the distance to their k-th neighbour (self excluded).
-* U(x) = trace of the covariance (ddof = 1) of K MC-dropout embeddings of x (raw, not normalized).
+* U(x) = trace of the covariance (ddof = 1) of K (default 10) MC-dropout samples of x (raw, not
+  normalized): embeddings, or flattened plans (:func:`mc_uncertainty`).
 * Q = αS·S/σS + αR·R/σR + αU·U/σU, with σ the standard deviation of each score over the scored
-  set (a constant score, σ = 0, is divided by 1).
+  set (a constant score, σ = 0, is divided by 1); :func:`combine_scores` (any subset of S, R, U).
 """
 
 from __future__ import annotations
@@ -110,9 +113,9 @@ class ValueScorer:
         return index
 
     def safety_proximity(self, x: np.ndarray) -> np.ndarray:
-        """S for normalized (m, d) embeddings: exp(−(distance to the nearest hazard scene)² / τs)."""
+        """S for normalized (m, d) embeddings: exp(−(distance to the nearest hazard scene)² / (2 τs))."""
         dist, _ = self.hazard_index_.search(x, 1)
-        return np.exp(-(dist[:, 0].astype(np.float64) ** 2) / self.tau_s)
+        return np.exp(-(dist[:, 0].astype(np.float64) ** 2) / (2.0 * self.tau_s))
 
     def rarity(self, x: np.ndarray, self_index: np.ndarray | None = None,
                neighbours: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
@@ -144,11 +147,12 @@ class ValueScorer:
 
     def score(self, embeddings, mc_samples=None, exclude_self: bool = False,
               self_index: np.ndarray | None = None,
-              neighbours: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+              neighbours: tuple[np.ndarray, np.ndarray] | None = None, uncertainty=None) -> dict[str, np.ndarray]:
         """Scores of (m, d) embeddings. ``exclude_self``: the rows are the reference set itself;
         ``self_index`` (m,) int: more generally, each row's reference index or -1;
         ``neighbours``: precomputed (dist, idx) of these rows in the reference index (k + 1
-        columns when excluding self), to skip the rarity search."""
+        columns when excluding self), to skip the rarity search; ``uncertainty``: U (m,) already
+        computed with :func:`mc_uncertainty` (instead of ``mc_samples``)."""
         if self.index_ is None:
             raise RuntimeError("ValueScorer is not fitted: call fit(reference_embeddings, safety) first")
         x = _normalize(as_vectors(embeddings, "embeddings", self.dim_))
@@ -162,14 +166,17 @@ class ValueScorer:
                 raise ValueError(f"self_index must be ({len(x)},) reference indices or -1")
         S = self.safety_proximity(x)
         R = self.rarity(x, self_index, neighbours)
-        if mc_samples is None:
+        if mc_samples is not None and uncertainty is not None:
+            raise ValueError("pass MC-dropout samples or a precomputed uncertainty, not both")
+        if mc_samples is None and uncertainty is None:
             U = np.zeros(len(x))
         else:
-            U = mc_uncertainty(mc_samples)
-            if U.shape != (len(x),):
-                raise ValueError(f"MC-dropout samples cover {U.shape[0]} scenes, embeddings {len(x)}")
-        Q = self.alpha_s * S / _sigma(S) + self.alpha_r * R / _sigma(R) + self.alpha_u * U / _sigma(U)
-        return {"S": S, "R": R, "U": U, "Q": Q}
+            U = mc_uncertainty(mc_samples) if uncertainty is None else np.asarray(uncertainty, dtype=np.float64).reshape(-1)
+            if U.shape != (len(x),) or not np.isfinite(U).all():
+                raise ValueError(f"MC-dropout uncertainty covers {U.shape[0]} scenes (finite values needed), embeddings {len(x)}")
+        scores = {"S": S, "R": R, "U": U}
+        scores["Q"] = combine_scores(scores, weights={"S": self.alpha_s, "R": self.alpha_r, "U": self.alpha_u})
+        return scores
 
     def config(self) -> dict:
         return {"alpha_s": self.alpha_s, "alpha_r": self.alpha_r, "alpha_u": self.alpha_u, "tau_s": self.tau_s,
@@ -182,3 +189,34 @@ class ValueScorer:
 def _sigma(v: np.ndarray) -> float:
     s = float(np.std(v))
     return s if s > 1e-12 else 1.0
+
+
+VALUE_COMPONENTS = ("S", "R", "U")
+
+
+def combine_scores(scores: dict, components=VALUE_COMPONENTS, weights: dict | None = None) -> np.ndarray:
+    """Q over a subset of components: Σ_c α_c · c / σ_c, σ_c = the std of c over these rows
+    (1 when c is constant). ``scores``: name → (n,) array; ``weights``: α per component (default 1)."""
+    components = tuple(components)
+    unknown = [c for c in components if c not in VALUE_COMPONENTS]
+    if not components or unknown:
+        raise ValueError(f"components must be a non-empty subset of {VALUE_COMPONENTS}, got {components!r}")
+    weights = weights or {}
+    total = 0.0
+    for c in components:
+        v = np.asarray(scores[c], dtype=np.float64)
+        if not np.isfinite(v).all():
+            raise ValueError(f"value score {c} contains NaN or inf")
+        total = total + weights.get(c, 1.0) * v / _sigma(v)
+    return np.asarray(total, dtype=np.float64)
+
+
+def pool_value_scores(embeddings, safety, uncertainty=None, *, k: int = 20, tau_s: float = 0.5,
+                      hazard_fraction: float = 0.1) -> dict[str, np.ndarray]:
+    """S/R/U/Q of a candidate pool against itself: (n, d) embeddings, (n,) safety criticality
+    (its top ``hazard_fraction`` are the hazard set) and (n,) U (zeros when None); each row is
+    excluded from its own rarity neighbours. k is capped at n − 1 for small pools."""
+    emb = as_vectors(embeddings, "pool embeddings")
+    scorer = ValueScorer(k=max(1, min(k, len(emb) - 1)), tau_s=tau_s, hazard_fraction=hazard_fraction)
+    scorer.fit(emb, safety)
+    return scorer.score(emb, exclude_self=True, uncertainty=uncertainty)

@@ -1,10 +1,11 @@
 """Active learning with the value score Q: take the top-m scenes by Q.
 
-The representation area computes per-scene value components (``pool.scores``):
-``value_S`` (semantic rarity), ``value_R`` (risk / planner error), ``value_U`` (uncertainty), and
-optionally their combination ``value_Q``. :class:`ValueTopSelector` uses ``value_Q`` when it is
-present and all components are requested; otherwise it combines the requested subset itself as the
-mean of the components' percentile ranks (scale-free, so no component dominates by its units).
+Per-scene value components (``pool.scores``) follow the one definition in
+``autoscale_core.representation.value``: ``value_S`` (safety proximity), ``value_R`` (rarity,
+−log kNN density), ``value_U`` (MC-dropout uncertainty), and optionally ``value_Q``.
+:class:`ValueTopSelector` uses ``value_Q`` when it is present and all components are requested;
+otherwise it combines the requested subset with the same formula, Σ_c c/σ_c
+(:func:`~autoscale_core.representation.value.combine_scores`).
 :func:`ablation_subsets` lists the S/R/U subsets for the ablation table.
 """
 
@@ -15,6 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..representation.value import combine_scores
 from .base import Pool, SelectionResult, make_result, validate_budget
 
 __all__ = ["ValueTopSelector", "ablation_subsets", "combine_components", "COMPONENTS"]
@@ -27,27 +29,14 @@ def ablation_subsets(components: Sequence[str] = COMPONENTS) -> list[tuple[str, 
     return [c for k in range(1, len(components) + 1) for c in combinations(components, k)]
 
 
-def _percentile_rank(values: np.ndarray) -> np.ndarray:
-    n = len(values)
-    if n <= 1:
-        return np.zeros(n)
-    order = np.argsort(values, kind="stable")
-    ranks = np.empty(n)
-    ranks[order] = np.arange(n)
-    # Average ranks over ties so equal values get equal scores.
-    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
-    sums = np.bincount(inverse, weights=ranks)
-    return (sums / counts)[inverse] / (n - 1)
-
-
 def combine_components(pool: Pool, components: Sequence[str]) -> np.ndarray:
-    """(n,) Q for a subset of components: mean percentile rank of ``value_<c>``."""
+    """(n,) Q for a subset of components: Σ_c value_c / σ_c over the pool."""
     if not components:
         raise ValueError("choose at least one value component (S, R, U)")
     unknown = [c for c in components if c not in COMPONENTS]
     if unknown:
         raise ValueError(f"unknown value component(s) {unknown}; expected a subset of {COMPONENTS}")
-    return np.mean([_percentile_rank(pool.require_score(f"value_{c}", "value top-m")) for c in components], axis=0)
+    return combine_scores({c: pool.require_score(f"value_{c}", "value top-m") for c in components}, components)
 
 
 class ValueTopSelector:
@@ -71,7 +60,7 @@ class ValueTopSelector:
         if self.use_precomputed_q and set(self.components) == set(COMPONENTS) and "value_Q" in pool.scores:
             q, source = pool.require_score("value_Q", "value top-m"), "value_Q"
         else:
-            q, source = combine_components(pool, self.components), "mean percentile rank of " + "+".join(self.components)
+            q, source = combine_components(pool, self.components), "+".join(f"{c}/σ{c}" for c in self.components)
         order = np.lexsort((np.arange(len(q)), -q))[:budget]
         name = self.name if len(self.components) == 3 else f"{self.name}[{''.join(self.components)}]"
         return make_result(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..representation.value import mc_uncertainty
 from .base import Pool, SelectionResult, make_result, validate_budget
 
 __all__ = [
@@ -102,8 +103,9 @@ class CoresetSelector:
         )
 
 
-def mc_dropout_uncertainty(trained, batch, passes: int = 8, seed: int = 0) -> np.ndarray:
-    """(S,) MC-dropout uncertainty: mean over horizon of the positional variance across passes (m²).
+def mc_dropout_uncertainty(trained, batch, passes: int = 10, seed: int = 0) -> np.ndarray:
+    """(S,) MC-dropout uncertainty U = tr(Cov) (ddof 1) of the K = ``passes`` plans' xy positions
+    (the 8 poses flattened; m²) — ``representation.value.mc_uncertainty``, the one U.
 
     ``trained`` is a ``TrainedPlanner`` (its ``sample(batch, k)`` returns (k, S, F, 3) plans with
     dropout active).
@@ -114,7 +116,7 @@ def mc_dropout_uncertainty(trained, batch, passes: int = 8, seed: int = 0) -> np
         raise ValueError(f"MC-dropout needs at least 2 passes, got {passes}")
     torch.manual_seed(seed)
     plans = np.asarray(trained.sample(batch, passes), dtype=np.float64)  # (k, S, F, 3)
-    return plans[..., :2].var(axis=0).sum(-1).mean(-1)
+    return mc_uncertainty(plans[..., :2].reshape(len(plans), plans.shape[1], -1))
 
 
 class UncertaintySelector:

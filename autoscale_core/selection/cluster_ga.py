@@ -8,14 +8,18 @@ State: mixture weights w on the simplex over K clusters of the synthetic pool. E
    rank-normalised within the cluster).
 2. *Train and evaluate* through the oracle — the current mixture and ``num_probes`` perturbed
    mixtures (antithetic pairs w ± δ·u with u a random direction in the simplex's tangent space),
-   all in one ``Executor.map`` and with the same seed per round (common random numbers).
+   each trained with ``eval_seeds`` (3) seeds and scored by the mean, all in one
+   ``Executor.map`` and with the same seeds for every mixture of a round (common random numbers).
 3. *Estimate each cluster's effect*: a ridge regression of score on the mixture fractions over all
    evaluations so far, weighted by a kernel on the distance to the current w (local linear model);
    its slope projected onto the tangent space is the gradient estimate.
 4. *Update*: w ← Π_simplex(w + lr · g / max|g|) (Euclidean projection onto the simplex).
 
 ``history_`` keeps, per round: weights, score of the current mixture, per-cluster counts, the
-gradient and the probe scores. The final selection uses the best mixture seen (by score).
+gradient and the probe scores. Picking the best round by the same scores that chose it is a
+winner's curse, so with a ``confirm_oracle`` (a second val set, never test) the ``confirm_top``
+best rounds are re-scored there (``eval_seeds`` fresh seeds) and the best confirmed one is the
+final mixture; without it, the best round by score.
 """
 
 from __future__ import annotations
@@ -101,8 +105,12 @@ class ClusterMixtureOptimizer:
         probe_scale: δ, the size of the probe perturbations.
         ridge: ridge penalty of the local regression; bandwidth: its kernel width (L1 distance).
         retrieval_alpha: centre vs. failure-case distance mix for retrieval.
-        seed: base seed (round r uses seed + r for the oracle and the probe directions).
+        seed: base seed (round r trains with seeds seed + 1000·r + j, j < eval_seeds, and draws its
+            probe directions from seed + r).
         executor: executor or name for the per-round evaluations.
+        eval_seeds: training seeds per candidate mixture (its score is their mean).
+        confirm_oracle: oracle on a second val set that picks the final mixture among the
+            ``confirm_top`` best rounds (None: the best round by score).
     """
 
     name = "autoscale"
@@ -120,9 +128,14 @@ class ClusterMixtureOptimizer:
         retrieval_alpha: float = 0.5,
         seed: int = 0,
         executor: Executor | str | None = None,
+        eval_seeds: int = 3,
+        confirm_oracle: Oracle | None = None,
+        confirm_top: int = 3,
     ):
-        if rounds < 1 or num_probes < 0 or not (0 < lr) or not (0 < probe_scale < 1) or not (0 <= retrieval_alpha <= 1):
+        if rounds < 1 or num_probes < 0 or not (0 < lr) or not (0 < probe_scale < 1) or not (0 <= retrieval_alpha <= 1) \
+                or eval_seeds < 1 or confirm_top < 1:
             raise ValueError("invalid ClusterMixtureOptimizer parameters")
+        self.eval_seeds, self.confirm_oracle, self.confirm_top = int(eval_seeds), confirm_oracle, int(confirm_top)
         self.oracle, self.num_clusters, self.rounds, self.lr = oracle, int(num_clusters), int(rounds), float(lr)
         self.num_probes = int(num_probes) + int(num_probes) % 2
         self.probe_scale, self.ridge, self.bandwidth = float(probe_scale), float(ridge), float(bandwidth)
@@ -198,8 +211,8 @@ class ClusterMixtureOptimizer:
             rng = np.random.default_rng(seed)
             mixtures = [weights] + [project_to_simplex(weights + self.probe_scale * d) for d in self._probe_directions(rng, k)]
             selections = [self._selection(m, budget) for m in mixtures]
-            tasks = [OracleTask(tuple(int(i) for i in chosen), None, seed, tag=f"round {r} mixture {j}") for j, (_, chosen) in enumerate(selections)]
-            scores = executor.map(task_fn, tasks)
+            scores = self._mean_scores(executor, task_fn, [chosen for _, chosen in selections],
+                                       [self.seed + 1000 * r + j for j in range(self.eval_seeds)], f"round {r}")
             # The realised fractions (after capping/rounding) are what was actually trained on.
             for (counts, _), score in zip(selections, scores):
                 self._evals.append((counts / budget, float(score)))
@@ -216,7 +229,26 @@ class ClusterMixtureOptimizer:
             weights = project_to_simplex(weights + self.lr * step)
         self.weights_, self.best_ = weights, best
         self._budget = budget
+        if self.confirm_oracle is not None:
+            self.best_ = self._confirm(executor, budget)
         return self
+
+    def _mean_scores(self, executor, task_fn, selections: list[np.ndarray], seeds: list[int], tag: str) -> list[float]:
+        """Mean oracle score of each selection over ``seeds`` (one ``Executor.map`` for all)."""
+        tasks = [OracleTask(tuple(int(i) for i in chosen), None, s, tag=f"{tag} mixture {j} seed {s}")
+                 for j, chosen in enumerate(selections) for s in seeds]
+        scores = np.asarray(executor.map(task_fn, tasks), dtype=np.float64).reshape(len(selections), len(seeds))
+        return scores.mean(1).tolist()
+
+    def _confirm(self, executor, budget: int) -> dict:
+        """Re-score the ``confirm_top`` best rounds on the confirmation oracle; the best wins."""
+        ranked = sorted(self.history_, key=lambda h: -h["score"])[: self.confirm_top]
+        selections = [self._selection(np.asarray(h["weights"]), budget)[1] for h in ranked]
+        seeds = [self.seed + 10**6 + j for j in range(self.eval_seeds)]  # fresh seeds: not those that ranked them
+        scores = self._mean_scores(executor, run_oracle_task(self.confirm_oracle), selections, seeds, "confirm")
+        for h, score in zip(ranked, scores):
+            h["confirm_score"] = float(score)
+        return ranked[int(np.argmax(scores))]
 
     def select(self, pool: Pool, budget: int, *, failures: np.ndarray | None = None, init_weights: np.ndarray | None = None) -> SelectionResult:
         """Run the loop and return the best round's selection (scenes in retrieval order per cluster)."""
@@ -226,15 +258,19 @@ class ClusterMixtureOptimizer:
         order = _interleave([o[:c] for o, c in zip(self._orders, counts)])
         allocation = {str(n): int(c) for n, c in zip(self._names, counts)}
         first, last = self.history_[0]["score"], self.best_["score"]
+        confirmed = (f"; confirmed on the second val set: {self.best_['confirm_score']:.2f}"
+                     if "confirm_score" in self.best_ else "")
         explanation = (
-            f"AutoScale cluster-GA: {len(self._names)} clusters, {self.rounds} rounds x {1 + self.num_probes} evaluations; "
-            f"score {first:.2f} (round 0, size-proportional mixture) -> best {last:.2f} (round {self.best_['round']}). "
+            f"AutoScale cluster-GA: {len(self._names)} clusters, {self.rounds} rounds x {1 + self.num_probes} mixtures "
+            f"x {self.eval_seeds} seeds; score {first:.2f} (round 0, size-proportional mixture) -> chosen "
+            f"{last:.2f} (round {self.best_['round']}{confirmed}). "
             f"Retrieval: nearest to cluster centres{' and failure cases' if failures is not None else ''}. "
             "Allocation: " + ", ".join(f"{n}={c}" for n, c in allocation.items() if c)
         )
         return make_result(
             self.name, pool, order, allocation=allocation, explanation=explanation, predicted_gain=float(last - first),
             config={"rounds": self.rounds, "lr": self.lr, "num_probes": self.num_probes, "probe_scale": self.probe_scale,
+                    "eval_seeds": self.eval_seeds, "confirmed": self.confirm_oracle is not None,
                     "ridge": self.ridge, "bandwidth": self.bandwidth, "retrieval_alpha": self.retrieval_alpha, "seed": self.seed},
             diagnostics={"history": self.history_, "best_round": self.best_["round"], "final_weights": self.weights_.tolist()},
         )

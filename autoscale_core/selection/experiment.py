@@ -7,10 +7,12 @@ derives the per-scene pool signals the selectors need:
 
 * ``embeddings`` — the current planner's scene embeddings (penultimate features), (n, hidden);
 * ``importance`` = 1 − EPDMS of the current planner on each pool scene (its closed-loop failure);
-* ``uncertainty`` — MC-dropout positional variance of its plans (m²);
-* value components ``value_S`` (semantic rarity: mean L2 distance to the 10 nearest pool
-  neighbours in embedding space, via the faiss ``KnnIndex``), ``value_R`` (risk = importance),
-  ``value_U`` (= uncertainty).
+* ``uncertainty`` = ``value_U``: tr(Cov) of the planner's K = 10 MC-dropout plans (m², xy of
+  the 8 poses flattened; ``baselines.mc_dropout_uncertainty``);
+* ``value_S`` / ``value_R`` / ``value_Q``: the one definition of ``representation.value``
+  (:func:`pool_value_scores` against the pool itself): S = safety proximity to the pool's 10 % most
+  safety-critical scenes (logged-future soft-collision cost), R = −log kNN density (k = 20),
+  Q = S/σS + R/σR + U/σU.
 
 Training is ``autoscale_core.planning.train.train_planner``; scoring is
 ``autoscale_core.planning.evaluate.evaluate_planner`` (closed-loop EPDMS, reported ×100).
@@ -77,7 +79,7 @@ class ClosedLoopSetup:
     steps: int = 200
     train_kwargs: dict = field(default_factory=dict)
     seed: int = 0
-    mc_passes: int = 8
+    mc_passes: int = 10
     num_threads: int = 1
     signals: dict[str, np.ndarray] = field(default_factory=dict)
     base_scores: dict[str, float] = field(default_factory=dict)
@@ -86,6 +88,8 @@ class ClosedLoopSetup:
         """Train the current planner on ``base``; compute the pool signals and base scores."""
         from ..planning.evaluate import evaluate_planner
         from ..planning.train import train_planner
+        from ..representation.pipeline import scene_safety
+        from ..representation.value import pool_value_scores
         from .baselines import mc_dropout_uncertainty
 
         with torch_threads(self.num_threads):
@@ -101,10 +105,9 @@ class ClosedLoopSetup:
                     continue
                 result = evaluate_planner(trained, getattr(self, split))
                 self.base_scores[split] = 100.0 * float(np.mean(result.scores["epdms"]))
-        self.signals = {
-            "embeddings": embeddings, "importance": 1.0 - epdms, "uncertainty": uncertainty,
-            "value_S": rarity_scores(embeddings), "value_R": 1.0 - epdms, "value_U": uncertainty,
-        }
+        values = pool_value_scores(embeddings, scene_safety(self.pool), uncertainty)
+        self.signals = {"embeddings": embeddings, "importance": 1.0 - epdms, "uncertainty": uncertainty,
+                        **{f"value_{c}": values[c] for c in ("S", "R", "U", "Q")}}
         return self
 
     def make_pool(self, domains: str | np.ndarray = "topology", num_clusters: int = 6) -> Pool:
