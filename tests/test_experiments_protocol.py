@@ -194,3 +194,21 @@ def test_cli_refuses_bad_input_before_writing_anything(tmp_path, capsys):
         code = main(["experiment", "selection", "--out", str(out), *argv])
         assert code != 0 and message in capsys.readouterr().err
         assert not out.exists()
+
+
+def test_experiment_on_a_dataset_records_the_run_the_panel_plots(fo, dataset_name, autoscale_home, tmp_path):
+    from fiftyone_plugin.cli import main
+    from fiftyone_plugin.panel_summary import engine_summary
+
+    name = dataset_name("protocol")
+    assert main(["world", "--scenes", "200", "--dataset", name]) == 0
+    out = tmp_path / "out"
+    argv = ["experiment", "selection", "--dataset", name, "--base", "40", "--budgets", "5,10,20,40", "--seeds", "0,1",
+            "--steps", "3", "--batch-size", "16", "--methods", "stratified,hard_mining", "--mc-passes", "2",
+            "--bootstrap", "50", "--executor", "serial", "--out", str(out)]
+    assert main(argv) == 0
+    assert (out / "selection_protocol.json").exists() and (out / "selection_protocol.png").exists()
+    protocol = engine_summary(fo.load_dataset(name))["protocol"]
+    assert set(protocol["curves"]) == {"random", "stratified", "hard_mining"}
+    assert protocol["curves"]["stratified"]["budget"] == [5, 10, 20, 40]
+    assert all(lo <= e <= hi for lo, e, hi in zip(*(protocol["curves"]["stratified"][k] for k in ("lo", "epdms", "hi"))))
