@@ -89,6 +89,10 @@ def test_waymo_traffic_lights_and_map_links(imported):
     assert (batch.lane_neighbors[waymo] >= 0).any()
     assert batch.crosswalk_valid[waymo].any()
     assert (batch.drivable_vertex_valid[nus].sum(-1) >= 3).any(-1).all()  # lane polygons
+    for source in (nus, waymo):  # crossing centre lines mark intersection lanes (none in the format for nuScenes)
+        share = batch.lane_is_intersection[source][batch.lane_valid[source]].mean()
+        assert 0.05 < share < 0.6, share
+    assert {"intersection", "urban_street"} <= set(batch.meta["topology"])
 
 
 def test_logged_ego_passes_nc_dac_ddc(imported):

@@ -19,6 +19,7 @@ DEFAULT_LANE_WIDTH = 3.5  # m, where a lane carries neither widths nor a polygon
 LANE_WIDTH_RANGE = (2.5, 5.0)  # m, clip: Waymo widths reach 25 m next to open shoulders
 SUCCESSOR_GAP_M = 0.5  # lanes whose end and start are this close connect (no exit_lanes given)
 SUCCESSOR_TURN = np.radians(60)
+CROSSING_NEAR_M = 2.0  # a lane piece this close to a crossing of two centre lines is in an intersection
 NOT_LANES = ("LANE_BIKE_LANE",)
 DRIVABLE_POLYGON_TYPES = ("DRIVEWAY",)
 LIGHT_STATES = {
@@ -73,7 +74,8 @@ def build_map(scenario: dict, path, notes: list[str], ts: np.ndarray) -> tuple[_
     ``dynamic_map_states`` (TLC not applicable)."""
     features = {str(k): f for k, f in scenario["map_features"].items() if isinstance(f, dict)}
     lane_pieces: dict[str, list[int]] = {}
-    lanes, width, limit, boundless, owner = [], [], [], [], []
+    lanes, width, limit, boundless = [], [], [], []
+    centre_lines: dict[str, np.ndarray] = {}
     dropped = 0
     for fid, feature in features.items():
         kind = str(feature.get("type", ""))
@@ -93,7 +95,7 @@ def build_map(scenario: dict, path, notes: list[str], ts: np.ndarray) -> tuple[_
         limit += [float(kmh) / 3.6 if kmh is not None and np.isfinite(kmh) and kmh > 0 else DEFAULT_SPEED_LIMIT] * len(pieces)
         no_bounds = "left_boundaries" in feature and not feature.get("left_boundaries") and not feature.get("right_boundaries")
         boundless += [no_bounds] * len(pieces)
-        owner += [fid] * len(pieces)
+        centre_lines[fid] = line
     if dropped:
         notes.append(f"{path}: {dropped} lane(s) shorter than 0.1 m dropped")
     lanes_arr = np.array(lanes).reshape(-1, LANE_POINTS, 2)
@@ -104,9 +106,29 @@ def build_map(scenario: dict, path, notes: list[str], ts: np.ndarray) -> tuple[_
         from .scenarionet import ScenarioNetImportError
 
         raise ScenarioNetImportError(f"{path}: map has no usable lanes and no drivable polygons")
-    amap = _Map(lanes_arr, np.array(width), np.array(boundless, dtype=bool), successors, neighbors,
+    in_intersection = np.array(boundless, dtype=bool) | _crossing_pieces(centre_lines, lane_pieces, lanes_arr)
+    amap = _Map(lanes_arr, np.array(width), in_intersection, successors, neighbors,
                 polygons, crosswalks, speed_limit=np.array(limit))
     return amap, _lights(scenario, lane_pieces, len(lanes_arr), ts, path, notes)
+
+
+def _crossing_pieces(lines: dict[str, np.ndarray], lane_pieces: dict[str, list[int]], lanes: np.ndarray) -> np.ndarray:
+    """(M,) bool: lane pieces within CROSSING_NEAR_M of a point where their lane's centre line
+    crosses another's (touching at the ends does not count): the parts of lanes inside an
+    intersection. ScenarioNet marks no intersections for nuScenes."""
+    flags = np.zeros(len(lanes), dtype=bool)
+    if len(lines) < 2:
+        return flags
+    ids = list(lines)
+    geoms = np.array([shapely.LineString(lines[i]) for i in ids], dtype=object)
+    left, right = shapely.STRtree(geoms).query(geoms, predicate="crosses")
+    points, which = shapely.get_coordinates(shapely.intersection(geoms[left], geoms[right]), return_index=True)
+    for lane_index in np.unique(left):
+        crossing = points[np.isin(which, np.flatnonzero(left == lane_index))]
+        pieces = lane_pieces[ids[lane_index]]
+        gaps = np.linalg.norm(lanes[pieces][:, :, None] - crossing[None, None], axis=-1).min(axis=(1, 2))
+        flags[np.array(pieces)[gaps <= CROSSING_NEAR_M]] = True
+    return flags
 
 
 def _successors(features: dict, lane_pieces: dict[str, list[int]], lanes: np.ndarray) -> list[list[int]]:
