@@ -801,6 +801,8 @@ class OptimizeMixture(ui.DelegatedOperator):
             unknown=_unknown_field(ctx.dataset, "embedding", "run compute_scene_embeddings first"))
         inputs.float("failure_quantile", default=0.2, min=0.0, max=1.0, label="Failure quantile",
                      description="base scenes with the lowest EPDMS of the current planner guide retrieval")
+        inputs.int("eval_seeds", default=3, min=1, label="Training seeds per mixture",
+                   description="each candidate mixture is scored by the mean over this many trainings")
         _closing_inputs(inputs, ctx, closed_loop=True, overwrite_label="Replace an existing selection of this name")
 
         def check():
@@ -823,6 +825,7 @@ class OptimizeMixture(ui.DelegatedOperator):
                                    cluster_field=_optional(p.get("cluster_field")),
                                    embedding_field=_optional(p.get("embedding_field")),
                                    failure_quantile=float(p.get("failure_quantile", 0.2)),
+                                   eval_seeds=int(p.get("eval_seeds", 3)),
                                    steps=int(p.get("steps", 200)), executor=p.get("executor", "process"),
                                    seed=int(p.get("seed", 0)), overwrite=bool(p.get("overwrite", False)),
                                    progress=ui.progress_reporter(ctx))
