@@ -1,16 +1,24 @@
-"""AutoScale table: synthetic budget × {random synthetic, all synthetic, AutoScale} → test EPDMS.
+"""AutoScale table: {real-only, all-synthetic, random-synthetic, AutoScale at 10/25/50 %} → test EPDMS.
 
-Closed loop on the embedded world: real scenes are split into a real training set (base), val and
-test. A synthetic pool is generated from the real training scenes (SimScale perturbations +
-pseudo-expert labels, ``autoscale_core.synthetic.generate_synthetic``). Each method adds synthetic
-scenes to the real training set; the planner is retrained and scored on the real *test* split.
-AutoScale's rounds (retrieve → train → evaluate → update) are scored on *val* only; it retrieves
-near k-means cluster centres of the pool embeddings and near the current planner's failure cases
-(the real training scenes with the lowest EPDMS). Prints JSON; writes JSON, markdown and a PNG.
+Closed loop on the embedded world: real scenes are split into a real training set (base), two val
+halves (tune, confirm) and test. A synthetic pool (``--per-parent`` × the real training set, ≥ 4×)
+is generated from the real training scenes (SimScale perturbations + pseudo-expert labels). Each
+arm adds synthetic scenes to the real training set; the planner is retrained (every ``--seeds``
+seed) and scored on the real *test* split, which nothing is tuned on.
 
-Full run:
+AutoScale as its paper describes: Graph-RAE embeddings (fitted on the real training scenes) of
+the pool → k-means clusters → Cluster-GA cluster weights from closed-loop feedback on val-tune
+(each candidate mixture scored with ``--eval-seeds`` training seeds) → per-cluster retrieval by
+faiss vector search in the Graph-RAE space near the cluster centres and the current planner's
+failure cases (real training scenes with the lowest EPDMS); the final mixture is chosen among the
+best rounds on val-confirm. Differences to real-only and to all-synthetic are paired by
+training seed (95 % t-intervals). Prints JSON; writes JSON, markdown and a PNG.
+
+Full run (the lead's to run; hours on 2 cores):
     .venv/bin/python benchmarks/bench_selection_autoscale.py --scenes 600 --per-parent 4 \
         --fractions 0.1,0.25,0.5 --seeds 0,1,2 --rounds 4 --probes 2 --steps 300 --executor process:2
+Quick (what was run here):
+    .venv/bin/python benchmarks/bench_selection_autoscale.py --quick
 CI smoke:
     .venv/bin/python benchmarks/bench_selection_autoscale.py --smoke
 """
@@ -52,11 +60,20 @@ def parse_args(argv=None):
     p.add_argument("--executor", default=None)
     p.add_argument("--out", default=RESULTS_DIR)
     p.add_argument("--name", default="selection_autoscale")
+    p.add_argument("--eval-seeds", type=int, default=3, help="training seeds per candidate mixture")
+    p.add_argument("--rae-steps", type=int, default=150)
     p.add_argument("--smoke", action="store_true")
+    p.add_argument("--quick", action="store_true", help="160 real scenes, 2 seeds, 2 rounds, 40 steps")
     args = p.parse_args(argv)
+    if args.quick:
+        args.scenes, args.seeds, args.rounds, args.probes, args.steps, args.rae_steps = 160, "0,1", 2, 2, 40, 40
+        args.clusters, args.batch_size = 4, 32
+        args.executor = args.executor or "serial"
+        args.name += "_quick"
     if args.smoke:
         args.scenes, args.per_parent, args.fractions, args.seeds = 60, 2, "0.25", "0"
-        args.rounds, args.probes, args.clusters, args.steps, args.batch_size = 2, 2, 3, 8, 32
+        args.rounds, args.probes, args.clusters, args.steps, args.batch_size, args.rae_steps = 2, 2, 3, 8, 32, 5
+        args.eval_seeds = 1
         args.executor = args.executor or "serial"
         args.name += "_smoke"
     args.fractions = [float(f) for f in args.fractions.split(",")]
@@ -71,17 +88,25 @@ def run(args) -> dict:
 
     t0 = time.perf_counter()
     world = generate_world(args.scenes, seed=args.world_seed)
+    from autoscale_core.representation import GraphRAE
+    from autoscale_core.selection.base import Pool
+    from autoscale_core.selection.oracle import PlannerOracle
+
     parts = split_indices(len(world), {"base": 0.5, "val": 0.25, "test": 0.25}, seed=args.world_seed)
     base = world.subset(parts["base"])
+    val_tune, val_confirm = world.subset(parts["val"][0::2]), world.subset(parts["val"][1::2])
     synthetic, report = generate_synthetic(base, scenes_per_parent=args.per_parent, seed=args.world_seed)
-    setup = ClosedLoopSetup(base, synthetic, world.subset(parts["val"]), world.subset(parts["test"]),
+    setup = ClosedLoopSetup(base, synthetic, val_tune, world.subset(parts["test"]),
                             planner=args.planner, steps=args.steps, train_kwargs={"batch_size": args.batch_size}).prepare()
-    pool = setup.make_pool("clusters", num_clusters=args.clusters)
-    # The current planner's failure cases on its own (real) training scenes.
+    rae = GraphRAE(num_threads=1).fit(base, steps=args.rae_steps, seed=args.world_seed)
+    pool = Pool(synthetic.meta["scene_id"], embeddings=rae.transform(synthetic))  # k-means clusters in the optimizer
+    # The current planner's failure cases on its own (real) training scenes, in the Graph-RAE space.
     base_eval = evaluate_planner(setup.current_planner, base)
     epdms = np.asarray(base_eval.scores["epdms"])
     failing = epdms <= np.quantile(epdms, args.failure_quantile)
-    failures = np.asarray(setup.current_planner.embed(base.subset(np.flatnonzero(failing))), dtype=np.float32)
+    failures = rae.transform(base.subset(np.flatnonzero(failing)))
+    confirm = PlannerOracle(base, synthetic, val_confirm, planner=args.planner, steps=args.steps,
+                            train_kwargs={"batch_size": args.batch_size})
     executor = get_executor(args.executor)
     timings = {"setup_s": time.perf_counter() - t0}
     budgets = sorted({max(1, int(round(f * len(pool)))) for f in args.fractions})
@@ -91,13 +116,15 @@ def run(args) -> dict:
     for seed in args.seeds:
         for b in budgets:
             picks[("random_synthetic", b, seed)] = RandomSyntheticSelector(seed=seed).select(pool, b).indices
-            opt = ClusterMixtureOptimizer(setup.oracle("val"), rounds=args.rounds, num_probes=args.probes,
-                                          seed=seed, executor=executor)
+            opt = ClusterMixtureOptimizer(setup.oracle("val"), num_clusters=args.clusters, rounds=args.rounds,
+                                          num_probes=args.probes, seed=seed, executor=executor,
+                                          eval_seeds=args.eval_seeds, confirm_oracle=confirm)
             result = opt.select(pool, b, failures=failures)
             picks[("autoscale", b, seed)] = result.indices
             history[f"seed{seed}_b{b}"] = {"allocation": result.allocation, "history": result.diagnostics["history"],
                                            "best_round": result.diagnostics["best_round"]}
         picks[("all_synthetic", len(pool), seed)] = np.arange(len(pool))
+        picks[("real_only", 0, seed)] = np.zeros(0, dtype=np.int64)
     timings["select_s"] = time.perf_counter() - t1
 
     t2 = time.perf_counter()
@@ -107,11 +134,14 @@ def run(args) -> dict:
     timings["train_eval_s"] = time.perf_counter() - t2
     per_run = {f"{m}|{b}|{s}": sc for (m, b, s), sc in zip(keys, scores)}
     table = {}
-    for m in ("random_synthetic", "autoscale", "all_synthetic"):
+    real = np.array([per_run[f"real_only|0|{s}"] for s in args.seeds])
+    every = np.array([per_run[f"all_synthetic|{len(pool)}|{s}"] for s in args.seeds])
+    for m in ("real_only", "random_synthetic", "autoscale", "all_synthetic"):
         for b in sorted({k[1] for k in keys if k[0] == m}):
             vals = np.array([per_run[f"{m}|{b}|{s}"] for s in args.seeds])
             table[f"{m}|{b}"] = {"method": m, "budget": b, "fraction": b / len(pool), "mean": float(vals.mean()),
-                                 "std": float(vals.std())}
+                                 "std": float(vals.std()), "minus_real_only": _paired(vals - real),
+                                 "minus_all_synthetic": _paired(vals - every)}
     return {
         "benchmark": "selection_autoscale",
         "command": "python " + " ".join(sys.argv),
@@ -119,10 +149,22 @@ def run(args) -> dict:
         "config": {k: v for k, v in vars(args).items() if k != "out"},
         "sizes": {"real_train": len(base), "synthetic_pool": len(pool), "val": len(setup.val), "test": len(setup.test),
                   "failures": int(failing.sum())},
-        "real_only_epdms": {"val": setup.base_scores["val"], "test": setup.base_scores["test"]},
+        "real_only_epdms": {"val": setup.base_scores["val"], "test": float(real.mean())},
+        "embedding": "Graph-RAE fitted on the real training scenes", "eval_seeds": args.eval_seeds,
         "table": table, "runs": per_run, "autoscale": history, "timings_s": timings,
         "synthetic_report": report.as_dict() if hasattr(report, "as_dict") else str(report),
     }
+
+
+def _paired(diff: np.ndarray) -> dict:
+    """Mean paired difference and its 95 % t-interval (None with one seed)."""
+    from scipy.stats import t
+
+    mean = float(diff.mean())
+    if len(diff) < 2:
+        return {"mean": mean, "ci95": None}
+    half = float(t.ppf(0.975, len(diff) - 1) * diff.std(ddof=1) / np.sqrt(len(diff)))
+    return {"mean": mean, "ci95": [mean - half, mean + half]}
 
 
 def write_outputs(result: dict, out_dir: str, name: str) -> dict[str, str]:
@@ -133,9 +175,15 @@ def write_outputs(result: dict, out_dir: str, name: str) -> dict[str, str]:
     lines = [f"# {result['benchmark']}", "", f"Command: `{result['command']}`", "",
              f"Test EPDMS (x100, mean ± std over seeds {result['config']['seeds']}). Real-only planner: "
              f"{result['real_only_epdms']['test']:.2f}. Synthetic pool: {result['sizes']['synthetic_pool']} scenes.", "",
-             "| method | synthetic scenes | fraction of pool | test EPDMS |", "|---|---|---|---|"]
+             "| method | synthetic scenes | fraction of pool | test EPDMS | − real-only (95 % CI) | − all-synthetic (95 % CI) |",
+             "|---|---|---|---|---|---|"]
+
+    def ci(d):
+        return f"{d['mean']:+.2f}" + (f" [{d['ci95'][0]:+.2f}, {d['ci95'][1]:+.2f}]" if d["ci95"] else "")
+
     for row in result["table"].values():
-        lines.append(f"| {row['method']} | {row['budget']} | {row['fraction']:.2f} | {row['mean']:.2f} ± {row['std']:.2f} |")
+        lines.append(f"| {row['method']} | {row['budget']} | {row['fraction']:.2f} | {row['mean']:.2f} ± {row['std']:.2f} "
+                     f"| {ci(row['minus_real_only'])} | {ci(row['minus_all_synthetic'])} |")
     with open(paths["md"], "w") as fh:
         fh.write("\n".join(lines) + "\n")
     import matplotlib

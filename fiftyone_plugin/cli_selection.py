@@ -73,6 +73,9 @@ def register_commands(subparsers) -> None:
     auto.add_argument("--probes", type=int, default=2)
     auto.add_argument("--clusters", type=int, default=6)
     auto.add_argument("--cluster-field", default=None)
+    auto.add_argument("--embedding-field", default=None,
+                      help="embedding for clusters and retrieval, e.g. emb_graph_rae (default: the current planner's features)")
+    auto.add_argument("--eval-seeds", type=int, default=3, help="training seeds per candidate mixture")
     auto.set_defaults(func=cmd_autoscale)
 
     active = sub.add_parser("active", help="top-m by value Q (or S/R/U subset), or random/coreset/uncertainty")
@@ -125,6 +128,7 @@ def cmd_autoscale(args) -> int:
     dataset = _load(args.dataset)
     return _run(optimize_mixture, _candidates(dataset, args), args.name, args.budget, rounds=args.rounds,
                 probes=args.probes, num_clusters=args.clusters, cluster_field=args.cluster_field,
+                embedding_field=args.embedding_field, eval_seeds=args.eval_seeds,
                 overwrite=args.overwrite, **_closed_loop_kwargs(args))
 
 

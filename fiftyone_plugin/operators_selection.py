@@ -176,7 +176,12 @@ def pool_from_view(view, *, domain_field: str | None = None, embedding_field: st
     ids = view.values("scene_id")
     emb = None
     if embedding_field:
-        emb = np.asarray(_field_values(view, embedding_field, "embedding"), dtype=np.float32)
+        values = _field_values(view, embedding_field, "embedding")
+        dims = sorted({len(v) if np.ndim(v) == 1 else -1 for v in values})
+        if len(dims) != 1 or dims[0] < 1:
+            raise SelectionError(f"embedding field {embedding_field!r} must hold one vector of one dimension per sample; "
+                                 f"found dimensions {dims}")
+        emb = np.asarray(values, dtype=np.float32)
         if emb.ndim != 2:
             raise SelectionError(f"embedding field {embedding_field!r} must hold one vector per sample")
     domains = np.asarray(_field_values(view, domain_field, "domain"), dtype=object).astype(str) if domain_field else None
@@ -369,11 +374,16 @@ def optimize_mixture(view, name: str, budget: int, *, rounds: int = 4, probes: i
                      cluster_field: str | None = None, embedding_field: str | None = None,
                      failure_quantile: float = 0.2, base_view=None, val_view=None, steps: int = 200,
                      base_limit: int = 500, val_limit: int = 200, seed: int = 0, executor: str | None = None,
-                     overwrite: bool = False, progress: Progress | None = None) -> dict:
+                     eval_seeds: int = 3, overwrite: bool = False, progress: Progress | None = None) -> dict:
     """AutoScale cluster-GA over the (synthetic) candidates of ``view``; stored as selection ``name``.
 
-    Failure cases are the base scenes on which the current planner's EPDMS is in the lowest
-    ``failure_quantile``.
+    The loop: embeddings (``embedding_field``, e.g. ``emb_graph_rae``; default the current
+    planner's features) → clusters (``cluster_field`` or k-means) → cluster weights by
+    closed-loop feedback → per-cluster retrieval by faiss vector search near the cluster centre
+    and the failure cases (the base scenes on which the current planner's EPDMS is in the lowest
+    ``failure_quantile``, embedded in the same space). Each candidate mixture is scored with
+    ``eval_seeds`` training seeds on the first half of the val scenes; the final mixture is
+    confirmed on the second half (never on test). Bad input is rejected before any training.
     """
     progress = progress or _noop
     dataset = _root(view)
@@ -381,35 +391,62 @@ def optimize_mixture(view, name: str, budget: int, *, rounds: int = 4, probes: i
     check_selection_name(dataset, name, overwrite=overwrite)
     if not 0 < failure_quantile < 1:
         raise SelectionError(f"failure_quantile must be in (0, 1), got {failure_quantile}")
+    if eval_seeds < 1:
+        raise SelectionError(f"eval_seeds must be >= 1, got {eval_seeds}")
+    if len(view) == 0:
+        raise SelectionError(f"the synthetic pool (candidate view) of dataset {dataset.name!r} is empty: "
+                             "generate synthetic scenes first (autoscale synthesize)")
     view, base_view, val_view = resolve_views(view, base_view, val_view, base_limit=base_limit, val_limit=val_limit)
     if budget > len(view):
         raise SelectionError(f"budget {budget} is larger than the candidate view ({len(view)} scenes)")
+    if len(val_view) < 2:
+        raise SelectionError(f"AutoScale needs at least 2 val scenes (tuning + confirmation halves), got {len(val_view)}")
     pool = pool_from_view(view, domain_field=cluster_field, embedding_field=embedding_field)
-    setup = _setup(view, base_view, val_view, steps=steps, seed=seed, progress=progress)
+    base_embeddings = _base_embeddings(base_view, embedding_field, pool) if embedding_field else None
+    val_ids = val_view.values("scene_id")
+    tune_view = val_view.match(F("scene_id").is_in(val_ids[0::2]))
+    confirm_view = val_view.match(F("scene_id").is_in(val_ids[1::2]))
+    setup = _setup(view, base_view, tune_view, steps=steps, seed=seed, progress=progress)
     setup.prepare()
     pool = _merge_signals(pool, setup, ["embeddings"])
     from autoscale_core.planning.evaluate import evaluate_planner
+    from autoscale_core.selection.oracle import PlannerOracle
 
     epdms = np.asarray(evaluate_planner(setup.current_planner, setup.base).scores["epdms"])
     failing = np.flatnonzero(epdms <= np.quantile(epdms, failure_quantile))
-    failures = None
-    if embedding_field is None:  # failures must live in the same embedding space as the pool
-        failures = np.asarray(setup.current_planner.embed(setup.base.subset(failing)), dtype=np.float32)
+    # Failures must live in the pool's embedding space.
+    failures = base_embeddings[failing] if embedding_field else \
+        np.asarray(setup.current_planner.embed(setup.base.subset(failing)), dtype=np.float32)
+    confirm = PlannerOracle(setup.base, setup.pool, scenes.load_scenes(confirm_view), planner=setup.planner,
+                            steps=steps, num_threads=setup.num_threads)
     progress(0.2, f"{rounds} rounds of retrieve -> train -> evaluate -> update")
     optimizer = ClusterMixtureOptimizer(setup.oracle("val"), num_clusters=num_clusters, rounds=rounds,
-                                        num_probes=probes, seed=seed, executor=get_executor(executor))
+                                        num_probes=probes, seed=seed, executor=get_executor(executor),
+                                        eval_seeds=eval_seeds, confirm_oracle=confirm)
     try:
         result = optimizer.select(pool, budget, failures=failures)
     except ValueError as exc:
         raise SelectionError(str(exc)) from exc
     config = {"budget": budget, "rounds": rounds, "probes": probes, "num_clusters": num_clusters,
               "cluster_field": cluster_field, "embedding_field": embedding_field,
-              "failure_quantile": failure_quantile, "failures": int(len(failing)), "steps": steps, "seed": seed}
+              "failure_quantile": failure_quantile, "failures": int(len(failing)), "steps": steps, "seed": seed,
+              "eval_seeds": eval_seeds, "val_tune": len(tune_view), "val_confirm": len(confirm_view)}
     progress(0.95, "writing the selection")
     summary = store_selection(view, result, name, config=config, overwrite=overwrite)
     summary["history"] = [{"round": h["round"], "score": h["score"], "weights": h["weights"]} for h in result.diagnostics["history"]]
     progress(1.0, f"selected {budget} scenes")
     return summary
+
+
+def _base_embeddings(base_view, embedding_field: str, pool: Pool) -> np.ndarray:
+    """(n_base, d) embeddings of the base scenes (in load order) from ``embedding_field``; they must
+    exist and match the candidates' dimension, since failures are searched in the same space."""
+    values = _field_values(base_view, embedding_field, "embedding (base scenes)")
+    dims = {len(v) if np.ndim(v) == 1 else -1 for v in values}
+    if dims != {pool.embeddings.shape[1]}:
+        raise SelectionError(f"embedding field {embedding_field!r} has dimension(s) {sorted(dims)} on the base scenes "
+                             f"but {pool.embeddings.shape[1]} on the candidates; re-run compute_scene_embeddings")
+    return np.asarray(values, dtype=np.float32)
 
 
 def select_active(view, name: str, budget: int, *, method: str = "value_topm", components: Sequence[str] = ("S", "R", "U"),
@@ -764,6 +801,8 @@ class OptimizeMixture(ui.DelegatedOperator):
             unknown=_unknown_field(ctx.dataset, "embedding", "run compute_scene_embeddings first"))
         inputs.float("failure_quantile", default=0.2, min=0.0, max=1.0, label="Failure quantile",
                      description="base scenes with the lowest EPDMS of the current planner guide retrieval")
+        inputs.int("eval_seeds", default=3, min=1, label="Training seeds per mixture",
+                   description="each candidate mixture is scored by the mean over this many trainings")
         _closing_inputs(inputs, ctx, closed_loop=True, overwrite_label="Replace an existing selection of this name")
 
         def check():
@@ -786,6 +825,7 @@ class OptimizeMixture(ui.DelegatedOperator):
                                    cluster_field=_optional(p.get("cluster_field")),
                                    embedding_field=_optional(p.get("embedding_field")),
                                    failure_quantile=float(p.get("failure_quantile", 0.2)),
+                                   eval_seeds=int(p.get("eval_seeds", 3)),
                                    steps=int(p.get("steps", 200)), executor=p.get("executor", "process"),
                                    seed=int(p.get("seed", 0)), overwrite=bool(p.get("overwrite", False)),
                                    progress=ui.progress_reporter(ctx))

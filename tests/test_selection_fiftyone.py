@@ -108,6 +108,33 @@ def test_mosaic_fit_then_allocate_and_autoscale(world_dataset):
     assert len(auto["history"]) == 2 and len(_tagged(ds, "auto-b10")) == 10
 
 
+def test_autoscale_embedding_field_and_bad_input(world_dataset):
+    """The embedding field drives clusters and retrieval (failures searched in the same space);
+    bad input fails before any training and writes nothing."""
+    from fiftyone import ViewField as F
+
+    from fiftyone_plugin.operators_selection import SelectionError, optimize_mixture
+    from fiftyone_plugin.runs import get_run
+
+    ds = world_dataset
+    rng = np.random.default_rng(0)
+    ds.set_values("emb_test", [rng.normal(size=5).tolist() for _ in range(len(ds))])
+    ds.set_values("emb_ragged", [[1.0, 2.0, 3.0] if i % 2 else [1.0, 2.0] for i in range(len(ds))])
+    kw = dict(rounds=1, probes=0, num_clusters=2, steps=3, executor="serial", val_limit=8, eval_seeds=1)
+    for bad, match in [(dict(embedding_field="emb_missing"), "does not exist"),
+                       (dict(embedding_field="emb_ragged"), "one dimension"),
+                       (dict(view=ds.match(F("source") == "synthetic")), "synthetic pool"),
+                       (dict(budget=10_000), "larger than the candidate view")]:
+        view, budget = bad.pop("view", ds), bad.pop("budget", 6)
+        with pytest.raises(SelectionError, match=match):
+            optimize_mixture(view, "auto-bad", budget, **kw, **bad)
+        assert not _tagged(ds, "auto-bad") and not ds.has_run("sel_auto_bad") and not ds.has_saved_view("auto-bad")
+    summary = optimize_mixture(ds, "auto-emb", 6, **kw, embedding_field="emb_test")
+    run = get_run(ds, "sel_auto_emb")
+    assert len(_tagged(ds, "auto-emb")) == 6 and run["config"]["embedding_field"] == "emb_test"
+    assert run["config"]["val_tune"] + run["config"]["val_confirm"] == 8 and "confirmed" in summary["explanation"]
+
+
 def test_cli_select(world_dataset, capsys):
     from fiftyone_plugin.cli import main
 
