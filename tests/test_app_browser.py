@@ -197,7 +197,15 @@ def test_workbench_overlays_clusters_plots_and_safe_scheduled_selection(workbenc
         # Each evaluated planner's trajectory is an overlay field in the sidebar, beside ego_future.
         for field in ("ego_future", "eval_cv_trajectory", "eval_rule_trajectory"):
             page.get_by_text(field, exact=True).first.wait_for()
-        page.get_by_text("planner rule", exact=True).first.wait_for()  # the sub-scores' group
+        # The sub-scores' group per planner (further down the virtualized sidebar: scroll to it).
+        assert {"planner cv", "planner rule"} <= {g.name for g in ds.app_config.sidebar_groups}
+        page.mouse.move(130, 700)
+        for _ in range(6):
+            page.mouse.wheel(0, 600)
+            page.wait_for_timeout(300)
+        page.get_by_text("planner rule", exact=False).first.wait_for(timeout=20_000)
+        screenshot(page, "20b_sidebar_planner_groups")
+        page.mouse.wheel(0, -5000)
 
         # A sample: the planner overlays are drawn (and listed in the sample's sidebar).
         page.locator("[data-cy='looker'], .looker").first.click()
