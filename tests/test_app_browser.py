@@ -155,14 +155,26 @@ def workbench_app(fo, dataset_name, road_batch, tmp_path, monkeypatch):
     record_engine_runs(ds)
     worker = app_env.start_delegated_worker(tmp_path / "worker.log")
     port = free_port()
-    session = fo.launch_app(ds, port=port, remote=True, auto=False)
     url = f"http://localhost:{port}/"
+    session = _launch_patiently(fo, ds, port, url)
     try:
         wait_http(url)
         yield ds, url, session
     finally:
         session.close()
         app_env.stop_worker(worker)
+
+
+def _launch_patiently(fo, ds, port: int, url: str):
+    """``fo.launch_app``, once more if the server missed FiftyOne's fixed 60 s start-up wait (a
+    loaded machine): the second call finds the server up and connects to it."""
+    from fiftyone.core.service import ServiceListenTimeout
+
+    try:
+        return fo.launch_app(ds, port=port, remote=True, auto=False)
+    except ServiceListenTimeout:
+        wait_http(url, timeout=300)
+        return fo.launch_app(ds, port=port, remote=True, auto=False)
 
 
 def _wait_until(condition, timeout_s: float, what: str):
