@@ -153,15 +153,17 @@ def workbench_app(fo, dataset_name, road_batch, tmp_path, monkeypatch):
     evaluate_planner_on_view(ds, "constant_velocity", key="cv")
     evaluate_planner_on_view(ds, "rule", key="rule")
     record_engine_runs(ds)
-    worker = app_env.start_delegated_worker(tmp_path / "worker.log")
     port = free_port()
     url = f"http://localhost:{port}/"
-    session = _launch_patiently(fo, ds, port, url)
+    worker = app_env.start_delegated_worker(tmp_path / "worker.log")
+    session = None
     try:
+        session = _launch_patiently(fo, ds, port, url)
         wait_http(url)
         yield ds, url, session
     finally:
-        session.close()
+        if session is not None:
+            session.close()
         app_env.stop_worker(worker)
 
 
