@@ -200,6 +200,7 @@ def _open_operator(page, search: str, label: str) -> None:
     page.get_by_text(label).first.click()
 
 
+@pytest.mark.timeout(1800)  # dozens of App round trips; minutes each on a loaded 2-core machine
 def test_workbench_overlays_clusters_plots_and_safe_scheduled_selection(workbench_app):
     from fiftyone.operators.delegated import DelegatedOperationService
 
