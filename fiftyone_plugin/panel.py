@@ -31,7 +31,7 @@ CURVE_POINTS = 60
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 # Plots inside the scrolling panel must not zoom on the wheel; a small mode bar is enough.
 PLOT_CONFIG = {"scrollZoom": False, "displaylogo": False}
-LEGEND = {"orientation": "h", "y": -0.25}
+LEGEND = {"x": 0.01, "y": 0.99, "bgcolor": "rgba(40, 40, 40, 0.6)"}  # inside: the panel is narrow
 
 # (operator name, button label) suggested when a section is empty.
 NEXT_STEPS = {

@@ -73,12 +73,10 @@ def trajectory_overlays(trajectories: np.ndarray, starts: np.ndarray, key: str, 
 
 def evaluated_keys(dataset: fo.Dataset) -> list[str]:
     """Evaluation keys with an ``eval_<key>_epdms`` field, in the order their runs were recorded."""
+    from .panel_summary import evaluated_planners
     from .runs import list_runs
 
-    keys = [n[len("eval_"):-len("_epdms")] for n in dataset.get_field_schema()
-            if n.startswith("eval_") and n.endswith("_epdms")]
-    order = {r["key"]: i for i, r in enumerate(list_runs(dataset))}
-    return sorted(keys, key=lambda k: (order.get(f"eval_{k}", -1), k))
+    return evaluated_planners(dataset.get_field_schema(), list_runs(dataset))
 
 
 def planner_colour(dataset: fo.Dataset, key: str) -> str:
