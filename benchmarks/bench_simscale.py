@@ -4,16 +4,21 @@ real training data improve closed-loop EPDMS, especially on the hard split?
 Design (all data fixed by world seeds; only the training seed varies across repeats):
 
 * real train pool: ``generate_world(n_real, seed=1)``; test: ``generate_world(n_test, seed=10_001)``;
-  hard: ``build_hard_split(generate_world(hard_source, seed=20_001), holdout_fraction=1,
-  rare_fraction=1)`` — strongly perturbed starts (recovery labels) + rare-event scenes from a
-  world batch that neither training nor synthesis ever sees (checked: no shared scene/parent ids).
+  hard: the **independent** hard split (``autoscale_core.synthetic.independent_hard``) of
+  ``generate_world(hard_source, seed=20_001)``: starts from a perturbation family training never
+  uses (heading, longitudinal, stopped, behind/beside an agent), the recorded ego future as the
+  expert (never the recovery labeller), reactive agents, plus that batch's rare-event scenes;
+  real hard: the same perturbations of the AV2 logs in ``../shared/data/av2`` (when present).
+  Checked: no hard scene shares a parent with the training data.
+* "more real data" control: the real pool plus as many extra real scenes (world seed 50_001) as
+  the recovery k× set adds, so a gain from synthetic data can be told from a gain from volume.
 * synthetic: ``generate_synthetic(real_pool, scenes_per_parent=max(volumes), expert=e)`` once per
   pseudo-expert e ∈ {recovery, planner}; the k× set keeps each parent's first k accepted scenes
   (ids ``…-syn1-<j>``, j < k), so 1× ⊂ 2× ⊂ 4× (nested, as in SimScale's volume sweep).
 * each planner type is trained on real-only and on real + synthetic (uniform sampling weights,
   the same step budget, batch size and seed per planner type), then evaluated on test and hard.
   EPDMS is reported ×100 (points), mean ± std over training seeds, and Δ vs real-only as the
-  mean ± std of per-seed paired differences.
+  mean ± std of per-seed paired differences with a 95 % paired t interval.
 * the scoring planner's reward targets cost ~32 closed-loop rollouts per training scene, so by
   default it runs on fewer cells (``--scoring-volumes``, default 1× only).
 
@@ -44,28 +49,30 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.stats import t as t_dist
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from autoscale_core.planning import evaluate_baselines, evaluate_planner, train_planner  # noqa: E402
 from autoscale_core.scene import SceneBatch  # noqa: E402
-from autoscale_core.synthetic import build_hard_split, generate_synthetic, score_labels_epdms  # noqa: E402
+from autoscale_core.synthetic import generate_synthetic, score_labels_epdms  # noqa: E402
+from autoscale_core.synthetic.independent_hard import build_independent_hard_split, training_parent_ids  # noqa: E402
 from autoscale_core.world import generate_world  # noqa: E402
 
-POOL_SEED, TEST_SEED, HARD_SEED, SYN_SEED = 1, 10_001, 20_001, 0
+POOL_SEED, TEST_SEED, HARD_SEED, SYN_SEED, EXTRA_REAL_SEED = 1, 10_001, 20_001, 0, 50_001
+AV2_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "av2"
 EXPERTS = ("recovery", "planner")
 TARGET_HARD_GAIN = 5.0  # EPDMS points on the hard split (issue 8)
 
 
 # ---------------------------------------------------------------------------- data
 def build_data(args) -> dict:
-    """Real pool, test, hard split and the max-volume synthetic set per expert (all fixed)."""
+    """Real pool, extra real pool, test, the independent hard splits and the max-volume synthetic
+    set per expert (all fixed)."""
     t = time.perf_counter()
     real = generate_world(args.n_real, seed=POOL_SEED)
     test = generate_world(args.n_test, seed=TEST_SEED)
-    hard = build_hard_split(generate_world(args.hard_source, seed=HARD_SEED), seed=0,
-                            holdout_fraction=1.0, rare_fraction=1.0)
-    seconds = {"world_and_hard": time.perf_counter() - t}
+    seconds = {"world": time.perf_counter() - t}
     synthetic, reports = {}, {}
     for expert in args.experts:
         t = time.perf_counter()
@@ -78,9 +85,29 @@ def build_data(args) -> dict:
         rep.label_epdms = score_labels_epdms(one_x)
         seconds[f"label_score_{expert}"] = time.perf_counter() - t
         reports[expert] = {k: v for k, v in rep.as_dict().items() if k != "rounds"}
-    check_disjoint(real, test, hard, synthetic)
-    return {"real": real, "test": test, "hard": hard.scenes, "hard_report": hard.report,
+    n_extra = max((len(s) for s in synthetic.values()), default=0)
+    extra_real = generate_world(max(n_extra, 1), seed=EXTRA_REAL_SEED)
+    training = training_parent_ids(SceneBatch.concatenate([_common(real), _common(extra_real)]),
+                                   parent_ids=[p for s in synthetic.values() for p in s.meta["parent_id"]])
+    t = time.perf_counter()
+    hard = build_independent_hard_split({"world": generate_world(args.hard_source, seed=HARD_SEED)}, seed=0,
+                                        rare_sources=["world"], training_ids=training)
+    real_hard = None
+    if AV2_ROOT.is_dir() and not args.no_av2:
+        from autoscale_core.io import import_av2
+
+        real_hard = build_independent_hard_split({"av2": import_av2(AV2_ROOT)[0]}, seed=0, training_ids=training)
+    seconds["hard_splits"] = time.perf_counter() - t
+    check_disjoint(real, extra_real, test, [hard] + ([real_hard] if real_hard else []), synthetic)
+    return {"real": real, "extra_real": extra_real, "test": test, "hard": hard.scenes, "hard_report": hard.report,
+            "real_hard": real_hard.scenes if real_hard else None,
+            "real_hard_report": real_hard.report if real_hard else None,
             "synthetic": synthetic, "synthetic_reports": reports, "seconds": seconds}
+
+
+def _common(batch: SceneBatch) -> SceneBatch:
+    keep = {"scene_id", "source", "city", "topology", "events", "split", "parent_id"}
+    return batch.replace(meta={k: v for k, v in batch.meta.items() if k in keep})
 
 
 def synthetic_rank(syn: SceneBatch) -> np.ndarray:
@@ -88,13 +115,14 @@ def synthetic_rank(syn: SceneBatch) -> np.ndarray:
     return np.array([int(str(s).rsplit("-", 1)[1]) for s in syn.meta["scene_id"]])
 
 
-def check_disjoint(real, test, hard, synthetic) -> None:
+def check_disjoint(real, extra_real, test, hards, synthetic) -> None:
     """Raise if the test/hard splits share a scene (or a hard scene's parent) with training data."""
-    train_ids = {str(s) for s in real.meta["scene_id"]}
+    train_ids = {str(s) for s in real.meta["scene_id"]} | {str(s) for s in extra_real.meta["scene_id"]}
     for syn in synthetic.values():
         train_ids |= {str(s) for s in syn.meta["scene_id"]} | {str(p) for p in syn.meta["parent_id"]}
-    hard_ids = {str(s) for s in hard.scenes.meta["scene_id"]} | set(hard.holdout_ids)
-    hard_ids |= {str(p) for p in hard.scenes.meta.get("parent_id", []) if str(p)}
+    hard_ids = set()
+    for hard in hards:
+        hard_ids |= {str(s) for s in hard.scenes.meta["scene_id"]} | hard.parent_ids
     for name, ids in (("test", {str(s) for s in test.meta["scene_id"]}), ("hard", hard_ids)):
         overlap = ids & train_ids
         if overlap:
@@ -115,19 +143,27 @@ def training_sets(data: dict, volumes, experts) -> dict[tuple[str, int], SceneBa
             a = real.replace(meta={k: real.meta[k] for k in keep})
             b = part.replace(meta={k: part.meta[k] for k in keep})
             sets[(expert, v)] = SceneBatch.concatenate([a, b])
+    for v in volumes:  # "more real data" control: as many added real scenes as recovery k× adds
+        added = len(sets.get(("recovery", v), real)) - len(real)
+        extra = data["extra_real"].subset(np.arange(min(added, len(data["extra_real"]))))
+        a = real.replace(meta={k: real.meta[k] for k in keep})
+        b = extra.replace(meta={k: extra.meta[k] for k in keep})
+        sets[("more_real", v)] = SceneBatch.concatenate([a, b])
     return sets
 
 
 # ---------------------------------------------------------------------------- runs
-def evaluate(model, test: SceneBatch, hard: SceneBatch) -> dict:
-    """EPDMS ×100 on test and hard (overall and per hard kind)."""
-    out = {"test": 100 * evaluate_planner(model, test).aggregates()["epdms"]}
+def evaluate(model, test: SceneBatch, hard: SceneBatch, real_hard: SceneBatch | None) -> dict:
+    """EPDMS ×100 on test, hard (overall, perturbed starts, rare events) and real hard; EC means."""
+    res = evaluate_planner(model, test)
+    out = {"test": 100 * res.aggregates()["epdms"], "test_ec": 100 * res.aggregates()["ec"]}
     res = evaluate_planner(model, hard)
     out["hard"] = 100 * float(np.mean(res.scores["epdms"]))
+    out["hard_ec"] = 100 * float(np.mean(res.scores["ec"]))
     kinds = np.asarray(hard.meta["hard_kind"], dtype=object)
-    for kind in ("perturbed", "rare_event"):
-        mask = kinds == kind
-        out[f"hard_{kind}"] = 100 * float(np.mean(res.scores["epdms"][mask])) if mask.any() else float("nan")
+    for name, mask in (("perturbed", kinds != "rare_event"), ("rare_event", kinds == "rare_event")):
+        out[f"hard_{name}"] = 100 * float(np.mean(res.scores["epdms"][mask])) if mask.any() else float("nan")
+    out["real_hard"] = 100 * evaluate_planner(model, real_hard).aggregates()["epdms"] if real_hard is not None else float("nan")
     return out
 
 
@@ -136,6 +172,7 @@ def run_cells(args, data, sets) -> list[dict]:
     for planner in args.planners:
         volumes = args.volumes if planner == "regression" else args.scoring_volumes
         conditions = [("real", 0)] + [(e, v) for e in args.experts for v in volumes]
+        conditions += [("more_real", v) for v in volumes if ("more_real", v) in sets]
         extra = {"batch_size": args.scoring_batch_size} if planner == "scoring" else {}
         for expert, volume in conditions:
             batch = sets[(expert, volume)]
@@ -143,7 +180,7 @@ def run_cells(args, data, sets) -> list[dict]:
             for seed in range(args.seeds):
                 t = time.perf_counter()
                 model = train_planner(batch, planner=planner, seed=seed, steps=args.steps, device="cpu", **extra)
-                per_seed.append(evaluate(model, data["test"], data["hard"]))
+                per_seed.append(evaluate(model, data["test"], data["hard"], data["real_hard"]))
                 seconds.append(time.perf_counter() - t)
             cell = {"planner": planner, "expert": expert if volume else "none", "volume": volume,
                     "train_real": len(data["real"]), "train_synthetic": len(batch) - len(data["real"]),
@@ -163,14 +200,18 @@ def add_deltas(cells: list[dict]) -> None:
     base = {c["planner"]: c for c in cells if c["volume"] == 0}
     for c in cells:
         b = base[c["planner"]]
-        for key in ("test", "hard", "hard_perturbed", "hard_rare_event"):
+        for key in ("test", "hard", "hard_perturbed", "hard_rare_event", "real_hard"):
             d = np.array([r[key] - s[key] for r, s in zip(c["per_seed"], b["per_seed"])])
-            c[f"delta_{key}"] = {"mean": float(np.mean(d)), "std": float(np.std(d))}
+            half = float(t_dist.ppf(0.975, len(d) - 1) * np.std(d, ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("nan")
+            c[f"delta_{key}"] = {"mean": float(np.mean(d)), "std": float(np.std(d)),
+                                 "ci95": [float(np.mean(d)) - half, float(np.mean(d)) + half]}
 
 
 def baselines(data) -> dict:
     out = {}
-    for split in ("test", "hard"):
+    for split in ("test", "hard", "real_hard"):
+        if data[split] is None:
+            continue
         res = evaluate_baselines(data[split])
         out[split] = {name: 100 * r.aggregates()["epdms"] for name, r in res.items()}
     return out
@@ -181,26 +222,35 @@ def fmt(stat: dict, signed: bool = False) -> str:
     return f"{stat['mean']:+.1f} ± {stat['std']:.1f}" if signed else f"{stat['mean']:.1f} ± {stat['std']:.1f}"
 
 
+def ci(stat: dict) -> str:
+    lo, hi = stat.get("ci95", [float("nan")] * 2)
+    return f"[{lo:+.1f}, {hi:+.1f}]"
+
+
 def markdown(result: dict, command: str) -> str:
-    cfg, lines = result["config"], []
-    lines += ["# SimScale-style experiment: real-only vs + synthetic", "",
+    cfg, data, lines = result["config"], result["data"], []
+    lines += ["# SimScale-style experiment on the independent hard split", "",
               f"Command: `{command}`  ",
               f"Machine: {result['machine']} · torch threads 1 · wall time {result['total_seconds'] / 60:.1f} min  ",
               f"Date: {result['date']}", "",
-              f"Data (fixed; world seeds {POOL_SEED}/{TEST_SEED}/{HARD_SEED}): {cfg['n_real']} real training scenes; "
-              f"test {result['data']['test']} world scenes; hard {result['data']['hard']} scenes "
-              f"({result['data']['hard_perturbed']} strongly perturbed starts with recovery labels + "
-              f"{result['data']['hard_rare_event']} rare-event scenes, from a held-out world batch). "
-              f"Synthetic: k accepted perturbations per real scene (nested 1× ⊂ 2× ⊂ 4×). "
+              f"Data (fixed; world seeds {POOL_SEED}/{TEST_SEED}/{HARD_SEED}, extra real {EXTRA_REAL_SEED}): "
+              f"{cfg['n_real']} real training scenes; test {data['test']} world scenes; hard {data['hard']} scenes "
+              f"({data['hard_perturbed']} starts from the independent perturbation family — heading, longitudinal, "
+              f"stopped, behind/beside an agent; recorded ego future as expert; reactive agents — + "
+              f"{data['hard_rare_event']} rare-event scenes, all from world seed {HARD_SEED}, which training never sees); "
+              f"real hard {data['real_hard']} perturbed AV2 scenes. No hard scene shares a parent with training data "
+              f"(checked). Synthetic: k accepted perturbations per real scene (nested 1× ⊂ 2× ⊂ 4×). "
               f"{cfg['steps']} training steps for every cell; {cfg['seeds']} training seeds (data fixed). "
-              "EPDMS ×100, mean ± std (ddof 0) over seeds; Δ = paired per-seed difference vs the same planner on real only.", "",
-              "| planner | synthetic | train scenes (real + syn) | test EPDMS | hard EPDMS | Δ test | Δ hard | hard: perturbed | hard: rare events |",
-              "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+              "EPDMS ×100 (two-stage EC included), mean ± std (ddof 0) over seeds; Δ = paired per-seed difference vs "
+              "the same planner on real only, with its 95 % paired t interval.", "",
+              "| planner | added data | train scenes (real + added) | test | hard | real hard (AV2) | Δ test | Δ hard [95 % CI] | Δ real hard | hard: perturbed | hard: rare |",
+              "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for c in result["cells"]:
-        syn = "— (real only)" if c["volume"] == 0 else f"{c['expert']} {c['volume']}×"
+        added = "— (real only)" if c["volume"] == 0 else f"{c['expert']} {c['volume']}×"
         lines.append(
-            f"| {c['planner']} | {syn} | {c['train_real']} + {c['train_synthetic']} | {fmt(c['test'])} | {fmt(c['hard'])} | "
-            f"{fmt(c['delta_test'], True)} | {fmt(c['delta_hard'], True)} | {fmt(c['hard_perturbed'])} | {fmt(c['hard_rare_event'])} |")
+            f"| {c['planner']} | {added} | {c['train_real']} + {c['train_synthetic']} | {fmt(c['test'])} | {fmt(c['hard'])} | "
+            f"{fmt(c['real_hard'])} | {fmt(c['delta_test'], True)} | {fmt(c['delta_hard'], True)} {ci(c['delta_hard'])} | "
+            f"{fmt(c['delta_real_hard'], True)} | {fmt(c['hard_perturbed'])} | {fmt(c['hard_rare_event'])} |")
     lines += ["", "Baselines (EPDMS ×100): " + "; ".join(
         f"{split}: " + ", ".join(f"{k} {v:.1f}" for k, v in vals.items()) for split, vals in result["baselines"].items()), ""]
     lines += ["Pseudo-expert label quality (EPDMS of the label in its own synthetic scene, 1× subset, reactive agents): "
@@ -208,8 +258,9 @@ def markdown(result: dict, command: str) -> str:
                           f"share ≥ 0.8 {r['label_quality'].get('share_ge_0.8', float('nan')):.2f}"
                           for e, r in result["synthetic"].items()), ""]
     t = result["target"]
-    lines += [f"Target (issue 8): ≥ +{TARGET_HARD_GAIN:g} EPDMS on the hard split → best Δ hard "
-              f"{t['best_delta_hard']:+.1f} ({t['best_cell']}): **{'met' if t['met'] else 'missed'}**.", ""]
+    lines += [f"Target (issue 16): ≥ +{TARGET_HARD_GAIN:g} EPDMS on the independent hard split with the paired interval "
+              f"above 0 → best synthetic arm {t['best_cell']}: Δ hard {t['best_delta_hard']:+.1f}, 95 % CI "
+              f"[{t['best_ci95'][0]:+.1f}, {t['best_ci95'][1]:+.1f}]: **{'met' if t['met'] else 'not met'}**.", ""]
     return "\n".join(lines) + "\n"
 
 
@@ -229,7 +280,9 @@ def main() -> None:
                         help="volumes run for the scoring planner (reward targets: ~32 rollouts per scene)")
     parser.add_argument("--scoring-batch-size", type=int, default=128,
                         help="minibatch of the scoring planner (its 256-candidate head makes each step costly)")
-    parser.add_argument("--out", default=None, help="directory for simscale.json + simscale.md")
+    parser.add_argument("--out", default=None, help="directory for <name>.json + <name>.md")
+    parser.add_argument("--name", default="simscale", help="output file stem (default simscale)")
+    parser.add_argument("--no-av2", action="store_true", help="skip the real (AV2) hard split")
     args = parser.parse_args()
     q = args.quick
     args.n_real = args.n_real or (120 if q else 600)
@@ -249,7 +302,7 @@ def main() -> None:
     base = baselines(data)
     base_seconds = time.perf_counter() - t
     cells = run_cells(args, data, sets)
-    hard_cells = [c for c in cells if c["volume"]]
+    hard_cells = [c for c in cells if c["volume"] and c["expert"] != "more_real"]
     best = max(hard_cells, key=lambda c: c["delta_hard"]["mean"]) if hard_cells else None
     kinds = np.asarray(data["hard"].meta["hard_kind"], dtype=object)
     result = {
@@ -257,16 +310,19 @@ def main() -> None:
         "config": {k: getattr(args, k) for k in ("n_real", "n_test", "hard_source", "steps", "seeds", "volumes",
                                                   "experts", "planners", "scoring_volumes", "scoring_batch_size")},
         "data": {"real_train": len(data["real"]), "test": len(data["test"]), "hard": len(data["hard"]),
-                 "hard_perturbed": int((kinds == "perturbed").sum()), "hard_rare_event": int((kinds == "rare_event").sum()),
+                 "hard_perturbed": int((kinds != "rare_event").sum()), "hard_rare_event": int((kinds == "rare_event").sum()),
+                 "real_hard": 0 if data["real_hard"] is None else len(data["real_hard"]),
+                 "real_hard_report": data["real_hard_report"],
                  "synthetic_max_volume": {e: len(s) for e, s in data["synthetic"].items()},
-                 "hard_report": {k: v for k, v in data["hard_report"].items() if isinstance(v, (int, float, str))}},
+                 "hard_report": data["hard_report"]},
         "synthetic": data["synthetic_reports"],
         "baselines": base,
         "cells": cells,
         "target": {"hard_gain_points": TARGET_HARD_GAIN,
                    "best_delta_hard": best["delta_hard"]["mean"] if best else float("nan"),
                    "best_cell": f"{best['planner']} + {best['expert']} {best['volume']}×" if best else None,
-                   "met": bool(best and best["delta_hard"]["mean"] >= TARGET_HARD_GAIN)},
+                   "best_ci95": best["delta_hard"]["ci95"] if best else [float("nan")] * 2,
+                   "met": bool(best and best["delta_hard"]["mean"] >= TARGET_HARD_GAIN and best["delta_hard"]["ci95"][0] > 0)},
         "seconds": {**data["seconds"], "baselines": base_seconds, "total": time.perf_counter() - t0},
         "total_seconds": time.perf_counter() - t0,
         "machine": f"{platform.processor() or platform.machine()} · {os.cpu_count()} CPUs · "
@@ -279,8 +335,8 @@ def main() -> None:
         out.mkdir(parents=True, exist_ok=True)
         command = "OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_simscale.py " + shlex.join(sys.argv[1:])
         result["command"] = command
-        (out / "simscale.json").write_text(json.dumps(result, indent=1))
-        (out / "simscale.md").write_text(markdown(result, command))
+        (out / f"{args.name}.json").write_text(json.dumps(result, indent=1))
+        (out / f"{args.name}.md").write_text(markdown(result, command))
 
 
 if __name__ == "__main__":

@@ -217,7 +217,7 @@ def build_hard_split_samples(dataset: fo.Dataset, seed: int = 0, *, holdout_frac
     uses, or if a hard scene would share a parent with the training data.
     """
     from autoscale_core.synthetic.hard_split import hash_fraction
-    from autoscale_core.synthetic.independent_hard import build_independent_hard_split, rare_event_scenes
+    from autoscale_core.synthetic.independent_hard import build_independent_hard_split
 
     F = fo.ViewField
     sources = list(sources or ("dataset",))
@@ -229,16 +229,18 @@ def build_hard_split_samples(dataset: fo.Dataset, seed: int = 0, *, holdout_frac
     for source in sources:
         kind, _, rest = str(source).partition(":")
         if kind == "dataset":
-            real = [(str(i), sp) for i, src, sp in zip(ids, srcs, splits) if src != "synthetic" and sp != "hard"]
-            free = np.array([i for i, _ in real if i not in has_children], dtype=object)
-            if len(free) == 0:
+            # Chosen from the ids and events alone; only the held-out scenes are loaded.
+            events = dataset.values("events")
+            free = [(str(i), bool(e)) for i, src, sp, e in zip(ids, srcs, splits, events)
+                    if src != "synthetic" and sp != "hard" and str(i) not in has_children]
+            if not free:
                 raise ValueError(f"dataset {dataset.name!r} has no real scenes without synthetic children to hold out")
-            batch = scenes.load_scenes(dataset.select_by("scene_id", list(free), ordered=True))
-            rare = rare_event_scenes(batch)
-            rare_ids = [str(x) for x in np.asarray(rare.scene_ids)[hash_fraction(rare.scene_ids, seed + 7919) < rare_fraction]]
-            chosen = np.flatnonzero((hash_fraction(batch.scene_ids, seed) < holdout_fraction) & ~np.isin(batch.scene_ids, rare_ids))
-            inputs[source] = batch.subset(chosen)
-            held_ids += [str(x) for x in np.asarray(batch.scene_ids)[chosen]] + rare_ids
+            free_ids = np.array([i for i, _ in free], dtype=object)
+            is_rare = np.array([r for _, r in free])
+            rare_ids = list(free_ids[is_rare & (hash_fraction(free_ids, seed + 7919) < rare_fraction)])
+            chosen = list(free_ids[~is_rare & (hash_fraction(free_ids, seed) < holdout_fraction)])
+            inputs[source] = scenes.load_scenes(dataset.select_by("scene_id", chosen, ordered=True)) if chosen else None
+            held_ids += chosen + rare_ids
         elif kind == "world":
             world_seed, _, num = rest.partition(":")
             if not world_seed.lstrip("-").isdigit() or (num and not num.isdigit()):
@@ -256,34 +258,48 @@ def build_hard_split_samples(dataset: fo.Dataset, seed: int = 0, *, holdout_frac
         else:
             raise ValueError(f"unknown hard-split source {source!r}: use dataset, world:SEED[:N] or av2:PATH")
     training_ids -= set(held_ids)  # held-out scenes leave the training split below
-    rare_sources = [s for s in inputs if str(s).startswith("world")]
-    split = build_independent_hard_split(inputs, seed, rare_sources=rare_sources, training_ids=training_ids)
-    hard = split.scenes
-    synthetic = np.asarray(hard.meta["source"]) == "synthetic"
-    fresh = hard.subset(np.flatnonzero(~synthetic))  # rare-event scenes of fresh world seeds
-    perturbed = hard.subset(np.flatnonzero(synthetic))
-    for part in (perturbed, fresh):
-        if len(part):
-            scenes.add_scenes(dataset, part, render=render, skip_existing=True)
-    values = {key: np.asarray(perturbed.meta[key]) for key in SYNTHETIC_FIELDS}
-    values["round"] = values["round"].astype(np.int64)
-    values["expert"] = [str(e) for e in values["expert"]]
-    hard_ids = [str(x) for x in hard.scene_ids] + held_ids
-    scenes.write_scene_fields(dataset, {"split": ["hard"] * len(hard_ids)}, scene_ids=hard_ids)
-    scenes.write_scene_fields(dataset, {"hard_kind": [str(k) for k in hard.meta["hard_kind"]],
-                                        "hard_source": [str(k) for k in hard.meta["hard_source"]]},
-                              scene_ids=[str(x) for x in hard.scene_ids])
-    if len(perturbed):
-        scenes.write_scene_fields(dataset, values, scene_ids=[str(x) for x in perturbed.scene_ids])
-    summary = {"perturbed": len(perturbed), "rare_event_fresh": len(fresh), "holdout_real": len(held_ids),
-               "hard_scenes": len(dataset.match(F("split") == "hard")), "seed": int(seed),
-               "by_kind": split.report["by_kind"], "sources": split.report["sources"],
+    inputs = {name: batch for name, batch in inputs.items() if batch is not None}
+    if not inputs and not held_ids:
+        raise ValueError(f"the hard split is empty: no scene selected from sources {sources} "
+                         f"(holdout_fraction={holdout_fraction}, rare_fraction={rare_fraction})")
+    report = {"by_kind": {}, "sources": {}}
+    hard = None
+    if inputs:
+        rare_sources = [s for s in inputs if str(s).startswith("world")]
+        split = build_independent_hard_split(inputs, seed, rare_sources=rare_sources, training_ids=training_ids)
+        hard, report = split.scenes, split.report
+    counts = _write_hard_split(dataset, hard, held_ids, render)
+    summary = {**counts, "holdout_real": len(held_ids), "hard_scenes": len(dataset.match(F("split") == "hard")),
+               "seed": int(seed), "by_kind": report["by_kind"], "sources": report["sources"],
                "shared_parents_with_training": 0}
     record_run(dataset, f"hard_split_{int(seed)}", "independent_hard_split",
                {"seed": int(seed), "sources": sources, "holdout_fraction": holdout_fraction,
                 "rare_fraction": rare_fraction, "perturbation": "independent family (heading, longitudinal, "
                 "stopped, behind_agent, beside_agent); logged expert; reactive agents"}, summary)
     return summary
+
+
+def _write_hard_split(dataset: fo.Dataset, hard, held_ids: list[str], render: bool) -> dict:
+    """Add the hard scenes (perturbed + fresh rare events) and mark them and ``held_ids`` hard."""
+    if hard is None:
+        scenes.write_scene_fields(dataset, {"split": ["hard"] * len(held_ids)}, scene_ids=held_ids)
+        return {"perturbed": 0, "rare_event_fresh": 0}
+    synthetic = np.asarray(hard.meta["source"]) == "synthetic"
+    fresh = hard.subset(np.flatnonzero(~synthetic))  # rare-event scenes of fresh world seeds
+    perturbed = hard.subset(np.flatnonzero(synthetic))
+    for part in (perturbed, fresh):
+        if len(part):
+            scenes.add_scenes(dataset, part, render=render, skip_existing=True)
+    hard_ids = [str(x) for x in hard.scene_ids]
+    scenes.write_scene_fields(dataset, {"split": ["hard"] * len(hard_ids + held_ids)}, scene_ids=hard_ids + held_ids)
+    scenes.write_scene_fields(dataset, {"hard_kind": [str(k) for k in hard.meta["hard_kind"]],
+                                        "hard_source": [str(k) for k in hard.meta["hard_source"]]}, scene_ids=hard_ids)
+    if len(perturbed):
+        values = {key: np.asarray(perturbed.meta[key]) for key in SYNTHETIC_FIELDS}
+        values["round"] = values["round"].astype(np.int64)
+        values["expert"] = [str(e) for e in values["expert"]]
+        scenes.write_scene_fields(dataset, values, scene_ids=[str(x) for x in perturbed.scene_ids])
+    return {"perturbed": len(perturbed), "rare_event_fresh": len(fresh)}
 
 
 _EXPERT_HELP = {"recovery": "a smooth trajectory back to the reference path",

@@ -134,5 +134,8 @@ def test_cli_synthesize_and_hard_split(fo, real_dataset, capsys):
     assert code == 1 and "executor" in capsys.readouterr().err and len(ds) == 12
     code = main(["synthesize", "--dataset", ds.name, "--split", "nonexistent-split"])
     assert code == 1 and "empty" in capsys.readouterr().err
-    code = main(["hard-split", "--dataset", ds.name, "--holdout-fraction", "0.5"])
+    # Scenes with synthetic (training) children are never held out: the other 3 are (fraction 1).
+    code = main(["hard-split", "--dataset", ds.name, "--holdout-fraction", "1.0"])
     assert code == 0 and len(ds.match(F("split") == "hard")) > 0
+    with_children = set(ds.match((F("source") == "synthetic") & (F("split") != "hard")).values("parent_id"))
+    assert with_children.isdisjoint(ds.match(F("split") == "hard").values("scene_id"))
