@@ -94,7 +94,7 @@ def test_export_then_import_scenes_operators(fo, road_dataset, dataset_name, tmp
     assert result.result["scenes"] == 3 and (out / "scenes.parquet").is_file()
 
     stamp = (out / "scenes.parquet").stat().st_mtime_ns
-    _rejects("export_scenes", ds, {"path": str(out)}, "already exists: tick overwrite")
+    _rejects("export_scenes", ds, {"path": str(out)}, "exists and is not empty; pass overwrite")
     _rejects("export_scenes", ds, {"path": str(tmp_path / "e"), "view_target": "SELECTED_SAMPLES"},
              "the chosen samples are empty", selected=[])
     assert (out / "scenes.parquet").stat().st_mtime_ns == stamp and not (tmp_path / "e").exists()
