@@ -75,6 +75,7 @@ class ProtocolConfig:
     mosaic_ranking: str = "published"
     domain_key: str = "topology"
     signal_seed: int = 0
+    two_stage: bool = False  # EC by two-stage evaluation: ~6x the scoring cost; off = EC is 1 (committed runs)
     mc_passes: int = 10
     num_threads: int = 1
     bootstrap: int = 1000
@@ -141,7 +142,8 @@ class TrainAndScore:
 
         self.split, self.target = split, target
         self.oracle = PlannerOracle(split.base, split.pool, split.val, planner=config.planner, steps=config.steps,
-                                    num_threads=config.num_threads, train_kwargs={"batch_size": config.batch_size})
+                                    num_threads=config.num_threads, train_kwargs={"batch_size": config.batch_size},
+                                    two_stage=config.two_stage)
 
     def __call__(self, task):
         if self.target == "val":
@@ -154,8 +156,9 @@ class TrainAndScore:
         with torch_threads(self.oracle.num_threads):
             trained = train_planner(batch, planner=self.oracle.planner, sample_weight=weights, seed=int(task.seed),
                                     steps=self.oracle.steps, **self.oracle.train_kwargs)
-            result = evaluate_planner(trained, self.split.test)
-            extra = {name: float(np.mean(evaluate_planner(trained, b).scores["epdms"]))
+            two_stage = self.oracle.two_stage
+            result = evaluate_planner(trained, self.split.test, two_stage=two_stage)
+            extra = {name: float(np.mean(evaluate_planner(trained, b, two_stage=two_stage).scores["epdms"]))
                      for name, b in self.split.extra_tests.items()}
         scores = result.scores
         out = {"epdms": np.asarray(scores["epdms"], dtype=np.float32), "extra_epdms": extra}
@@ -220,8 +223,8 @@ def _signals(split: SplitScenes, config: ProtocolConfig) -> tuple[dict[str, np.n
     with torch_threads(config.num_threads):
         trained = train_planner(split.base, planner=config.planner, seed=config.signal_seed, steps=config.steps,
                                 batch_size=config.batch_size)
-        pool_epdms = np.asarray(evaluate_planner(trained, split.pool).scores["epdms"], dtype=np.float64)
-        test_epdms = np.asarray(evaluate_planner(trained, split.test).scores["epdms"], dtype=np.float64)
+        pool_epdms = np.asarray(evaluate_planner(trained, split.pool, two_stage=config.two_stage).scores["epdms"])
+        test_epdms = np.asarray(evaluate_planner(trained, split.test, two_stage=config.two_stage).scores["epdms"])
         signals = {
             "pool_embeddings": np.asarray(trained.embed(split.pool), dtype=np.float32),
             "base_embeddings": np.asarray(trained.embed(split.base), dtype=np.float32),

@@ -115,10 +115,15 @@ class PlannerOracle:
         steps: training steps.
         num_threads: torch threads inside a call (1 → identical results in any executor).
         train_kwargs: extra keyword arguments for ``train_planner``.
+        two_stage: score extended comfort by two-stage evaluation (about 6x the scoring cost of
+            each call); off by default in the oracle, whose many pilot runs compare planners on
+            the same footing either way.
     """
 
-    def __init__(self, base, pool, val, *, planner: str = "regression", steps: int = 200, num_threads: int = 1, train_kwargs: dict[str, Any] | None = None):
+    def __init__(self, base, pool, val, *, planner: str = "regression", steps: int = 200, num_threads: int = 1,
+                 train_kwargs: dict[str, Any] | None = None, two_stage: bool = False):
         self.base, self.pool, self.val = base, pool, val
+        self.two_stage = bool(two_stage)
         self.planner, self.steps, self.num_threads = planner, int(steps), int(num_threads)
         self.train_kwargs = dict(train_kwargs or {})
 
@@ -150,5 +155,5 @@ class PlannerOracle:
             trained = train_planner(
                 batch, planner=self.planner, sample_weight=sample_weight, seed=int(seed), steps=self.steps, **self.train_kwargs
             )
-            result = evaluate_planner(trained, self.val)
+            result = evaluate_planner(trained, self.val, two_stage=self.two_stage)
         return 100.0 * float(np.mean(np.asarray(result.scores["epdms"], dtype=np.float64)))
