@@ -15,8 +15,9 @@ import sys
 
 from .cli import CommandError, _load
 
+EPOCHS_DEFAULT = 10.0
 QUICK = {"splits": 2, "pool": 200, "base": 40, "val": 40, "test": 60, "budgets": "10,20,40,80", "seeds": "0,1",
-         "steps": 10, "batch_size": 32, "pilot_seeds": 2, "bootstrap": 200, "mc_passes": 3}
+         "steps": 10, "batch_size": 32, "epochs": 2.0, "pilot_seeds": 2, "bootstrap": 200, "mc_passes": 3}
 
 
 def add_protocol_arguments(parser, *, out_default: str, name_default: str) -> None:
@@ -32,7 +33,12 @@ def add_protocol_arguments(parser, *, out_default: str, name_default: str) -> No
     parser.add_argument("--random-budgets", default=None, help="random-curve budgets (default: derived, >= 6)")
     parser.add_argument("--seeds", default="0,1,2", help="training seeds (>= 2)")
     parser.add_argument("--methods", default=None, help="comma-separated (default: all); random always runs")
-    parser.add_argument("--steps", type=int, default=150, help="training steps of every planner")
+    parser.add_argument("--steps", type=int, default=150,
+                        help="training steps of every planner (with --epochs: the minimum)")
+    parser.add_argument("--epochs", type=float, default=EPOCHS_DEFAULT,
+                        help="train each planner max(steps, ceil(epochs * n / batch)) steps for n training scenes, "
+                             "so bigger selections train longer (chosen on a tuning world's val set, see "
+                             "benchmarks/results/selection_schedule.md); 0: a fixed --steps for every size")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--pilot-seeds", type=int, default=3)
     parser.add_argument("--mosaic-ranking", choices=("published", "failures_first"), default="published")
@@ -45,6 +51,10 @@ def add_protocol_arguments(parser, *, out_default: str, name_default: str) -> No
                         help="folder for finished splits (default <out>/<name>.checkpoint); a rerun resumes there")
     parser.add_argument("--summarize-checkpoint", default=None, metavar="DIR",
                         help="only summarize the finished splits saved in DIR (a run stopped early) and write the outputs")
+    parser.add_argument("--real-test", default="auto", metavar="PATHS",
+                        help="comma-separated ScenarioNet / Argoverse 2 folders scored as an extra (transfer) test set "
+                             "by every final planner; 'auto': ../shared/data/scenarionet and ../shared/data/av2 beside "
+                             "the repository when present (not with --quick); 'none': no real test set")
     parser.add_argument("--quick", action="store_true", help="tiny sizes (minutes): checks the machinery, proves nothing")
 
 
@@ -69,7 +79,7 @@ def protocol_from_args(args):
     config = ProtocolConfig(
         budgets=_ints(args.budgets, "--budgets"), seeds=_ints(args.seeds, "--seeds"), methods=methods,
         random_budgets=_ints(args.random_budgets, "--random-budgets") if args.random_budgets else None,
-        steps=args.steps, batch_size=args.batch_size, pilot_seeds=args.pilot_seeds,
+        steps=args.steps, batch_size=args.batch_size, epochs=(args.epochs or None), pilot_seeds=args.pilot_seeds,
         mosaic_ranking=args.mosaic_ranking, mc_passes=args.mc_passes, bootstrap=args.bootstrap,
     )
     specs = None
@@ -89,6 +99,21 @@ def protocol_from_args(args):
     return config, specs
 
 
+def _real_test_roots(args) -> list[str]:
+    """The --real-test folders ('auto': the shared real data beside the repository, if present)."""
+    text = (getattr(args, "real_test", None) or "none").strip()
+    if text == "none" or (text == "auto" and (args.quick or args.dataset)):
+        return []
+    if text == "auto":
+        shared = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "shared", "data")
+        return [p for p in (os.path.join(shared, "scenarionet"), os.path.join(shared, "av2")) if os.path.isdir(p)]
+    roots = [p.strip() for p in text.split(",") if p.strip()]
+    missing = [p for p in roots if not os.path.exists(p)]
+    if missing:
+        raise CommandError(f"--real-test: {missing} do not exist")
+    return roots
+
+
 def run_from_args(args) -> dict:
     """Build the splits, run, write outputs (and record the run with --dataset); return the record."""
     from .experiment import (dataset_split, protocol_record, record_protocol_run, run_selection_experiment, world_splits,
@@ -106,6 +131,7 @@ def run_from_args(args) -> dict:
         write_outputs(record, args.out, args.name)
         return record
     config, specs = protocol_from_args(args)
+    real_roots = _real_test_roots(args)  # refused before any scene is generated
 
     def say(message: str) -> None:
         print(f"  {message}", flush=True)
@@ -123,11 +149,21 @@ def run_from_args(args) -> dict:
                       f"pool {specs[0].pool_size} + base {specs[0].base_size} scenes with the log-like topology mix "
                       f"(world seed s), val {specs[0].val_size} (seed s+1) and test {specs[0].test_size} (seed s+2) with "
                       "a balanced topology mix; embeddings are the base planner's real features.")
+        notes = []
+        if real_roots:
+            from autoscale_core.experiments import load_real_test
+
+            say(f"importing the real test set from {real_roots}")
+            real, described = load_real_test(real_roots)
+            for split in splits:
+                split.extra_tests["real"] = real
+            notes.append("Extra test set 'real' (transfer): " + "; ".join(described) + ". Scenes of one log overlap "
+                         "in time, so its intervals (which resample scenes) are optimistic.")
         config.check(splits)
         checkpoint = args.checkpoint or os.path.join(args.out, f"{args.name}.checkpoint")
         record = run_selection_experiment(splits, config, executor=args.executor, progress=say,
                                           command="python " + " ".join(sys.argv), what_it_ran_on=ran_on,
-                                          checkpoint_dir=checkpoint)
+                                          checkpoint_dir=checkpoint, notes=notes)
     except ValueError as exc:
         raise CommandError(str(exc)) from exc
     write_outputs(record, args.out, args.name)

@@ -183,6 +183,38 @@ def test_checkpointed_splits_are_reused_on_rerun(tiny_split, tmp_path):
     assert loaded.summary(replicates=20)["methods"] == ["stratified"]
 
 
+def test_epoch_schedule_trains_bigger_sets_longer():
+    from autoscale_core.selection.oracle import schedule_steps
+
+    assert schedule_steps(5000, 150, None, 128) == 150  # fixed schedule: size does not matter
+    assert schedule_steps(1000, 50, 10.0, 128) == 79  # ceil(10 * 1000 / 128)
+    assert schedule_steps(100, 50, 10.0, 128) == 50  # the minimum
+    with pytest.raises(ValueError, match="epochs must be > 0"):
+        schedule_steps(100, 50, 0.0, 128)
+    with pytest.raises(ValueError, match="epochs must be > 0"):
+        ProtocolConfig(epochs=-1.0).check()
+
+
+def test_extra_test_set_is_scored_summarized_and_checkpointed(tiny_split, tmp_path):
+    from autoscale_core.experiments import load_checkpoints
+    from autoscale_core.world import BALANCED_MIX, generate_world
+
+    extra = generate_world(12, seed=8, domain_mix=BALANCED_MIX)
+    split = SplitScenes("tiny-extra", tiny_split.base, tiny_split.pool, tiny_split.val, tiny_split.test,
+                        extra_tests={"real": extra})
+    config = ProtocolConfig(budgets=(6, 12), seeds=(0, 1), methods=("stratified",), steps=2, batch_size=16,
+                            epochs=1.0, mc_passes=2, bootstrap=20)
+    result = run_selection_protocol([split], config, executor=SerialExecutor(), checkpoint_dir=str(tmp_path))
+    assert result.extra_per_scene["real"][("stratified", 6)].shape == (1, 2, 12)
+    row = next(r for r in result.rows if r["method"] == "stratified" and r["budget"] == 6 and r["seed"] == 0)
+    assert row["extra_epdms"]["real"] == pytest.approx(100 * result.extra_per_scene["real"][("stratified", 6)][0, 0].mean())
+    block = result.summary()["extra_tests"]["real"]
+    assert block["scenes"] == 12 and len(block["methods"]["stratified"]["vs_random"]) == 2
+    loaded = load_checkpoints(str(tmp_path))
+    for key, values in result.extra_per_scene["real"].items():
+        assert np.array_equal(values, loaded.extra_per_scene["real"][key])
+
+
 def test_cli_refuses_bad_input_before_writing_anything(tmp_path, capsys):
     from fiftyone_plugin.cli import main
 
@@ -190,7 +222,8 @@ def test_cli_refuses_bad_input_before_writing_anything(tmp_path, capsys):
     for argv, message in ((["--seeds", "0"], "at least 2 distinct training seeds"),
                           (["--budgets", "50,20000", "--pool", "1000"], "smaller than the pool"),
                           (["--methods", "stratified,psychic"], "unknown method"),
-                          (["--budgets", "10,x"], "comma-separated integers")):
+                          (["--budgets", "10,x"], "comma-separated integers"),
+                          (["--real-test", str(tmp_path / "nowhere")], "do not exist")):
         code = main(["experiment", "selection", "--out", str(out), *argv])
         assert code != 0 and message in capsys.readouterr().err
         assert not out.exists()

@@ -11,11 +11,11 @@ from .brmr import BootstrapDraws, bootstrap_means, brmr_point, budget_to_match, 
 from .methods import DEFAULT_METHODS, METHODS, MethodPicks, SelectionContext
 from .selection_protocol import (ProtocolConfig, ProtocolResult, default_random_budgets, load_checkpoints,
                                  run_selection_protocol)
-from .splits import SplitScenes, WorldSplitSpec, make_world_split
+from .splits import SplitScenes, WorldSplitSpec, load_real_test, make_world_split
 from .summary import summarize
 
 __all__ = [
     "BootstrapDraws", "DEFAULT_METHODS", "METHODS", "MethodPicks", "ProtocolConfig", "ProtocolResult",
     "SelectionContext", "SplitScenes", "WorldSplitSpec", "bootstrap_means", "brmr_point", "budget_to_match",
-    "default_random_budgets", "load_checkpoints", "make_world_split", "monotone_curve", "run_selection_protocol", "summarize",
+    "default_random_budgets", "load_checkpoints", "load_real_test", "make_world_split", "monotone_curve", "run_selection_protocol", "summarize",
 ]

@@ -35,9 +35,10 @@ def _brmr(x: dict) -> str:
     return f"{sign}{x['mean']:.2f} [{x['lo']:.2f}, {x['hi']:.2f}]"
 
 
-def markdown_table(summary: dict, block: str = "pooled", split: str | None = None) -> list[str]:
-    """Rows: method × budget → EPDMS, Δ vs random, BRMR, each with its interval."""
-    data = summary["per_split"][split] if split else summary[block]
+def markdown_table(summary: dict, block: str = "pooled", split: str | None = None, extra: str | None = None) -> list[str]:
+    """Rows: method × budget → EPDMS, Δ vs random, BRMR, each with its interval (pooled, one
+    ``split``, or one ``extra`` test set)."""
+    data = summary["per_split"][split] if split else summary["extra_tests"][extra] if extra else summary[block]
     budgets = data["methods"][summary["methods"][0]]["budget"] if summary["methods"] else []
     lines = ["| method | " + " | ".join(f"B={b}: EPDMS · Δ random · BRMR" for b in budgets) + " |",
              "|---" * (1 + len(budgets)) + "|"]
@@ -81,6 +82,9 @@ def _markdown(record: dict) -> list[str]:
                   f"not significantly worse than every other method at {sum(v['not_significantly_worse_than_all'])} of "
                   f"{len(v['budgets'])}: {'met' if v['baseline_criterion_met'] else 'NOT met'}; mean at least every other "
                   f"method's at {sum(v['mean_at_least_all'])} of {len(v['budgets'])}."]
+    for name, block in summary.get("extra_tests", {}).items():
+        lines += ["", f"## Extra test set: {name} ({block['scenes']} scenes, the same planners; pooled over splits)", ""]
+        lines += markdown_table(summary, extra=name)
     for split in summary["per_split"]:
         lines += ["", f"## Split {split}", ""] + markdown_table(summary, split=split)
     if record.get("notes"):

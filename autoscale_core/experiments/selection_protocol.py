@@ -49,8 +49,10 @@ def default_random_budgets(budgets: Sequence[int], pool_size: int) -> list[int]:
 
 @dataclass
 class ProtocolConfig:
-    """What to run. Sizes in scenes; ``steps`` / ``batch_size`` are the one training schedule used
-    for every planner (base, pilots, controls, final).
+    """What to run. Sizes in scenes; ``steps`` / ``batch_size`` / ``epochs`` are the one training
+    schedule used for every planner (base, pilots, controls, final): a fixed ``steps`` when
+    ``epochs`` is None, else ``max(steps, ceil(epochs * n / batch_size))`` for n training scenes
+    (:func:`~autoscale_core.selection.oracle.schedule_steps`).
 
     Attributes:
         budgets: method budgets (scenes added to the base set), each < the pool size.
@@ -71,6 +73,7 @@ class ProtocolConfig:
     planner: str = "regression"
     steps: int = 300
     batch_size: int = 64
+    epochs: float | None = None  # None: every planner trains ``steps``; else max(steps, ceil(epochs n / batch))
     pilot_seeds: int = 3
     mosaic_ranking: str = "published"
     domain_key: str = "topology"
@@ -97,6 +100,8 @@ class ProtocolConfig:
             raise ValueError(f"pilot_seeds must be >= 1, got {self.pilot_seeds}")
         if self.mosaic_ranking not in ("published", "failures_first"):
             raise ValueError(f"mosaic_ranking must be 'published' or 'failures_first', got {self.mosaic_ranking!r}")
+        if self.epochs is not None and not self.epochs > 0:
+            raise ValueError(f"epochs must be > 0 (or None for a fixed number of steps), got {self.epochs}")
         if self.steps < 1 or self.batch_size < 1 or self.bootstrap < 1 or not 0 < self.level < 1:
             raise ValueError("steps, batch_size and bootstrap must be positive and level in (0, 1)")
         if self.random_budgets is not None:
@@ -143,7 +148,7 @@ class TrainAndScore:
         self.split, self.target = split, target
         self.oracle = PlannerOracle(split.base, split.pool, split.val, planner=config.planner, steps=config.steps,
                                     num_threads=config.num_threads, train_kwargs={"batch_size": config.batch_size},
-                                    two_stage=config.two_stage)
+                                    two_stage=config.two_stage, epochs=config.epochs)
 
     def __call__(self, task):
         if self.target == "val":
@@ -155,13 +160,14 @@ class TrainAndScore:
         batch, weights = self.oracle.training_set(np.asarray(task.indices, dtype=np.int64), None)
         with torch_threads(self.oracle.num_threads):
             trained = train_planner(batch, planner=self.oracle.planner, sample_weight=weights, seed=int(task.seed),
-                                    steps=self.oracle.steps, **self.oracle.train_kwargs)
+                                    steps=self.oracle.steps_for(len(batch)), **self.oracle.train_kwargs)
             two_stage = self.oracle.two_stage
             result = evaluate_planner(trained, self.split.test, two_stage=two_stage)
-            extra = {name: float(np.mean(evaluate_planner(trained, b, two_stage=two_stage).scores["epdms"]))
-                     for name, b in self.split.extra_tests.items()}
+            extra_scenes = {name: np.asarray(evaluate_planner(trained, b, two_stage=two_stage).scores["epdms"],
+                                             dtype=np.float32) for name, b in self.split.extra_tests.items()}
         scores = result.scores
-        out = {"epdms": np.asarray(scores["epdms"], dtype=np.float32), "extra_epdms": extra}
+        out = {"epdms": np.asarray(scores["epdms"], dtype=np.float32), "extra_scenes": extra_scenes,
+               "extra_epdms": {name: float(np.mean(v)) for name, v in extra_scenes.items()}}
         out.update({k: float(np.mean(scores[k])) for k in SUB_SCORES if k in scores})
         return out
 
@@ -192,6 +198,8 @@ class ProtocolResult:
         base: per split, the base planner's test EPDMS (×100) and what the signals cost.
         diagnostics: per split and method, what the method reported (allocations, fits, pilots).
         timings: seconds per stage.
+        extra_per_scene: extra test set name (e.g. real imported scenes) → (method, budget) →
+            (S, K, N_extra) float32 per-scene EPDMS (0–1); the same planners scored on it.
     """
 
     rows: list[dict]
@@ -205,6 +213,7 @@ class ProtocolResult:
     diagnostics: dict[str, dict] = field(default_factory=dict)
     split_sizes: dict[str, dict] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    extra_per_scene: dict[str, dict[tuple[str, int], np.ndarray]] = field(default_factory=dict)
 
     def summary(self, *, replicates: int | None = None, level: float | None = None, seed: int = 0) -> dict:
         """Means, paired differences vs random and BRMR with bootstrap intervals; see :mod:`.summary`."""
@@ -218,10 +227,11 @@ def _signals(split: SplitScenes, config: ProtocolConfig) -> tuple[dict[str, np.n
     from ..planning.evaluate import evaluate_planner
     from ..planning.train import train_planner
     from ..selection.baselines import mc_dropout_uncertainty
-    from ..selection.oracle import torch_threads
+    from ..selection.oracle import schedule_steps, torch_threads
 
     with torch_threads(config.num_threads):
-        trained = train_planner(split.base, planner=config.planner, seed=config.signal_seed, steps=config.steps,
+        steps = schedule_steps(len(split.base), config.steps, config.epochs, config.batch_size)
+        trained = train_planner(split.base, planner=config.planner, seed=config.signal_seed, steps=steps,
                                 batch_size=config.batch_size)
         pool_epdms = np.asarray(evaluate_planner(trained, split.pool, two_stage=config.two_stage).scores["epdms"])
         test_epdms = np.asarray(evaluate_planner(trained, split.test, two_stage=config.two_stage).scores["epdms"])
@@ -315,6 +325,8 @@ def run_selection_protocol(
         saved = {
             "rows": [_row(m, b, split.name, s, picks[m].trainings, out) for (m, b, s), out in zip(keys, outputs)],
             "scores": {(m, b, s): out["epdms"] for (m, b, s), out in zip(keys, outputs)},
+            "extra_scores": {(name, m, b, s): v for (m, b, s), out in zip(keys, outputs)
+                             for name, v in out.get("extra_scenes", {}).items()},
             "base": base_info, "sizes": split.sizes(),
             "diagnostics": {m: p.diagnostics for m, p in picks.items() if p.diagnostics},
             "timings": {"signals_s": t_signals - started, "select_s": t_select - t_signals,
@@ -322,15 +334,32 @@ def run_selection_protocol(
         }
         _save_checkpoint(checkpoint_dir, split, config, saved)
         _merge_split(result, scores_by_key, index, len(splits), split.name, saved)
-    for key, per_split in scores_by_key.items():
-        result.per_scene[key] = np.stack([np.stack([by_seed[s] for s in seeds]) for by_seed in per_split])
+    _stack_scores(result, scores_by_key, seeds)
     return result
+
+
+def _stack_scores(result: ProtocolResult, scores_by_key: dict, seeds: list[int]) -> None:
+    """(S, K, N) arrays per (method, budget) — and per extra test set — from the per-split dicts."""
+    for key, per_split in scores_by_key.items():
+        if per_split is None or any(p is None for p in per_split):
+            continue  # an extra test set that some split did not have
+        stacked = np.stack([np.stack([by_seed[s] for s in seeds]) for by_seed in per_split])
+        if key[0] == _EXTRA:
+            result.extra_per_scene.setdefault(key[1], {})[(key[2], key[3])] = stacked
+        else:
+            result.per_scene[key] = stacked
+
+
+_EXTRA = "\x00extra"  # marks extra-test-set keys in the per-split score dicts
 
 
 def _merge_split(result: ProtocolResult, scores_by_key: dict, index: int, num_splits: int, name: str, saved: dict) -> None:
     result.rows.extend(saved["rows"])
     for (method, budget, seed), epdms in saved["scores"].items():
         slot = scores_by_key.setdefault((method, int(budget)), [None] * num_splits)
+        slot[index] = (slot[index] or {}) | {int(seed): np.asarray(epdms, dtype=np.float32)}
+    for (test_name, method, budget, seed), epdms in saved.get("extra_scores", {}).items():
+        slot = scores_by_key.setdefault((_EXTRA, test_name, method, int(budget)), [None] * num_splits)
         slot[index] = (slot[index] or {}) | {int(seed): np.asarray(epdms, dtype=np.float32)}
     result.base[name] = saved["base"]
     result.diagnostics[name] = saved["diagnostics"]
@@ -364,9 +393,11 @@ def _save_checkpoint(directory: str | None, split: SplitScenes, config: Protocol
     os.makedirs(directory, exist_ok=True)
     meta_path, array_path = _checkpoint_paths(directory, split)
     arrays = {f"{m}|{b}|{s}": np.asarray(v, dtype=np.float32) for (m, b, s), v in saved["scores"].items()}
+    arrays.update({f"extra:{t}|{m}|{b}|{s}": np.asarray(v, dtype=np.float32)
+                   for (t, m, b, s), v in saved.get("extra_scores", {}).items()})
     np.savez_compressed(array_path + ".tmp.npz", **arrays)
     os.replace(array_path + ".tmp.npz", array_path)
-    body = {k: v for k, v in saved.items() if k != "scores"} | {"fingerprint": _fingerprint(split, config),
+    body = {k: v for k, v in saved.items() if k not in ("scores", "extra_scores")} | {"fingerprint": _fingerprint(split, config),
                                                                 "config": asdict(config)}
     with open(meta_path + ".tmp", "w") as fh:
         json.dump(jsonable(body), fh)
@@ -386,9 +417,21 @@ def _load_checkpoint(directory: str | None, split: SplitScenes, config: Protocol
         body = json.load(fh)
     if body.get("fingerprint") != _fingerprint(split, config):
         return None  # another config or other scenes: recompute
-    with np.load(array_path, allow_pickle=False) as arrays:
-        scores = {(k.split("|")[0], int(k.split("|")[1]), int(k.split("|")[2])): arrays[k] for k in arrays.files}
-    return body | {"scores": scores}
+    return body | _read_score_arrays(array_path)
+
+
+def _read_score_arrays(path: str) -> dict:
+    """``scores`` {(method, budget, seed): (N,)} and ``extra_scores`` {(test, method, budget, seed): (N,)}."""
+    scores, extra = {}, {}
+    with np.load(path, allow_pickle=False) as arrays:
+        for key in arrays.files:
+            if key.startswith("extra:"):
+                test, method, budget, seed = key[len("extra:"):].split("|")
+                extra[(test, method, int(budget), int(seed))] = arrays[key]
+            else:
+                method, budget, seed = key.split("|")
+                scores[(method, int(budget), int(seed))] = arrays[key]
+    return {"scores": scores, "extra_scores": extra}
 
 
 def load_checkpoints(directory: str, config: ProtocolConfig | None = None) -> ProtocolResult:
@@ -407,8 +450,7 @@ def load_checkpoints(directory: str, config: ProtocolConfig | None = None) -> Pr
     for name in names:
         with open(os.path.join(directory, name + ".json")) as fh:
             body = json.load(fh)
-        with np.load(os.path.join(directory, name + ".npz"), allow_pickle=False) as arrays:
-            body["scores"] = {(k.split("|")[0], int(k.split("|")[1]), int(k.split("|")[2])): arrays[k] for k in arrays.files}
+        body.update(_read_score_arrays(os.path.join(directory, name + ".npz")))
         saved.append(body)
     rows = saved[0]["rows"]
     budgets = sorted({r["budget"] for r in rows if r["method"] != "random"})
@@ -422,8 +464,7 @@ def load_checkpoints(directory: str, config: ProtocolConfig | None = None) -> Pr
         if sorted({r["budget"] for r in body["rows"] if r["method"] != "random"}) != budgets:
             raise ValueError(f"split {name} was run with other budgets than {names[0]}")
         _merge_split(result, scores_by_key, index, len(names), name, body)
-    for key, per_split in scores_by_key.items():
-        result.per_scene[key] = np.stack([np.stack([by_seed[s] for s in seeds]) for by_seed in per_split])
+    _stack_scores(result, scores_by_key, seeds)
     return result
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["WorldSplitSpec", "SplitScenes", "make_world_split"]
+__all__ = ["WorldSplitSpec", "SplitScenes", "make_world_split", "load_real_test"]
 
 
 @dataclass(frozen=True)
@@ -96,3 +96,44 @@ def make_world_split(spec: WorldSplitSpec) -> SplitScenes:
     val = _world(spec.val_size, spec.seed + 1, test_mix)
     test = _world(spec.test_size, spec.seed + 2, test_mix)
     return SplitScenes(spec.name, base, pool, val, test)
+
+
+def load_real_test(roots: list[str], *, stride_s: float = 0.5) -> tuple[Any, list[str]]:
+    """Real recorded scenes as an extra (transfer) test set: every ScenarioNet file / database
+    and every Argoverse 2 log or scenario under ``roots``, one scene each ``stride_s`` seconds.
+
+    Scenes of one log overlap in time, so they are not independent draws: intervals that resample
+    them are optimistic, and the results say how many logs they came from.
+
+    Returns:
+        (batch, descriptions): a validated SceneBatch with its EP reference precomputed, and one
+        line per root (what was imported from it).
+
+    Raises:
+        ValueError: a root that does not exist or holds no importable scene.
+    """
+    from pathlib import Path
+
+    from ..io.av2 import import_av2
+    from ..io.scenarionet import import_scenarionet
+    from ..scene import SceneBatch
+    from ..sim.scoring import precompute_reference_progress
+
+    batches, described = [], []
+    for root in roots:
+        path = Path(root)
+        if not path.exists():
+            raise ValueError(f"real test set {root!r} does not exist")
+        is_scenarionet = path.suffix == ".pkl" or any(path.rglob("*.pkl"))
+        importer = import_scenarionet if is_scenarionet else import_av2
+        batch, _report = importer(path, stride_s=stride_s)
+        logs = len(set(np.asarray(batch.meta["log_id"]).tolist())) if "log_id" in batch.meta else None
+        sources = sorted(set(np.asarray(batch.meta["source"]).astype(str).tolist())) if "source" in batch.meta else []
+        described.append(f"{root}: {len(batch)} scenes" + (f" from {logs} logs" if logs else "")
+                         + (f" ({', '.join(sources)})" if sources else ""))
+        batches.append(batch)
+    if not batches:
+        raise ValueError("no real test roots given")
+    batch = SceneBatch.concatenate(batches)
+    precompute_reference_progress(batch)
+    return batch, described

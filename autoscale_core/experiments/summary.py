@@ -89,7 +89,8 @@ def summarize(result, *, replicates: int = 1000, level: float = 0.95, seed: int 
 
     Returns a JSON-able dict: ``pooled`` and ``per_split[name]`` each with ``random_curve`` and
     ``methods[m]`` (``epdms``, ``vs_random``, ``vs_methods``, ``brmr`` per budget, each
-    ``{mean, lo, hi}``), plus ``curves`` (method → budget/epdms/lo/hi, the App's plot format).
+    ``{mean, lo, hi}``), ``extra_tests[name]`` (the same block on each extra test set, e.g. real
+    imported scenes, with its number of ``scenes``), plus ``curves`` (method → budget/epdms/lo/hi, the App's plot format).
     """
     methods = sorted({m for m, _ in result.per_scene if m != "random"})
     budgets, random_budgets = list(result.budgets), list(result.random_budgets)
@@ -102,12 +103,20 @@ def summarize(result, *, replicates: int = 1000, level: float = 0.95, seed: int 
     for j, name in enumerate(result.splits):
         draws = BootstrapDraws.draw(1, k, n, replicates, seed=seed + 1 + j, resample_splits=False)
         per_split[name] = _summarize_block(result, data[:, j : j + 1], draws, level, methods, budgets, random_budgets, keys)
+    extra = {}
+    for name, per_scene in sorted(getattr(result, "extra_per_scene", {}).items()):
+        if not all(key in per_scene for key in keys):
+            continue
+        extra_data = np.stack([per_scene[key] for key in keys]).astype(np.float32) * 100.0
+        draws = BootstrapDraws.draw(s, k, extra_data.shape[-1], replicates, seed=seed + 101, resample_splits=s > 1)
+        extra[name] = _summarize_block(result, extra_data, draws, level, methods, budgets, random_budgets, keys)
+        extra[name]["scenes"] = int(extra_data.shape[-1])
     curves = {"random": {k2: pooled["random_curve"][k2] for k2 in ("budget", "epdms", "lo", "hi")}}
     for m in methods:
         e = pooled["methods"][m]["epdms"]
         curves[m] = {"budget": budgets, "epdms": [x["mean"] for x in e], "lo": [x["lo"] for x in e], "hi": [x["hi"] for x in e]}
     return {"replicates": replicates, "level": level, "methods": methods, "pooled": pooled, "per_split": per_split,
-            "curves": curves, "verdict": verdict(pooled, methods, budgets)}
+            "extra_tests": extra, "curves": curves, "verdict": verdict(pooled, methods, budgets)}
 
 
 def verdict(pooled: dict, methods: list[str], budgets: list[int], target: str = "mosaic") -> dict:

@@ -13,6 +13,8 @@ pass ``(indices, weights, seed)`` tuples through :meth:`as_task` / :func:`run_or
 
 from __future__ import annotations
 
+import math
+
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -104,6 +106,21 @@ class SyntheticOracle:
         return self.expected(indices, weights) + self.noise * float(rng.standard_normal())
 
 
+def schedule_steps(num_scenes: int, min_steps: int, epochs: float | None, batch_size: int) -> int:
+    """Steps of one training: ``min_steps`` alone (fixed schedule, ``epochs=None``) or
+    ``max(min_steps, ceil(epochs * num_scenes / batch_size))``.
+
+    Why epochs: with a fixed number of steps, adding scenes only dilutes the minibatches, so a
+    bigger selection is never trained more and the random learning curve comes out flat (the
+    selection protocol measured exactly that; see ``benchmarks/results/selection_schedule.md``).
+    """
+    if epochs is None:
+        return int(min_steps)
+    if epochs <= 0 or batch_size < 1:
+        raise ValueError(f"epochs must be > 0 and batch_size >= 1, got epochs={epochs}, batch_size={batch_size}")
+    return max(int(min_steps), int(math.ceil(float(epochs) * int(num_scenes) / int(batch_size))))
+
+
 class PlannerOracle:
     """The closed loop: train on ``base + pool[indices]``, return mean EPDMS (×100) on ``val``.
 
@@ -112,7 +129,10 @@ class PlannerOracle:
         pool: SceneBatch of candidates; ``indices`` index it.
         val: SceneBatch the trained planner is scored on (never the test split when tuning).
         planner: planner name passed to ``train_planner``.
-        steps: training steps.
+        steps: training steps; with ``epochs`` the minimum number of steps.
+        epochs: if set, each training runs ``max(steps, ceil(epochs * n / batch_size))`` steps for
+            a training set of n scenes (:func:`schedule_steps`), so a larger selection is also
+            trained on longer; None keeps the fixed ``steps`` for every size.
         num_threads: torch threads inside a call (1 → identical results in any executor).
         train_kwargs: extra keyword arguments for ``train_planner``.
         two_stage: score extended comfort by two-stage evaluation (about 6x the scoring cost of
@@ -121,11 +141,16 @@ class PlannerOracle:
     """
 
     def __init__(self, base, pool, val, *, planner: str = "regression", steps: int = 200, num_threads: int = 1,
-                 train_kwargs: dict[str, Any] | None = None, two_stage: bool = False):
+                 train_kwargs: dict[str, Any] | None = None, two_stage: bool = False, epochs: float | None = None):
         self.base, self.pool, self.val = base, pool, val
         self.two_stage = bool(two_stage)
         self.planner, self.steps, self.num_threads = planner, int(steps), int(num_threads)
+        self.epochs = None if epochs is None else float(epochs)
         self.train_kwargs = dict(train_kwargs or {})
+
+    def steps_for(self, num_scenes: int) -> int:
+        """Training steps for a training set of ``num_scenes`` scenes (see ``epochs``)."""
+        return schedule_steps(num_scenes, self.steps, self.epochs, int(self.train_kwargs.get("batch_size") or 256))
 
     def training_set(self, indices: np.ndarray, weights: np.ndarray | None):
         from ..scene import SceneBatch
@@ -153,7 +178,8 @@ class PlannerOracle:
         batch, sample_weight = self.training_set(indices, weights)
         with torch_threads(self.num_threads):
             trained = train_planner(
-                batch, planner=self.planner, sample_weight=sample_weight, seed=int(seed), steps=self.steps, **self.train_kwargs
+                batch, planner=self.planner, sample_weight=sample_weight, seed=int(seed), steps=self.steps_for(len(batch)),
+                **self.train_kwargs
             )
             result = evaluate_planner(trained, self.val, two_stage=self.two_stage)
         return 100.0 * float(np.mean(np.asarray(result.scores["epdms"], dtype=np.float64)))
