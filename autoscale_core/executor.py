@@ -18,7 +18,6 @@ Contract shared by all three:
 ``get_executor(None)`` reads ``AUTOSCALE_EXECUTOR`` (``serial``, ``process`` or ``ray``, optionally
 ``process:4`` / ``ray:auto`` / ``ray:<address>``) and defaults to ``process``.
 
-(Formerly ``autoscale_core.selection.executor``; that module re-exports everything here.)
 """
 
 from __future__ import annotations

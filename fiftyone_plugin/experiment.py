@@ -20,11 +20,11 @@ from autoscale_core.experiments import (ProtocolConfig, SplitScenes, WorldSplitS
 from autoscale_core.experiments.report import jsonable, write_protocol_outputs
 
 from .brain_scores import BRAIN_SCORERS
+from .keys import PROTOCOL_RUN_KEY
 
 __all__ = ["world_splits", "dataset_split", "run_selection_experiment", "protocol_record", "record_protocol_run",
            "PROTOCOL_RUN_KEY"]
 
-PROTOCOL_RUN_KEY = "selection_protocol"
 
 
 def world_splits(specs: list[WorldSplitSpec], executor=None) -> list[SplitScenes]:

@@ -140,6 +140,14 @@ def _check_interchange_folder(params: dict) -> str:
     return "interchange tables found"
 
 
+def stride_input(inputs: types.Object, default: float) -> None:
+    """The "Stride (s)" dropdown of the log importers (spacing of scene start times in a log)."""
+    dropdown = types.Dropdown(label="Stride (s)", description="Spacing of scene start times t0 within a log")
+    for stride in STRIDES_S:
+        dropdown.add_choice(stride, label=f"{stride:g} s")
+    inputs.enum("stride_s", dropdown.values(), default=default, label="Stride (s)", view=dropdown)
+
+
 def _newest_samples(dataset: fo.Dataset, count: int):
     """The ``count`` most recently added samples: what an import or generation just wrote."""
     return dataset.sort_by("created_at", reverse=True).limit(int(count))
@@ -205,18 +213,11 @@ class ImportAV2(_ImportBase):
 
     @property
     def config(self):
-        return foo.OperatorConfig(
-            name="import_av2", label="AutoScale: import Argoverse 2 logs",
-            description="Slice AV2 sensor logs / forecasting scenarios into planning scenes",
-            icon="file_download",
-            allow_immediate_execution=True, allow_delegated_execution=True, dynamic=True,
-        )
+        return ui.operator_config("import_av2", "AutoScale: import Argoverse 2 logs",
+                                  "Slice AV2 sensor logs / forecasting scenarios into planning scenes", "file_download")
 
     def _extra_inputs(self, inputs) -> None:
-        dropdown = types.Dropdown(label="Stride (s)", description="Spacing of scene start times t0 within a log")
-        for stride in STRIDES_S:
-            dropdown.add_choice(stride, label=f"{stride:g} s")
-        inputs.enum("stride_s", dropdown.values(), default=0.2, label="Stride (s)", view=dropdown)
+        stride_input(inputs, default=0.2)
 
     def execute(self, ctx):
         params = dict(ctx.params)
@@ -233,12 +234,8 @@ class ImportScenes(_ImportBase):
 
     @property
     def config(self):
-        return foo.OperatorConfig(
-            name="import_scenes", label="AutoScale: import scenes (interchange format)",
-            description="Add scenes from a folder of interchange Parquet tables",
-            icon="file_download",
-            allow_immediate_execution=True, allow_delegated_execution=True, dynamic=True,
-        )
+        return ui.operator_config("import_scenes", "AutoScale: import scenes (interchange format)",
+                                  "Add scenes from a folder of interchange Parquet tables", "file_download")
 
     def execute(self, ctx):
         params = dict(ctx.params)
@@ -259,33 +256,36 @@ def _check_export(params: dict, view) -> None:
         raise ValueError("target: the chosen samples are empty; nothing to export")
 
 
-class ExportScenes(foo.Operator):
-    @property
-    def config(self):
-        return foo.OperatorConfig(
-            name="export_scenes", label="AutoScale: export scenes (interchange format)",
-            description="Write the target scenes as interchange Parquet tables",
-            icon="file_upload",
-            allow_immediate_execution=True, allow_delegated_execution=True, dynamic=True,
-        )
+class _ExportBase(foo.Operator):
+    """An export form: the target samples, an output folder and an overwrite box, checked inline
+    with the same function that ``execute`` runs. Subclasses set the labels, ``_check_target`` and
+    ``_export(view, path, overwrite) -> {"path", "scenes", ...}``."""
+
+    _form_label = "Export scenes"
+    _path_help = "Must be new or empty unless overwrite is ticked"
+    _overwrite_label = "Replace a previous export there (only its own files)"
+    _check_target = staticmethod(_check_export)
+
+    def _export(self, view, path: Path, overwrite: bool) -> dict:  # pragma: no cover - abstract
+        raise NotImplementedError
 
     def resolve_input(self, ctx):
         inputs = types.Object()
         if ui.no_dataset_error(inputs, ctx):
             return types.Property(inputs)
         view = ui.target_input(inputs, ctx)
-        inputs.str("path", required=True, label="Output folder", description="Must be new or empty unless overwrite is ticked")
-        inputs.bool("overwrite", default=False, label="Replace a previous export there (only its own files)")
+        inputs.str("path", required=True, label="Output folder", description=self._path_help)
+        inputs.bool("overwrite", default=False, label=self._overwrite_label)
         if ctx.params.get("path"):
-            ui.check_form(inputs, lambda: _check_export(dict(ctx.params), view))
-        return types.Property(inputs, view=types.View(label="Export scenes"))
+            ui.check_form(inputs, lambda: self._check_target(dict(ctx.params), view))
+        return types.Property(inputs, view=types.View(label=self._form_label))
 
     def execute(self, ctx):
         params = dict(ctx.params)
-        path = _check_path(params, "path", must_exist=False)
         view = ctx.target_view()
+        self._check_target(params, view)
         ctx.set_progress(progress=0.0, label=f"exporting {len(view)} scenes")
-        result = export_dataset_scenes(view, path, overwrite=bool(params.get("overwrite", False)))
+        result = self._export(view, _check_path(params, "path", must_exist=False), bool(params.get("overwrite", False)))
         ui.finish(ctx, f"Exported {result['scenes']} scenes to {result['path']}", reload=False)
         return result
 
@@ -294,6 +294,16 @@ class ExportScenes(foo.Operator):
         outputs.str("path", label="Folder")
         outputs.int("scenes", label="Scenes")
         return types.Property(outputs)
+
+
+class ExportScenes(_ExportBase):
+    @property
+    def config(self):
+        return ui.operator_config("export_scenes", "AutoScale: export scenes (interchange format)",
+                                  "Write the target scenes as interchange Parquet tables", "file_upload")
+
+    def _export(self, view, path: Path, overwrite: bool) -> dict:
+        return export_dataset_scenes(view, path, overwrite=overwrite)
 
 
 OPERATORS = [ImportAV2, ImportScenes, ExportScenes]

@@ -19,7 +19,6 @@ from __future__ import annotations
 import re
 from functools import partial
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -31,15 +30,11 @@ from autoscale_core.planning import BASELINES, evaluate_planner, load_planner, t
 from autoscale_core.planning.evaluate import baseline_plans, evaluate_trajectories
 
 from . import scenes, triage, ui
+from .keys import Progress, root_dataset
 from .runs import get_run, record_run
 
-Progress = Callable[[float, str], None]
 PLANNER_TYPES = ("regression", "scoring")
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-def _root(view) -> fo.Dataset:
-    return view if isinstance(view, fo.Dataset) else view._root_dataset
 
 
 def _check_key(key: str, what: str = "key") -> str:
@@ -58,7 +53,7 @@ def view_weights(view, weight_field: str | None) -> np.ndarray | None:
     if not weight_field:
         return None
     if not view.has_field(weight_field):
-        raise ValueError(f"weight field {weight_field!r} does not exist on dataset {_root(view).name!r}")
+        raise ValueError(f"weight field {weight_field!r} does not exist on dataset {root_dataset(view).name!r}")
     values = view.values(weight_field)
     if any(v is None for v in values):
         raise ValueError(f"weight field {weight_field!r} is empty on {sum(v is None for v in values)} samples")
@@ -91,7 +86,7 @@ def train_planner_on_view(
     batch = scenes.load_scenes(view)
     trained = train_planner(batch, planner=planner, sample_weight=weights, seed=seed, steps=steps, device=device,
                             progress=lambda f, m: report(0.05 + 0.85 * f, m))
-    dataset = _root(view)
+    dataset = root_dataset(view)
     path = trained.save(planner_dir(dataset) / f"{key}.pt")
     metrics = {k: v for k, v in trained.metrics.items() if k != "history"}
     config = {"planner": planner, "steps": trained.config["steps"], "seed": seed, "weight_field": weight_field,
@@ -137,7 +132,7 @@ def evaluate_planner_on_view(
     The scores are the same either way.
     """
     report = progress or (lambda f, m: None)
-    dataset = _root(view)
+    dataset = root_dataset(view)
     key = _check_key(key or (planner if _KEY.match(planner) else "planner"), "evaluation key")
     if len(view) == 0:
         raise ValueError("the view is empty: nothing to evaluate")

@@ -25,7 +25,6 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -37,15 +36,11 @@ from autoscale_core.representation.pipeline import (METHODS, STREAMED_METHODS, e
                                                    value_scores)
 
 from . import scenes, ui
+from .keys import Progress, root_dataset
 from .runs import list_runs, record_run
 
-Progress = Callable[[float, str], None]
 VIZ_METHODS = ("auto", "pca", "tsne")
 STREAM_ABOVE = 50_000  # larger views are embedded chunk by chunk (a 50k-scene batch is ≈ 1.5 GB)
-
-
-def _root(view) -> fo.Dataset:
-    return view if isinstance(view, fo.Dataset) else view._root_dataset
 
 
 def _check_method(method: str) -> str:
@@ -91,7 +86,7 @@ def compute_scene_embeddings(
     if mc_samples != 0 and mc_samples < 2:
         raise ValueError(f"mc_samples: must be 0 (off) or >= 2, got {mc_samples}")
     report = progress or (lambda f, m: None)
-    dataset = _root(view)
+    dataset = root_dataset(view)
     if len(view) < 2:
         raise ValueError(f"the view of dataset {dataset.name!r} has {len(view)} scene(s); at least 2 are needed")
     train_mask = _train_mask(view)
@@ -193,7 +188,7 @@ def _register_brain(view, method, field, viz_method, report) -> dict:
     """FiftyOne Brain similarity (sort by similarity) and a 2-D visualization on ``field``."""
     import fiftyone.brain as fob
 
-    dataset = _root(view)
+    dataset = root_dataset(view)
     sim_key, viz_key = f"repr_{method}_sim", f"repr_{method}_viz"
     for key in (sim_key, viz_key):
         if dataset.has_brain_run(key):
@@ -228,7 +223,7 @@ def cluster_scenes(view, method: str = "graph_rae", *, k: int | None = None, dom
     """Cluster ``emb_<method>`` into ``cluster_<method>``; ``domains_field`` (e.g. "city") uses
     metadata domains instead of k-means. Returns the run's results."""
     report = progress or (lambda f, m: None)
-    dataset = _root(view)
+    dataset = root_dataset(view)
     ids, emb = _view_embeddings(view, method)
     report(0.1, f"clustering {len(ids)} scenes")
     if domains_field:
@@ -265,7 +260,7 @@ def compute_value_scores(view, method: str = "graph_rae", *, alpha_s: float = 1.
     for name, a in (("alpha_s", alpha_s), ("alpha_r", alpha_r), ("alpha_u", alpha_u)):
         if not np.isfinite(a) or a < 0:
             raise ValueError(f"{name}: must be a finite number >= 0, got {a!r}")
-    dataset = _root(view)
+    dataset = root_dataset(view)
     ids, emb = _view_embeddings(view, method)
     arrays = load_repr_arrays(dataset, method, ids)
     train_mask = _train_mask(view)

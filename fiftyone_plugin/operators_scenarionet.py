@@ -21,15 +21,13 @@ from pathlib import Path
 from typing import Callable
 
 import fiftyone as fo
-import fiftyone.operators as foo
-import fiftyone.operators.types as types
 
 from autoscale_core.io.av2 import ImportReport
 from autoscale_core.io.scenarionet import find_scenario_files, iter_scenarionet
 from autoscale_core.scene import SceneBatch
 
 from . import ui
-from .operators_io import STRIDES_S, _check_name, _check_path, _ImportBase, _ingest
+from .operators_io import _check_name, _check_path, _ExportBase, _ImportBase, _ingest, stride_input
 
 DELEGATE_FROM_FILES = 20  # more files than this: the App schedules the import by default
 INGEST_CHUNK_SCENES = 500  # scenes written per bulk add (FiftyOne's per-write overhead is ~1 s)
@@ -121,12 +119,8 @@ class ImportScenarioNet(_ImportBase):
 
     @property
     def config(self):
-        return foo.OperatorConfig(
-            name="import_scenarionet", label="AutoScale: import ScenarioNet scenes (nuScenes, Waymo, …)",
-            description="Slice ScenarioNet scenario files into planning scenes",
-            icon="file_download",
-            allow_immediate_execution=True, allow_delegated_execution=True, dynamic=True,
-        )
+        return ui.operator_config("import_scenarionet", "AutoScale: import ScenarioNet scenes (nuScenes, Waymo, …)",
+                                  "Slice ScenarioNet scenario files into planning scenes", "file_download")
 
     def resolve_delegation(self, ctx):
         """Large folders default to a delegated (scheduled) run."""
@@ -136,10 +130,7 @@ class ImportScenarioNet(_ImportBase):
             return None
 
     def _extra_inputs(self, inputs) -> None:
-        dropdown = types.Dropdown(label="Stride (s)", description="Spacing of scene start times t0 within a log")
-        for stride in STRIDES_S:
-            dropdown.add_choice(stride, label=f"{stride:g} s")
-        inputs.enum("stride_s", dropdown.values(), default=0.5, label="Stride (s)", view=dropdown)
+        stride_input(inputs, default=0.5)
         inputs.bool("lenient", default=False, label="Skip bad files",
                     description="Skip (and report) unreadable or malformed files instead of stopping")
 
@@ -163,42 +154,19 @@ def _check_export_target(params: dict, view) -> None:
         raise ValueError("target: the chosen samples are empty; nothing to export")
 
 
-class ExportScenarioNet(foo.Operator):
+class ExportScenarioNet(_ExportBase):
+    _form_label = "Export ScenarioNet scenes"
+    _path_help = "Empty or new, unless overwrite is ticked"
+    _overwrite_label = "Overwrite the files this export writes"
+    _check_target = staticmethod(_check_export_target)
+
     @property
     def config(self):
-        return foo.OperatorConfig(
-            name="export_scenarionet", label="AutoScale: export scenes as ScenarioNet files",
-            description="Write the target scenes as a ScenarioNet database folder (MetaDrive, ScenarioNet tools)",
-            icon="file_upload",
-            allow_immediate_execution=True, allow_delegated_execution=True, dynamic=True,
-        )
+        return ui.operator_config("export_scenarionet", "AutoScale: export scenes as ScenarioNet files",
+                                  "Write the target scenes as a ScenarioNet database folder (MetaDrive, ScenarioNet tools)", "file_upload")
 
-    def resolve_input(self, ctx):
-        inputs = types.Object()
-        if ui.no_dataset_error(inputs, ctx):
-            return types.Property(inputs)
-        view = ui.target_input(inputs, ctx)
-        inputs.str("path", required=True, label="Output folder", description="Empty or new, unless overwrite is ticked")
-        inputs.bool("overwrite", default=False, label="Overwrite the files this export writes")
-        if ctx.params.get("path"):
-            ui.check_form(inputs, lambda: _check_export_target(dict(ctx.params), view))
-        return types.Property(inputs, view=types.View(label="Export ScenarioNet scenes"))
-
-    def execute(self, ctx):
-        params = dict(ctx.params)
-        view = ctx.target_view()
-        _check_export_target(params, view)
-        ctx.set_progress(progress=0.0, label=f"exporting {len(view)} scenes")
-        result = export_view_scenarionet(view, _check_path(params, "path", must_exist=False),
-                                         overwrite=bool(params.get("overwrite", False)))
-        ui.finish(ctx, f"Exported {result['scenes']} scenes to {result['path']}", reload=False)
-        return result
-
-    def resolve_output(self, ctx):
-        outputs = types.Object()
-        outputs.str("path", label="Folder")
-        outputs.int("scenes", label="Scenes")
-        return types.Property(outputs)
+    def _export(self, view, path: Path, overwrite: bool) -> dict:
+        return export_view_scenarionet(view, path, overwrite=overwrite)
 
 
 OPERATORS = [ImportScenarioNet, ExportScenarioNet]

@@ -26,7 +26,7 @@ MC-dropout uncertainty, value components) come from a planner trained on the bas
 from __future__ import annotations
 
 import re
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -49,9 +49,9 @@ from autoscale_core.selection import (
 from autoscale_core.selection.experiment import ClosedLoopSetup
 
 from . import scenes, ui
+from .keys import Progress, root_dataset, scaling_run_key, selection_run_key
 from .runs import get_run, record_run
 
-Progress = Callable[[float, str], None]
 TAG_PREFIX = "sel:"
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 ACTIVE_METHODS = ("value_topm", "random", "coreset", "uncertainty")
@@ -62,14 +62,6 @@ class SelectionError(ValueError):
 
 
 # ------------------------------------------------------------------------------ names and storage
-def _root(view) -> fo.Dataset:
-    return view if isinstance(view, fo.Dataset) else view._root_dataset
-
-
-def run_key(name: str) -> str:
-    return "sel_" + name.replace("-", "_")
-
-
 def check_selection_name(dataset: fo.Dataset, name: str, *, overwrite: bool = False) -> None:
     """Raise SelectionError if ``name`` is malformed or already used (tag, saved view or run)."""
     if not isinstance(name, str) or not _NAME_PATTERN.match(name):
@@ -81,8 +73,8 @@ def check_selection_name(dataset: fo.Dataset, name: str, *, overwrite: bool = Fa
         used.append(f"tag {TAG_PREFIX + name!r}")
     if dataset.has_saved_view(name):
         used.append(f"saved view {name!r}")
-    if dataset.has_run(run_key(name)):
-        used.append(f"run {run_key(name)!r}")
+    if dataset.has_run(selection_run_key(name)):
+        used.append(f"run {selection_run_key(name)!r}")
     if used:
         raise SelectionError(f"a selection named {name!r} already exists on dataset {dataset.name!r} "
                              f"({', '.join(used)}); choose another name or delete it first")
@@ -96,15 +88,15 @@ def delete_selection(dataset: fo.Dataset, name: str) -> None:
         tagged.untag_samples(tag)
     if dataset.has_saved_view(name):
         dataset.delete_saved_view(name)
-    if dataset.has_run(run_key(name)):
-        dataset.delete_run(run_key(name))
+    if dataset.has_run(selection_run_key(name)):
+        dataset.delete_run(selection_run_key(name))
 
 
 def store_selection(view, result: SelectionResult, name: str, *, config: dict, overwrite: bool = False) -> dict:
     """Write a computed selection: tag, saved view (rank order) and run record. Returns a summary."""
     from .safe_write import dataset_lock_name, exclusive
 
-    dataset = _root(view)
+    dataset = root_dataset(view)
     # Check-then-write under the dataset's cross-process write lock: of two concurrent
     # selections with the same name one gets the "already exists" error (no silent overwrite),
     # and concurrent save_view calls cannot drop each other's saved view.
@@ -128,7 +120,7 @@ def _store_selection_locked(view, dataset, result: SelectionResult, name: str, *
     method, run_config = f"selection_{result.method}", {**config, **payload["config"]}
     # The run is registered as "running" first, so a step killed mid-write leaves a visible
     # record (and the name stays taken until deleted or overwritten) rather than silent debris.
-    record_run(dataset, run_key(name), method, run_config, None, status="running")
+    record_run(dataset, selection_run_key(name), method, run_config, None, status="running")
     try:
         dataset.select(sample_ids).tag_samples(tag)
         dataset.save_view(name, dataset.select(sample_ids, ordered=True),
@@ -139,16 +131,16 @@ def _store_selection_locked(view, dataset, result: SelectionResult, name: str, *
             tagged.untag_samples(tag)
         if dataset.has_saved_view(name):
             dataset.delete_saved_view(name)
-        record_run(dataset, run_key(name), method, run_config, {"error": repr(exc)}, status="failed")
+        record_run(dataset, selection_run_key(name), method, run_config, {"error": repr(exc)}, status="failed")
         raise
     summary = {
         "name": name, "method": result.method, "budget": result.budget, "tag": tag, "saved_view": name,
-        "run_key": run_key(name), "allocation": result.allocation, "predicted_gain": result.predicted_gain,
+        "run_key": selection_run_key(name), "allocation": result.allocation, "predicted_gain": result.predicted_gain,
         "explanation": result.explanation,
     }
     # (no "run_key" inside the results: FiftyOne's init_run_results takes run_key as its own argument)
     results = {k: v for k, v in summary.items() if k != "run_key"}
-    record_run(dataset, run_key(name), method, run_config,
+    record_run(dataset, selection_run_key(name), method, run_config,
                {**results, "scene_ids": scene_ids, "diagnostics": payload["diagnostics"]})
     return summary
 
@@ -156,7 +148,7 @@ def _store_selection_locked(view, dataset, result: SelectionResult, name: str, *
 # ------------------------------------------------------------------------------ pools and oracles
 def _field_values(view, field: str, what: str) -> list:
     if not view.has_field(field):
-        raise SelectionError(f"{what} field {field!r} does not exist on dataset {_root(view).name!r}")
+        raise SelectionError(f"{what} field {field!r} does not exist on dataset {root_dataset(view).name!r}")
     values = view.values(field)
     if any(v is None for v in values):
         raise SelectionError(f"{what} field {field!r} is missing on {sum(v is None for v in values)} sample(s) of the view")
@@ -172,7 +164,7 @@ def pool_from_view(view, *, domain_field: str | None = None, embedding_field: st
     importance = 1 − EPDMS. ``value_fields`` maps components ``S``/``R``/``U``/``Q`` to fields.
     """
     if len(view) == 0:
-        raise SelectionError(f"the candidate view of dataset {_root(view).name!r} is empty")
+        raise SelectionError(f"the candidate view of dataset {root_dataset(view).name!r} is empty")
     ids = view.values("scene_id")
     emb = None
     if embedding_field:
@@ -212,7 +204,7 @@ def resolve_views(pool_view, base_view=None, val_view=None, *, base_limit: int =
     ``split="val"`` scenes (at most ``val_limit``). Base and val scenes are removed from the
     candidates (so a whole-dataset view works as the candidate view).
     """
-    dataset = _root(pool_view)
+    dataset = root_dataset(pool_view)
     pool_ids = pool_view.values("scene_id")
     if base_view is None:
         base_view = _real(dataset.match(F("split") == "train")).match(~F("scene_id").is_in(pool_ids))
@@ -290,9 +282,9 @@ def fit_scaling_laws(view, name: str, budget: int, *, domain_field: str = "topol
                      progress: Progress | None = None) -> dict:
     """MOSAIC pilots + per-domain fits over the candidates in ``view``; recorded as run ``scaling_<name>``."""
     progress = progress or _noop
-    dataset = _root(view)
+    dataset = root_dataset(view)
     _validate_common(budget, steps, seed)
-    key = "scaling_" + name.replace("-", "_")
+    key = scaling_run_key(name)
     if not isinstance(name, str) or not _NAME_PATTERN.match(name):
         raise SelectionError(f"scaling-law name {name!r}: use letters, digits, '-' or '_'")
     if dataset.has_run(key) and not overwrite:
@@ -328,7 +320,7 @@ def allocate_budget(view, name: str, budget: int, *, fits_from: str | None = Non
     ``fits_from``: the name of an earlier :func:`fit_scaling_laws` run to reuse (no pilots).
     """
     progress = progress or _noop
-    dataset = _root(view)
+    dataset = root_dataset(view)
     _validate_common(budget, steps, seed)
     check_selection_name(dataset, name, overwrite=overwrite)
     view, base_view, val_view = resolve_views(view, base_view, val_view, base_limit=base_limit, val_limit=val_limit)
@@ -338,7 +330,7 @@ def allocate_budget(view, name: str, budget: int, *, fits_from: str | None = Non
     config = {"budget": budget, "fits_from": fits_from, "domain_field": domain_field,
               "importance_field": importance_field, "steps": steps, "seed": seed}
     if fits_from:
-        record = get_run(dataset, "scaling_" + fits_from.replace("-", "_"))
+        record = get_run(dataset, scaling_run_key(fits_from))
         if record["results"] is None or record["results"].get("domain_field") != domain_field:
             raise SelectionError(f"scaling laws {fits_from!r} were fitted on domain field "
                                  f"{(record['results'] or {}).get('domain_field')!r}, not {domain_field!r}")
@@ -386,7 +378,7 @@ def optimize_mixture(view, name: str, budget: int, *, rounds: int = 4, probes: i
     confirmed on the second half (never on test). Bad input is rejected before any training.
     """
     progress = progress or _noop
-    dataset = _root(view)
+    dataset = root_dataset(view)
     _validate_common(budget, steps, seed)
     check_selection_name(dataset, name, overwrite=overwrite)
     if not 0 < failure_quantile < 1:
@@ -460,7 +452,7 @@ def select_active(view, name: str, budget: int, *, method: str = "value_topm", c
     (written by ``compute_value_scores``) where they exist. Signals not given as fields are computed from a planner trained on the base set.
     """
     progress = progress or _noop
-    dataset = _root(view)
+    dataset = root_dataset(view)
     _validate_common(budget, steps, seed)
     if method not in ACTIVE_METHODS:
         raise SelectionError(f"method {method!r} is not one of {ACTIVE_METHODS}")
@@ -524,7 +516,7 @@ def _default_name(dataset, prefix: str, *, selection: bool = True) -> str:
     tags = set(dataset.distinct("tags")) if selection else set()
     for i in range(1, 10_000):
         name = f"{prefix}-{i}"
-        key = run_key(name) if selection else "scaling_" + name.replace("-", "_")
+        key = selection_run_key(name) if selection else scaling_run_key(name)
         if key not in runs and not (selection and (name in views or TAG_PREFIX + name in tags)):
             return name
     return prefix
@@ -541,7 +533,7 @@ def _selection_name_error(dataset, name, overwrite: bool) -> str:
 def _scaling_name_error(dataset, name, overwrite: bool) -> str:
     if not isinstance(name, str) or not _NAME_PATTERN.match(name):
         return f"scaling-law name {name!r}: use 1-64 letters, digits, '-' or '_', starting with a letter or digit"
-    key = "scaling_" + name.replace("-", "_")
+    key = scaling_run_key(name)
     if dataset.has_run(key) and not overwrite:
         return (f"scaling laws {name!r} already exist on dataset {dataset.name!r} (run {key!r}): choose another "
                 "name or tick 'Replace'")

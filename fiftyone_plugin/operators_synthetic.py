@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -29,17 +28,13 @@ from autoscale_core.synthetic.labels import EXPERTS
 from autoscale_core.synthetic.perturb import PerturbationConfig
 
 from . import scenes, ui
+from .keys import Progress, root_dataset
 from .runs import record_run
 
 SYNTHETIC_FIELDS = ("perturb_lateral", "perturb_speed", "perturb_heading", "round", "expert")
 _EXECUTOR_HELP = {"serial": "chunk after chunk in this process (no worker start-up)",
                   "process": "chunks in parallel worker processes",
                   "ray": "chunks as Ray tasks (local Ray, or the cluster in AUTOSCALE_EXECUTOR)"}
-Progress = Callable[[float, str], None]
-
-
-def _root(view) -> fo.Dataset:
-    return view if isinstance(view, fo.Dataset) else view._root_dataset
 
 
 def validate_synthetic_params(params: dict) -> dict:
@@ -137,7 +132,7 @@ def generate_synthetic_samples(
         "lateral_min": lateral_range[0], "lateral_max": lateral_range[1],
         "speed_min": speed_range[0], "speed_max": speed_range[1], "render": render, "executor": executor,
     })
-    dataset = _root(view)
+    dataset = root_dataset(view)
     if len(view) == 0:
         raise ValueError(f"the source view of dataset {dataset.name!r} is empty: select scenes to perturb")
     if executor is None and params["executor"] is None and len(view) >= PROCESS_POOL_MIN_PARENTS:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -37,23 +36,15 @@ import fiftyone as fo
 from autoscale_core.export import FORMATS, ExportError, QueueItem, export_queue
 
 from .runs import get_run, record_run
+from .keys import queue_run_key, root_dataset
 
 QUEUE_TAG_PREFIX = "queue:"
 SELECTION_TAG_PREFIX = "sel:"
 VALUE_FIELDS = ("value_s", "value_r", "value_u", "value_q")
-_KEY_CHARS = re.compile(r"[^A-Za-z0-9_]")
 
 
 class QueueError(ExportError):
     """Bad queue request (empty view, missing rank field, unknown selection, no backend)."""
-
-
-def _root(view) -> fo.Dataset:
-    return view if isinstance(view, fo.Dataset) else view._root_dataset
-
-
-def queue_run_key(name: str) -> str:
-    return "queue_" + _KEY_CHARS.sub("_", name)
 
 
 def default_out_dir() -> Path:
@@ -105,7 +96,7 @@ def _gather(view, selection: str | None) -> tuple[dict[str, list], dict | None]:
                        view.values(["scene_id", "filepath", "tags", *fields])))
     if selection is None:
         selection = _infer_selection(columns["tags"])
-    record = selection_record(_root(view), selection) if selection else None
+    record = selection_record(root_dataset(view), selection) if selection else None
     if record is not None:
         record["name"] = selection
     return columns, record
@@ -122,7 +113,7 @@ def rank_order(view, rank_field: str | None, descending: bool, record: dict | No
     n = len(scene_ids)
     if rank_field:
         if not view.has_field(rank_field):
-            raise QueueError(f"rank field {rank_field!r} does not exist on dataset {_root(view).name!r}")
+            raise QueueError(f"rank field {rank_field!r} does not exist on dataset {root_dataset(view).name!r}")
         values = view.values(rank_field)
         missing = sum(v is None for v in values)
         if missing:
@@ -154,7 +145,7 @@ def build_queue_items(view, *, rank_field: str | None = None, descending: bool =
                       selection: str | None = None, selection_order: bool = True) -> tuple[list[QueueItem], dict | None]:
     """The ranked :class:`QueueItem` list of ``view`` (rank 1 first) and the selection record used."""
     if len(view) == 0:
-        raise QueueError(f"the view of dataset {_root(view).name!r} is empty: nothing to export")
+        raise QueueError(f"the view of dataset {root_dataset(view).name!r} is empty: nothing to export")
     columns, record = _gather(view, selection)
     scene_ids = columns["scene_id"]
     if any(s is None for s in scene_ids):
@@ -218,7 +209,7 @@ def export_view_queue(view, out_dir: str | os.PathLike | None, name: str, rank_f
         "first_scene_ids": [it.scene_id for it in items[:10]],
     }
     if tag:
-        dataset = _root(view)
+        dataset = root_dataset(view)
         queue_tag = QUEUE_TAG_PREFIX + name
         dataset.untag_samples(queue_tag)  # re-export replaces the previous queue of this name
         view.tag_samples(queue_tag)
@@ -255,7 +246,7 @@ def annotate_view_queue(view, anno_key: str, *, backend: str, rank_field: str | 
     label_type, classes, ...). Returns FiftyOne's annotation results.
     """
     if len(view) == 0:
-        raise QueueError(f"the view of dataset {_root(view).name!r} is empty: nothing to annotate")
+        raise QueueError(f"the view of dataset {root_dataset(view).name!r} is empty: nothing to annotate")
     available = configured_backends()
     if backend not in available:
         raise QueueError(

@@ -22,6 +22,18 @@ Records still in the staging phase are rolled back (staging collection dropped, 
 (the publish is idempotent), so the dataset ends fully written. Either way nothing is half
 written, and the failed run stays visible in ``list_runs``.
 
+**FiftyOne internals.** Three uses of FiftyOne's private API have no public equivalent that
+keeps the write atomic; each is checked by ``tests/test_fiftyone_internals.py`` so an upgrade that
+removes one fails loudly there, and ``pyproject.toml`` allows only the minor version tested
+(fiftyone 1.22.x; tested with 1.22.1):
+
+* ``dataset._sample_collection_name`` — the MongoDB collection the ``$merge`` writes into (the
+  public API writes sample by sample or field by field, which is what this module avoids);
+* ``dataset._merge_sample_field_schema`` — declares all new fields in one schema update before the
+  merge (``add_sample_field`` would declare them one at a time, with a reload each);
+* ``dataset._doc.id`` — the dataset's database id, which names its lock and staging collections
+  (stable across renames, unlike the name).
+
 Test hooks: ``AUTOSCALE_TEST_PAUSE_BEFORE_PUBLISH=<seconds>`` makes the writer print
 ``autoscale: staged <run>; publishing in <s> s`` on stderr and sleep before publishing, and
 ``AUTOSCALE_TEST_PAUSE_IN_PUBLISH=<seconds>`` sleeps after the schema change and before the
@@ -48,6 +60,7 @@ import fiftyone.core.odm as foo
 from fiftyone.core.odm.utils import create_field, create_implied_field, get_field_kwargs, validate_fields_match
 
 from . import runs
+from .keys import root_dataset
 
 logger = logging.getLogger(__name__)
 
@@ -146,10 +159,6 @@ def dataset_lock_name(dataset: fo.Dataset, what: str = "write") -> str:
 
 
 # ---------------------------------------------------------------------------------- helpers
-def _root(view) -> fo.Dataset:
-    return view._root_dataset if isinstance(view, fo.DatasetView) else view
-
-
 def _check_run_key(run_key: str) -> None:
     if not isinstance(run_key, str) or not run_key or not (run_key[0].isalpha() or run_key[0] == "_") \
             or not all(c.isalnum() or c == "_" for c in run_key):
@@ -255,7 +264,7 @@ def staged_write(
     _check_run_key(run_key)
     if not values_by_field:
         raise SafeWriteError("staged_write got no fields to write")
-    dataset = _root(view)
+    dataset = root_dataset(view)
     view_ids = [str(s) for s in view.values("scene_id")]
     scene_ids = view_ids if scene_ids is None else [str(s) for s in scene_ids]
     if not scene_ids:
@@ -375,7 +384,7 @@ def _prune_completed(dataset: fo.Dataset, run_key: str, keep: str) -> None:
 # ---------------------------------------------------------------------------------- recovery
 def recover(dataset: fo.Dataset, *, lock_timeout_s: float = 600.0) -> list[dict]:
     """Finish or undo the writes of dead writers; returns what was done per write record."""
-    dataset = _root(dataset)
+    dataset = root_dataset(dataset)
     with exclusive(dataset_lock_name(dataset), timeout_s=lock_timeout_s):
         dataset.reload()
         return _recover_locked(dataset)

@@ -38,6 +38,7 @@ from autoscale_core.scene import AGENT_TYPES, SceneBatch
 from autoscale_core.store import SceneStore
 
 from . import ownership, scene_adds
+from .keys import root_dataset
 from .runs import delete_run, list_runs, record_run  # noqa: F401  (part of this module's contract)
 
 logger = logging.getLogger(__name__)
@@ -82,7 +83,7 @@ def _dataset_dir(dataset: fo.Dataset) -> Path:
 
 def get_store(dataset: fo.Dataset | fo.DatasetView) -> SceneStore:
     """The :class:`SceneStore` holding the arrays of ``dataset``'s scenes."""
-    root = _root(dataset)
+    root = root_dataset(dataset)
     path = root.info.get(STORE_INFO_KEY)
     if not path:
         raise SceneDatasetError(
@@ -90,10 +91,6 @@ def get_store(dataset: fo.Dataset | fo.DatasetView) -> SceneStore:
             "add scenes with fiftyone_plugin.scenes.add_scenes first"
         )
     return SceneStore(path)
-
-
-def _root(collection) -> fo.Dataset:
-    return collection._root_dataset if isinstance(collection, fo.DatasetView) else collection
 
 
 # ---------------------------------------------------------------------------------- create
@@ -487,9 +484,9 @@ def scene_loader(view: fo.Dataset | fo.DatasetView) -> tuple[list[str], Callable
     at positions ``rows`` of the view's order (from the memory-mapped scene store)."""
     scene_ids = view.values("scene_id")
     if not scene_ids:
-        raise SceneDatasetError(f"view of dataset {_root(view).name!r} has no samples to load")
+        raise SceneDatasetError(f"view of dataset {root_dataset(view).name!r} has no samples to load")
     if any(s is None for s in scene_ids):
-        raise SceneDatasetError(f"some samples of dataset {_root(view).name!r} have no scene_id")
+        raise SceneDatasetError(f"some samples of dataset {root_dataset(view).name!r} have no scene_id")
     store = get_store(view)
     return scene_ids, lambda rows: store.load([scene_ids[int(i)] for i in rows])
 
@@ -516,13 +513,13 @@ def write_scene_fields(
         scene_ids = view_ids
     scene_ids = [str(s) for s in scene_ids]
     if not scene_ids:
-        raise SceneDatasetError(f"write_scene_fields: the view of dataset {_root(view).name!r} is empty")
+        raise SceneDatasetError(f"write_scene_fields: the view of dataset {root_dataset(view).name!r} is empty")
     if len(set(scene_ids)) != len(scene_ids):
         raise SceneDatasetError("write_scene_fields: scene_ids contain duplicates")
     missing = set(scene_ids) - set(view_ids)
     if missing:
         raise SceneDatasetError(
-            f"{len(missing)} scene_id(s) not in the view of dataset {_root(view).name!r}, "
+            f"{len(missing)} scene_id(s) not in the view of dataset {root_dataset(view).name!r}, "
             f"e.g. {sorted(missing)[:3]}"
         )
     prepared = {}

@@ -36,7 +36,8 @@ import fiftyone.core.fields as fof
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-Progress = Callable[[float, str], None]
+from .keys import Progress
+
 
 FIELD_KINDS = ("numeric", "string", "vector", "list", "any")
 # Fields every AutoScale scene has; hidden from "result field" pickers unless asked for.
@@ -329,3 +330,9 @@ class DelegatedOperator(foo.Operator):
         return foo.OperatorConfig(name=self._name, label=self._label, description=self._description,
                                   icon=self._icon or None, allow_immediate_execution=True,
                                   allow_delegated_execution=True, default_choice_to_delegated=True, dynamic=True)
+
+
+def operator_config(name: str, label: str, description: str, icon: str, **options) -> foo.OperatorConfig:
+    """An operator's config with the plugin's defaults: runs now or scheduled, dynamic form."""
+    defaults = {"allow_immediate_execution": True, "allow_delegated_execution": True, "dynamic": True}
+    return foo.OperatorConfig(name=name, label=label, description=description, icon=icon, **(defaults | options))
