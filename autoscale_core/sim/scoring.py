@@ -53,6 +53,15 @@ import numpy as np
 
 from scipy.signal import savgol_filter
 
+from ..geometry import (
+    box_corners,
+    boxes_overlap,
+    boxes_overlap_offset,
+    distance_to_polygon_boundary,
+    points_in_polygon_edges,
+    polygon_edges,
+    project_on_polyline,
+)
 from ..scene import SceneBatch, STATIC, TL_RED, TL_UNKNOWN, wrap_angle
 from .agents import simulate_agents
 from .kinematics import simulate_ego
@@ -146,35 +155,6 @@ def validate_trajectories(batch: SceneBatch, trajectories, num_poses: int, name:
 
 
 # ---------------------------------------------------------------------------- geometry
-def box_corners(x, y, heading, length, width) -> np.ndarray:
-    """(..., 4, 2) corners (front-left, front-right, rear-right, rear-left)."""
-    c, s = np.cos(heading), np.sin(heading)
-    hl, hw = 0.5 * length, 0.5 * width
-    out = []
-    for fl, fw in ((1, 1), (1, -1), (-1, -1), (-1, 1)):
-        out.append(np.stack([x + fl * hl * c - fw * hw * s, y + fl * hl * s + fw * hw * c], -1))
-    return np.stack(out, -2)
-
-
-def boxes_overlap(x1, y1, h1, l1, w1, x2, y2, h2, l2, w2) -> np.ndarray:
-    """Oriented rectangles overlap (touching counts), separating axis theorem, broadcast."""
-    return _overlap_trig(x2 - x1, y2 - y1, np.cos(h1), np.sin(h1), l1, w1, np.cos(h2), np.sin(h2), l2, w2)
-
-
-def _overlap_trig(dx, dy, c1, s1, l1, w1, c2, s2, l2, w2) -> np.ndarray:
-    """:func:`boxes_overlap` from the centre offset (box 2 − box 1) and precomputed cos/sin of
-    both headings (the collision and TTC tests reuse them for every projection)."""
-    cos_d = np.abs(c1 * c2 + s1 * s2)
-    sin_d = np.abs(s1 * c2 - c1 * s2)
-    # Axes of box 1.
-    sep = np.abs(dx * c1 + dy * s1) > 0.5 * l1 + 0.5 * l2 * cos_d + 0.5 * w2 * sin_d
-    sep |= np.abs(-dx * s1 + dy * c1) > 0.5 * w1 + 0.5 * l2 * sin_d + 0.5 * w2 * cos_d
-    # Axes of box 2.
-    sep |= np.abs(dx * c2 + dy * s2) > 0.5 * l2 + 0.5 * l1 * cos_d + 0.5 * w1 * sin_d
-    sep |= np.abs(-dx * s2 + dy * c2) > 0.5 * w2 + 0.5 * l1 * sin_d + 0.5 * w1 * cos_d
-    return ~sep
-
-
 class LaneIndex:
     """Lane centerline segments hashed on a uniform grid, for exact near-segment queries.
 
@@ -306,29 +286,6 @@ class LaneIndex:
         return on
 
 
-def _polygon_edges(batch: SceneBatch):
-    """Vertices and next vertices (S, D, V, 2) of the drivable polygons, count (S, D)."""
-    v = batch.drivable_polygons.astype(np.float64)
-    valid = batch.drivable_vertex_valid
-    n = valid.sum(-1)
-    idx = np.arange(v.shape[2])
-    nxt = np.where(idx + 1 < n[..., None], idx + 1, 0)
-    w = np.take_along_axis(v, nxt[..., None].repeat(2, -1), 2)
-    return v, w, valid, n
-
-
-def _even_odd(scene, points, edges, d):
-    """(M,) inside polygon d of each point's scene, and (M,) distance to its boundary."""
-    v, w, valid, n = (x[scene, d] for x in edges)
-    x, y = points[:, 0, None], points[:, 1, None]
-    x1, y1, x2, y2 = v[..., 0], v[..., 1], w[..., 0], w[..., 1]
-    straddle = (y1 > y) != (y2 > y)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        xc = x1 + (y - y1) * (x2 - x1) / (y2 - y1)
-    inside = ((straddle & (x < xc) & valid).sum(-1) % 2 == 1) & (n >= 3)
-    return inside, v, w, valid
-
-
 def _points_in_scene_polygons(scene: np.ndarray, points: np.ndarray, batch: SceneBatch, fine_cell: float = 0.5) -> np.ndarray:
     """(M,) bool: point inside any drivable polygon of its scene (even-odd rule).
 
@@ -339,7 +296,7 @@ def _points_in_scene_polygons(scene: np.ndarray, points: np.ndarray, batch: Scen
     D = batch.drivable_polygons.shape[1]
     if D == 0 or len(points) == 0:
         return inside_any
-    edges = _polygon_edges(batch)
+    edges = polygon_edges(batch.drivable_polygons.astype(np.float64), batch.drivable_vertex_valid)
     fine = np.floor(points / fine_cell).astype(np.int64)
     key = (scene.astype(np.int64) << 40) + ((fine[:, 1] + (1 << 19)) << 20) + (fine[:, 0] + (1 << 19))
     unique, first, inverse = np.unique(key, return_index=True, return_inverse=True)
@@ -350,35 +307,20 @@ def _points_in_scene_polygons(scene: np.ndarray, points: np.ndarray, batch: Scen
     for d in range(D):  # few polygons per scene; vectorized over points and vertices
         todo = np.arange(len(points))
         if use_cells:
-            inside, v, w, valid = _even_odd(cell_scene, centre, edges, d)
-            ab, ap = w - v, centre[:, None, :] - v
-            t = np.clip((ap * ab).sum(-1) / np.maximum((ab**2).sum(-1), 1e-12), 0.0, 1.0)
-            edge_dist = np.sqrt(((ap - t[..., None] * ab) ** 2).sum(-1))
-            edge_dist = np.where(valid, edge_dist, np.inf).min(-1)
+            polygon = [x[cell_scene, d] for x in edges]
+            inside = points_in_polygon_edges(centre, *polygon)
+            edge_dist = distance_to_polygon_boundary(centre, *polygon[:3])
             decided = (edge_dist > fine_cell * np.sqrt(0.5) + 1e-9)[inverse]
             inside_any |= decided & inside[inverse]
             todo = np.flatnonzero(~decided & ~inside_any)
-        inside_any[todo] |= _even_odd(scene[todo], points[todo], edges, d)[0]
+        inside_any[todo] |= points_in_polygon_edges(points[todo], *(x[scene[todo], d] for x in edges))
     return inside_any
 
 
 def route_progress(batch: SceneBatch, scene: np.ndarray, points: np.ndarray) -> np.ndarray:
     """(M,) arc length (m) of each point's projection on its scene's route polyline."""
-    route = batch.route_polyline.astype(np.float64)  # per scene once, gathered per point below
-    ax, ay = route[:, :-1, 0], route[:, :-1, 1]
-    dx, dy = route[:, 1:, 0] - ax, route[:, 1:, 1] - ay
-    seg_valid = batch.route_valid[:, :-1] & batch.route_valid[:, 1:]
-    len2 = dx * dx + dy * dy
-    length = np.sqrt(len2)
-    cum = np.concatenate([np.zeros((len(batch), 1)), np.cumsum(np.where(seg_valid, length, 0.0), -1)], -1)
-    px, py = points[:, 0, None] - ax[scene], points[:, 1, None] - ay[scene]  # (M, Q-1)
-    sdx, sdy = dx[scene], dy[scene]
-    t = np.clip((px * sdx + py * sdy) / np.maximum(len2[scene], 1e-12), 0.0, 1.0)
-    ex, ey = px - t * sdx, py - t * sdy
-    dist = np.where(seg_valid[scene], ex * ex + ey * ey, np.inf)
-    j = dist.argmin(-1)
-    rows = np.arange(len(points))
-    return cum[scene, j] + t[rows, j] * length[scene, j]
+    route = batch.route_polyline.astype(np.float64)  # per scene once, gathered per point
+    return project_on_polyline(points, route[scene], batch.route_valid[scene])[0]
 
 
 @lru_cache(maxsize=16)
@@ -491,7 +433,7 @@ def raw_metrics(
     nc, collision, ttc = _collisions(batch, st, scene_of, cand_of, agents, agent_valid, config, index)
     out.update(nc=nc, collision=collision, ttc=ttc)
     # DAC on footprint corners.
-    corners = box_corners(st[..., 0], st[..., 1], st[..., 2], ego_len[:, None], ego_wid[:, None]).reshape(-1, 2)
+    corners = box_corners(st[..., :2], st[..., 2], ego_len[:, None], ego_wid[:, None]).reshape(-1, 2)
     corner_scene = np.repeat(scene_of, K1 * 4)
     if index.pad > 0:  # dense candidates: whole-cell shortcut
         on = index.on_lane(corner_scene, corners)
@@ -628,7 +570,7 @@ def _collisions(batch, st, scene_of, cand_of, agents, agent_valid, config, index
     c, s = np.cos(e[:, 2]), np.sin(e[:, 2])
     ca, sa = np.cos(a[:, 2]), np.sin(a[:, 2])
     rx, ry = a[:, 0] - e[:, 0], a[:, 1] - e[:, 1]  # agent centre relative to the ego's
-    overlap = _overlap_trig(rx, ry, c, s, el, ew, ca, sa, al, aw)
+    overlap = boxes_overlap_offset(rx, ry, c, s, el, ew, ca, sa, al, aw)
     # Agent centre in the ego frame: behind the rear bumper = hit from behind.
     behind = rx * c + ry * s < -0.5 * el
     # First overlap of each (trajectory, agent) pair: entries are ordered by pair, then step.
@@ -641,13 +583,13 @@ def _collisions(batch, st, scene_of, cand_of, agents, agent_valid, config, index
         # nuPlan's collision classes at the first overlap (see the module docstring).
         ego_moving = e[f, 3] >= config.stopped_speed
         agent_stopped = a[f, 3] < config.stopped_speed
-        bumper_x, bumper_y = e[f, 0] + 0.5 * el[f] * c[f], e[f, 1] + 0.5 * el[f] * s[f]
-        front = boxes_overlap(bumper_x, bumper_y, e[f, 2], 0.0, ew[f], a[f, 0], a[f, 1], a[f, 2], al[f], aw[f])
+        bumper = np.stack([e[f, 0] + 0.5 * el[f] * c[f], e[f, 1] + 0.5 * el[f] * s[f]], -1)
+        front = boxes_overlap(bumper, e[f, 2], 0.0, ew[f], a[f, :2], a[f, 2], al[f], aw[f])
         side = ego_moving & ~agent_stopped & ~behind[f] & ~front
         lane_change = np.zeros(len(f), dtype=bool)
         if side.any():
             ps = f[side]
-            corners = box_corners(e[ps, 0], e[ps, 1], e[ps, 2], el[ps], ew[ps])
+            corners = box_corners(e[ps, :2], e[ps, 2], el[ps], ew[ps])
             lane_change[side] = in_multiple_lanes(index, sb[ps], corners)
         at_fault = ego_moving & (agent_stopped | (~behind[f] & (front | lane_change)))
         value = np.where(batch.agent_type[sb[f], n[f]] == STATIC, 0.5, 0.0)
@@ -665,7 +607,7 @@ def _collisions(batch, st, scene_of, cand_of, agents, agent_valid, config, index
         dy = (a_i[:, 1] + va_y * tau) - (e_i[:, 1] + ve_y * tau)
         m = np.flatnonzero((dx * dx + dy * dy <= reach2) & (ttc[traj_i] > 0.0))
         j = i[m]
-        hit = _overlap_trig(dx[m], dy[m], c[j], s[j], el[j], ew[j], ca[j], sa[j], al[j], aw[j])
+        hit = boxes_overlap_offset(dx[m], dy[m], c[j], s[j], el[j], ew[j], ca[j], sa[j], al[j], aw[j])
         ttc[traj_i[m[hit]]] = 0.0
     return nc, collision, ttc
 
