@@ -18,7 +18,8 @@ from ..geometry import polyline_arclength, project_on_polyline
 from ..scene import SceneBatch, TL_RED
 from .agents import interpolate_log
 from .idm import IDMParams, idm_acceleration
-from .scoring import ScoreResult, ScorerConfig, score_trajectories
+from .config import ScoreResult, ScorerConfig
+from .scorer import score_plans
 
 
 def _project(route: np.ndarray, valid: np.ndarray, points: np.ndarray):
@@ -156,7 +157,7 @@ class RulePlanner:
         """Proposals (S, P, F, 3) and their scores (progress normalised by the best compliant one)."""
         proposals = self.propose(batch) if proposals is None else proposals
         cfg = replace(self.config, progress_reference="candidates")
-        return proposals, score_trajectories(batch, proposals, config=cfg, human_filter=False)
+        return proposals, score_plans(batch, proposals, config=cfg, human_filter=False)
 
     def plan(self, batch: SceneBatch) -> np.ndarray:
         """(S, F, 3) best proposal per scene."""
