@@ -148,6 +148,27 @@ def distance_to_polygon_boundary(points: np.ndarray, start, end, vertex_valid) -
 
 
 # ------------------------------------------------------------------------------ polylines
+def closest_on_segments(points: np.ndarray, start: np.ndarray, delta: np.ndarray, squared_length=None):
+    """Nearest point of segments ``start + t · delta`` (t in [0, 1]) to ``points``.
+
+    Args:
+        points, start, delta: (..., 2) m, broadcast against each other (e.g. points (S, M, 1, 1, 2)
+            against lane segments (S, 1, L, P-1, 2)).
+        squared_length: (...) |delta|² clamped away from 0; default max(|delta|², 1e-9) m², so a
+            zero-length segment (padding) acts as its start point.
+
+    Returns:
+        ``(t, distance)``, each (...): the fraction along the segment and the distance (m).
+    """
+    dx, dy = delta[..., 0], delta[..., 1]
+    if squared_length is None:
+        squared_length = np.maximum(dx * dx + dy * dy, 1e-9)
+    t = np.clip(((points[..., 0] - start[..., 0]) * dx + (points[..., 1] - start[..., 1]) * dy) / squared_length, 0.0, 1.0)
+    ex = points[..., 0] - (start[..., 0] + t * dx)
+    ey = points[..., 1] - (start[..., 1] + t * dy)
+    return t, np.sqrt(ex * ex + ey * ey)
+
+
 def polyline_arclength(polyline: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """(..., Q) cumulative arc length (m) of polylines (..., Q, 2), constant past segments that
     are not valid (``valid`` (..., Q) marks points; a segment is valid when both ends are)."""

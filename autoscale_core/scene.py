@@ -62,7 +62,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .geometry import points_in_polygons  # noqa: F401  (re-exported: part of this module's API)
+from .geometry import closest_on_segments, points_in_polygons  # noqa: F401  (points_in_polygons: re-exported)
 
 AGENT_TYPES = ("vehicle", "pedestrian", "cyclist", "static", "other")
 VEHICLE, PEDESTRIAN, CYCLIST, STATIC, OTHER = range(len(AGENT_TYPES))
@@ -397,15 +397,8 @@ def lateral_distance_to_lanes(batch: SceneBatch, points: np.ndarray) -> np.ndarr
         (S, M, L) float32; +inf for invalid lanes. Distance to the polyline segments, so the
         ends of a lane are rounded caps.
     """
-    # x and y kept as separate arrays: reducing a length-2 last axis with .sum(-1) is slow.
-    ax, ay = batch.lanes[:, None, :, :-1, 0], batch.lanes[:, None, :, :-1, 1]  # (S, 1, L, P-1)
-    abx = batch.lanes[:, None, :, 1:, 0] - ax
-    aby = batch.lanes[:, None, :, 1:, 1] - ay
-    seg_len2 = np.maximum(abx * abx + aby * aby, 1e-9)
-    px, py = points[:, :, None, None, 0], points[:, :, None, None, 1]  # (S, M, 1, 1)
-    t = np.clip(((px - ax) * abx + (py - ay) * aby) / seg_len2, 0.0, 1.0)
-    dx, dy = px - (ax + t * abx), py - (ay + t * aby)
-    dist = np.sqrt(dx * dx + dy * dy)  # (S, M, L, P-1)
+    start = batch.lanes[:, None, :, :-1]  # (S, 1, L, P-1, 2)
+    _, dist = closest_on_segments(points[:, :, None, None], start, batch.lanes[:, None, :, 1:] - start)  # (S, M, L, P-1)
     # Zero-length segments (padding repeats the last point) are harmless: they are points.
     dist = dist.min(-1)
     return np.where(batch.lane_valid[:, None, :], dist, np.inf).astype(np.float32)

@@ -172,3 +172,25 @@ def test_project_on_polyline_matches_shapely_and_the_planner_projection():
         assert abs(cum[s, -1] - curve.length) < 1e-9
     left = geo.project_on_polyline(np.array([1.0, 2.0]), np.array([[0.0, 0.0], [4.0, 0.0]]), np.ones(2, bool))
     assert np.allclose(left, (1.0, 2.0))  # arc 1 m along, 2 m to the left
+
+
+def test_closest_on_segments_matches_shapely_and_the_old_lane_distance():
+    rng = np.random.default_rng(5)
+    line, valid = _random_polylines(rng, 4, 10)
+    points = rng.uniform(-10, 30, (4, 50, 2))
+    start, delta = line[:, None, :-1], np.diff(line, axis=1)[:, None]
+    t, distance = geo.closest_on_segments(points[:, :, None], start, delta)
+    for s in range(4):
+        curve = shapely.LineString(line[s, : valid[s].sum()])
+        assert np.allclose(distance[s].min(-1), shapely.distance(curve, shapely.points(points[s])), atol=1e-9)
+    assert ((0.0 <= t) & (t <= 1.0)).all()
+    # Frozen copy of scene.lateral_distance_to_lanes' former body (float32, per component).
+    lanes, pts = line.astype(np.float32)[:, None], points.astype(np.float32)
+    ax, ay = lanes[:, None, :, :-1, 0], lanes[:, None, :, :-1, 1]
+    abx, aby = lanes[:, None, :, 1:, 0] - ax, lanes[:, None, :, 1:, 1] - ay
+    px, py = pts[:, :, None, None, 0], pts[:, :, None, None, 1]
+    old_t = np.clip(((px - ax) * abx + (py - ay) * aby) / np.maximum(abx * abx + aby * aby, 1e-9), 0.0, 1.0)
+    dx, dy = px - (ax + old_t * abx), py - (ay + old_t * aby)
+    first = lanes[:, None, :, :-1]
+    new_t, new = geo.closest_on_segments(pts[:, :, None, None], first, lanes[:, None, :, 1:] - first)
+    assert new.dtype == np.float32 and np.array_equal(new, np.sqrt(dx * dx + dy * dy)) and np.array_equal(new_t, old_t)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..geometry import closest_on_segments
 from ..scene import wrap_angle
 
 
@@ -140,9 +141,7 @@ def in_aligned_lane(
     a = lanes[:, :, :-1].astype(np.float64)  # (S, L, P-1, 2)
     ab = lanes[:, :, 1:].astype(np.float64) - a
     len2 = np.maximum((ab**2).sum(-1), 1e-9)
-    p = points[:, :, None, None, :]
-    t = np.clip(((p - a[:, None]) * ab[:, None]).sum(-1) / len2[:, None], 0.0, 1.0)
-    dist = np.sqrt(((p - (a[:, None] + t[..., None] * ab[:, None])) ** 2).sum(-1))  # (S, M, L, P-1)
+    _, dist = closest_on_segments(points[:, :, None, None, :], a[:, None], ab[:, None], len2[:, None])  # (S, M, L, P-1)
     dist = np.where(len2[:, None] > 1e-8, dist, np.inf)
     k = dist.argmin(-1)  # (S, M, L)
     d = np.take_along_axis(dist, k[..., None], -1)[..., 0]
@@ -159,9 +158,7 @@ def nearby_lanes(lanes, lane_valid, lane_width, centre: np.ndarray, k: int = 24)
         return lanes, lane_valid, lane_width
     a = lanes[:, :, :-1].astype(np.float64)
     ab = lanes[:, :, 1:].astype(np.float64) - a
-    p = centre[:, None, None, :]
-    t = np.clip(((p - a) * ab).sum(-1) / np.maximum((ab**2).sum(-1), 1e-9), 0.0, 1.0)
-    dist = np.sqrt(((p - (a + t[..., None] * ab)) ** 2).sum(-1)).min(-1)  # (S, L)
+    dist = closest_on_segments(centre[:, None, None, :], a, ab)[1].min(-1)  # (S, L)
     dist = np.where(lane_valid, dist, np.inf)
     order = np.argsort(dist, axis=1, kind="stable")[:, :k]
     take = lambda x: np.take_along_axis(x, order.reshape(order.shape + (1,) * (x.ndim - 2)), 1)  # noqa: E731
@@ -172,7 +169,5 @@ def on_lane_corridor(lanes, lane_valid, lane_width, points: np.ndarray, margin: 
     """(S, M) the points lie within half a lane width (+ margin) of some valid lane centerline."""
     a = lanes[:, None, :, :-1].astype(np.float64)  # (S, 1, L, P-1, 2)
     ab = lanes[:, None, :, 1:].astype(np.float64) - a
-    p = points[:, :, None, None, :]
-    t = np.clip(((p - a) * ab).sum(-1) / np.maximum((ab**2).sum(-1), 1e-9), 0.0, 1.0)
-    dist = np.sqrt(((p - (a + t[..., None] * ab)) ** 2).sum(-1)).min(-1)  # (S, M, L)
+    dist = closest_on_segments(points[:, :, None, None, :], a, ab)[1].min(-1)  # (S, M, L)
     return ((dist <= 0.5 * lane_width[:, None, :] + margin) & lane_valid[:, None, :]).any(-1)
