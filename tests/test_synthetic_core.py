@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from autoscale_core.scene import VEHICLE, SceneBatch, empty_batch, to_world_frame
 from autoscale_core.geometry import boxes_overlap
+from autoscale_core.scene import VEHICLE, SceneBatch, empty_batch, to_world_frame
 from autoscale_core.synthetic._geometry import RouteFrame
 from autoscale_core.synthetic.generate import generate_synthetic
 from autoscale_core.synthetic.labels import recovery_label

@@ -45,13 +45,6 @@ import pyarrow.parquet as pq
 from scipy.signal import savgol_filter
 from scipy.spatial import cKDTree
 
-from .validation import (
-    ImportLimitError,
-    ImportLimits,
-    ImportValidationError,
-    check_timestamps,
-    drop_bad_scenes,
-)
 from ..geometry import closest_on_segments
 from ..scene import (
     CYCLIST,
@@ -68,6 +61,13 @@ from ..scene import (
     resample_polyline,
     to_scene_frame,
     wrap_angle,
+)
+from .validation import (
+    ImportLimitError,
+    ImportLimits,
+    ImportValidationError,
+    check_timestamps,
+    drop_bad_scenes,
 )
 
 EGO_REAR_AXLE_TO_CENTER = 1.4  # m, AV2 ego frame origin (rear axle) → box centre

@@ -6,6 +6,7 @@ import numpy as np
 
 from .config import FILTERED, ScorerConfig, ScoreResult
 
+
 def combine(
     raw: dict[str, np.ndarray],
     num_candidates: int,

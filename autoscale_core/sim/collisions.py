@@ -13,6 +13,7 @@ from ..scene import STATIC, SceneBatch
 from .config import ScorerConfig
 from .lanes import LaneIndex, in_multiple_lanes
 
+
 def collisions(batch: SceneBatch, st, scene_of, cand_of, agents, agent_valid, config: ScorerConfig, index: LaneIndex):
     """NC, collision flag and TTC for (B, K1, 5) ego states → three (B,) arrays."""
     B, K1, _ = st.shape

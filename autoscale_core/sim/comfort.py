@@ -10,6 +10,7 @@ from scipy.signal import savgol_filter
 from ..scene import wrap_angle
 from .config import ScorerConfig
 
+
 @lru_cache(maxsize=16)
 def _savgol_taps(num: int, window: int, deriv: int, dt: float) -> tuple[np.ndarray, np.ndarray]:
     """``savgol_filter(x, window, 2, deriv, delta=dt, mode="interp")`` along the last axis as

@@ -16,6 +16,7 @@ import numpy as np
 from ..geometry import distance_to_polygon_boundary, points_in_polygon_edges, polygon_edges, project_on_polyline
 from ..scene import SceneBatch
 
+
 class LaneIndex:
     """Lane centerline segments hashed on a uniform grid, for exact near-segment queries.
 

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from ..geometry import polyline_arclength, project_on_polyline
-from ..scene import SceneBatch, TL_RED
+from ..scene import TL_RED, SceneBatch
 from .agents import interpolate_log
+from .config import ScorerConfig, ScoreResult
 from .idm import IDMParams, idm_acceleration
-from .config import ScoreResult, ScorerConfig
 from .scorer import score_plans
 
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 import numpy as np
 
 from ..geometry import box_corners
-from ..scene import SceneBatch, TL_RED, TL_UNKNOWN, wrap_angle
+from ..scene import TL_RED, TL_UNKNOWN, SceneBatch, wrap_angle
 from .agents import simulate_agents
 from .collisions import collisions
 from .comfort import comfort_ok
 from .config import ScorerConfig
 from .kinematics import simulate_ego
 from .lanes import LaneIndex, points_in_scene_polygons, route_progress
+
 
 def raw_metrics(
     batch: SceneBatch, traj: np.ndarray, reactive: bool, config: ScorerConfig

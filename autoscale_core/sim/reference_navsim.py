@@ -24,11 +24,15 @@ from __future__ import annotations
 import numpy as np
 import shapely
 
-from ..scene import SceneBatch, STATIC, TL_RED, TL_UNKNOWN, wrap_angle
-from .agents import simulate_agents
-from .kinematics import simulate_ego
 from ..geometry import box_corners
-from .scoring import ScoreResult, ScorerConfig, combine, comfort_ok, prepare, rule_planner_progress
+from ..scene import STATIC, TL_RED, TL_UNKNOWN, SceneBatch, wrap_angle
+from .agents import simulate_agents
+from .aggregate import combine
+from .comfort import comfort_ok
+from .config import ScorerConfig, ScoreResult
+from .kinematics import simulate_ego
+from .scorer import prepare
+from .scoring import rule_planner_progress
 
 _RAW_KEYS = ("nc", "dac", "ddc", "tlc", "ttc", "lk", "hc", "progress", "collision", "tl_unknown")
 

@@ -58,7 +58,7 @@ from ..scene import SceneBatch
 from .aggregate import combine
 from .collisions import collisions
 from .comfort import comfort_ok, extended_comfort, plan_profiles
-from .config import FILTERED, METRICS, ScoreResult, ScorerConfig
+from .config import FILTERED, METRICS, ScorerConfig, ScoreResult
 from .lanes import LaneIndex, in_multiple_lanes, points_in_scene_polygons, route_progress
 from .metric_cache import (
     HUMAN_FAIL_KEY,

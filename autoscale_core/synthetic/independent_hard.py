@@ -36,8 +36,8 @@ from typing import Iterable
 
 import numpy as np
 
-from ..scene import VEHICLE, CYCLIST, SceneBatch, points_on_drivable, wrap_angle
 from ..geometry import box_corners, boxes_overlap_sparse
+from ..scene import CYCLIST, VEHICLE, SceneBatch, points_on_drivable, wrap_angle
 from ._geometry import RouteFrame, in_aligned_lane
 from .perturb import recentre
 
