@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-import uuid
 import re
+import uuid
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
+from . import geometry
 from .scene import AGENT_TYPES, TL_GREEN, TL_RED, TL_YELLOW, SceneBatch
 
 DEFAULT_SIZE = 512  # the App enlarges a sample to the window: 256 px looked pixelated there
@@ -67,19 +68,13 @@ def scene_to_image(points: np.ndarray, extent_m: float = DEFAULT_EXTENT_M) -> np
 
 
 def box_corners(centre: np.ndarray, heading: np.ndarray, size: np.ndarray) -> np.ndarray:
-    """Corners (..., 4, 2) of oriented boxes.
+    """Corners (..., 4, 2) of oriented boxes (:func:`autoscale_core.geometry.box_corners` with a
+    scene's (..., 2) length-width ``size`` arrays).
 
     Args:
         centre: (..., 2) m; heading: (...,) rad; size: (..., 2) length, width in m.
     """
-    half_l, half_w = size[..., 0:1] / 2, size[..., 1:2] / 2  # (..., 1)
-    c, s = np.cos(heading)[..., None], np.sin(heading)[..., None]
-    local = np.array([[1, 1], [1, -1], [-1, -1], [-1, 1]], dtype=np.float64)  # front-left first
-    lx = local[:, 0] * half_l  # (..., 4)
-    ly = local[:, 1] * half_w
-    x = centre[..., 0:1] + c * lx - s * ly
-    y = centre[..., 1:2] + s * lx + c * ly
-    return np.stack([x, y], axis=-1)
+    return geometry.box_corners(centre, heading, size[..., 0], size[..., 1])
 
 
 def _visible(points_px: np.ndarray, size: int, margin: float) -> bool:
