@@ -91,8 +91,14 @@ def protocol_from_args(args):
 
 def run_from_args(args) -> dict:
     """Build the splits, run, write outputs (and record the run with --dataset); return the record."""
-    from .experiment import (dataset_split, protocol_record, record_protocol_run, run_selection_experiment, world_splits,
-                             write_outputs)
+    from .experiment import (
+        dataset_split,
+        protocol_record,
+        record_protocol_run,
+        run_selection_experiment,
+        world_splits,
+        write_outputs,
+    )
 
     if args.summarize_checkpoint:
         from autoscale_core.experiments import load_checkpoints
