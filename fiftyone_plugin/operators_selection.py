@@ -28,10 +28,9 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
-import numpy as np
-
 import fiftyone as fo
 import fiftyone.operators.types as types
+import numpy as np
 from fiftyone import ViewField as F
 
 from autoscale_core.selection import (

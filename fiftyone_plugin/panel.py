@@ -14,15 +14,21 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-import numpy as np
-
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
+import numpy as np
 from fiftyone import ViewField as F
 
 from .panel_summary import (  # noqa: F401  (re-exported: the panel's public numbers)
-    cluster_table, closed_loop_history, coverage, engine_summary, fit_rows, latest_selection, points,
-    scaling_curves, selection_protocol,
+    closed_loop_history,
+    cluster_table,
+    coverage,
+    engine_summary,
+    fit_rows,
+    latest_selection,
+    points,
+    scaling_curves,
+    selection_protocol,
 )
 
 PLUGIN = "@autoscale/autoscale"

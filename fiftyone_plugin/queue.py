@@ -29,9 +29,8 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
-
 import fiftyone as fo
+import numpy as np
 
 from autoscale_core.export import FORMATS, ExportError, QueueItem, export_queue
 

@@ -28,10 +28,9 @@ import os
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
+import fiftyone as fo
 import numpy as np
 from bson import ObjectId
-
-import fiftyone as fo
 
 from autoscale_core import render as bev
 from autoscale_core.scene import AGENT_TYPES, SceneBatch
@@ -236,7 +235,7 @@ def assign_split(scene_ids: Sequence[str]) -> list[str]:
     for scene_id in scene_ids:
         u = int(hashlib.sha1(str(scene_id).encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
         cumulative = 0.0
-        for split, share in SPLITS:
+        for split, share in SPLITS:  # noqa: B007 (the split reached is used after the loop)
             cumulative += share
             if u <= cumulative:
                 break

@@ -16,9 +16,8 @@ import json
 
 import numpy as np
 import pytest
-
-from browser.engine_records import record_engine_runs
 from browser.app_driver import chromium_page, chromium_path, free_port, screenshot, wait_http
+from browser.engine_records import record_engine_runs
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.usefixtures("plugin_link")]
 
@@ -138,7 +137,8 @@ SPLITS = ["train"] * 5 + ["val"] + ["test"] * 2
 def workbench_app(fo, dataset_name, road_batch, tmp_path, monkeypatch):
     """(dataset, url, session): 8 scenes with two evaluated planners, clusters, value scores and
     engine records, served as ``autoscale app`` serves it (scheduling on, a local worker running)."""
-    from fiftyone_plugin import app as app_env, scenes
+    from fiftyone_plugin import app as app_env
+    from fiftyone_plugin import scenes
     from fiftyone_plugin.operators_planning import evaluate_planner_on_view
 
     monkeypatch.setenv("AUTOSCALE_HOME", str(tmp_path / "home"))

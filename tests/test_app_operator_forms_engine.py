@@ -10,10 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-
 from operator_form_helpers import _app_calls, _execute, _form, _rejects
-
 
 pytestmark = pytest.mark.usefixtures("plugin_link")
 

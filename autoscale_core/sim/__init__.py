@@ -23,7 +23,7 @@ See ``docs/sim.md`` for the metric choices.
 from .agents import simulate_agents
 from .kinematics import EgoModel, simulate_ego
 from .planner import RulePlanner, constant_velocity, logged_expert
-from .scoring import ScoreResult, ScorerConfig, precompute_reference_progress, score_trajectories
+from .scoring import ScorerConfig, ScoreResult, precompute_reference_progress, score_trajectories
 
 __all__ = [
     "simulate_ego",
