@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-import uuid
 import re
+import uuid
 from pathlib import Path
 
 import numpy as np

@@ -70,9 +70,10 @@ class SceneStoreError(RuntimeError):
 class SceneStore:
     """Append-only store of :class:`SceneBatch` shards under one folder."""
 
-    def __init__(self, root: str | os.PathLike, *, compact: bool = True):
+    def __init__(self, root: str | os.PathLike, *, compact: bool = False):
         """``compact``: write new shards in the fixed-point encoding (format 2, see module doc);
-        False writes float32 as format 1 did. Reading handles both either way."""
+        False (the default: exact round trips) writes float32 as format 1 did. Reading handles
+        both either way."""
         self.root = Path(root)
         self.compact = compact
         self._index: dict[str, tuple[int, int]] = {}
@@ -251,7 +252,7 @@ def encode_fixed_point(array: np.ndarray, steps: Sequence[float]) -> np.ndarray:
 
 def decode_fixed_point(values: np.ndarray, steps: Sequence[float]) -> np.ndarray:
     """int16 (..., C) → float32 (..., C) = value × step."""
-    return values.astype(np.float32) * np.asarray(steps, dtype=np.float32)
+    return np.multiply(values, np.asarray(steps, dtype=np.float32), dtype=np.float32)  # one pass, no int→float copy
 
 
 def _merge_meta_column(key: str, parts: list[tuple[np.ndarray, np.ndarray]], size: int) -> np.ndarray:

@@ -13,8 +13,8 @@ atomically (``os.replace``), so a kill mid-way leaves placeholders, never half-w
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import fiftyone as fo
 
@@ -79,6 +79,7 @@ def render_pending(
         ids, _ = pending(dataset)
         items = [(store_root, ids[i:i + chunk], media, extent) for i in range(0, len(ids), chunk)]
         if not items:
+            _remove_unused_placeholder(media)
             return 0
         runner, owned = resolve_executor(executor, len(items))
         done = 0
@@ -93,4 +94,12 @@ def render_pending(
         finally:
             if owned and runner is not None:
                 runner.close()
+        _remove_unused_placeholder(media)
     return done
+
+
+def _remove_unused_placeholder(media: str) -> None:
+    """Remove the placeholder once no image links to it (the next deferred add makes a new one)."""
+    placeholder = Path(media, bev.PLACEHOLDER_NAME)
+    if placeholder.exists() and placeholder.stat().st_nlink == 1:
+        placeholder.unlink(missing_ok=True)

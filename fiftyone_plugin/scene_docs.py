@@ -21,12 +21,11 @@ import hashlib
 import itertools
 import os
 import random
-from typing import Sequence
-
-import numpy as np
-from bson import ObjectId
+from collections.abc import Sequence
 
 import fiftyone as fo
+import numpy as np
+from bson import ObjectId
 
 from autoscale_core import render as bev
 from autoscale_core.scene import AGENT_TYPES, SceneBatch
@@ -174,8 +173,8 @@ def _in_view(points: np.ndarray, margin: float = 0.1) -> np.ndarray:
 def _by_scene(mask: np.ndarray, parts: list) -> list[list[tuple[int, list]]]:
     """(S, K) mask and the clipped parts of its True entries (row-major) → per scene (k, parts)."""
     grouped: list[list] = [[] for _ in range(mask.shape[0])]
-    scene, k = np.nonzero(mask)
-    for s, k, p in zip(scene.tolist(), k.tolist(), parts):
+    scenes, columns = np.nonzero(mask)
+    for s, k, p in zip(scenes.tolist(), columns.tolist(), parts):
         if p:
             grouped[s].append((k, p))
     return grouped
@@ -201,7 +200,7 @@ def overlay_docs(batch: SceneBatch, extent_m: float) -> dict[str, list[dict]]:
     lanes = _by_scene(lane_shown, clip_polylines(lanes_xy[lane_shown]))
     agents = _by_scene(agent_shown, clip_polylines(boxes[agent_shown], closed=True))
     types = batch.agent_type.tolist()
-    single = lambda label, parts: _polylines_doc([_polyline_doc(label, parts)] if parts else [])  # noqa: E731
+    single = lambda label, parts: _polylines_doc([_polyline_doc(label, parts)] if parts else [])
     return {
         "ego_history": [single("ego_history", history[i]) for i in range(n)],
         "ego_future": [single("ego_future", future[i]) for i in range(n)],
@@ -225,6 +224,8 @@ def declare_fields(dataset: fo.Dataset) -> None:
     missing = {f: v for f, v in wanted.items() if not dataset.has_sample_field(f)}
     if missing:
         dataset._merge_sample_field_schema(missing)  # the same private call as safe_write.publish
+    if "scene_id" in missing:
+        dataset.create_index("scene_id")  # for existing_scene_ids
 
 
 def existing_scene_ids(dataset: fo.Dataset, ids: list[str]) -> set[str]:

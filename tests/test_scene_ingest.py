@@ -6,12 +6,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
-import pytest
-
 from conftest import make_road_batch
 from reliability_helpers import cli_env, kill9, start_and_wait_for
-from test_reliability_add_crash import ADD_MARKER, _cli_code, _failed_adds, assert_consistent
+from test_reliability_add_crash import (
+    ADD_MARKER,
+    _cli_code,
+    _failed_adds,
+    assert_consistent,
+)
 
 
 def test_bulk_documents_read_back_like_add_samples(fo, autoscale_home, dataset_name):
@@ -62,7 +64,8 @@ def test_kill9_during_world_ingest_then_resume(fo, autoscale_home, dataset_name)
     name = dataset_name("wres")
     world = {"num_scenes": 30, "seed": 3, "cities": None}
     # A run that finished its first chunk (12 scenes) ...
-    scenes.create_scene_dataset(name, generate_world(30, seed=3).subset(slice(0, 12)), info={"autoscale_world": world})
+    scenes.create_scene_dataset(name, generate_world(30, seed=3).subset(slice(0, 12)),
+                                info={"autoscale_world": world, scenes.COMPACT_INFO_KEY: True})
     argv = ("world", "--scenes", "30", "--seed", "3", "--dataset", name, "--resume")
     env = cli_env(AUTOSCALE_TEST_PAUSE_IN_ADD="120", AUTOSCALE_HOME=str(autoscale_home))
     kill9(start_and_wait_for(_cli_code(*argv), ADD_MARKER, env))  # ... and a resume killed mid-add
@@ -75,3 +78,4 @@ def test_kill9_during_world_ingest_then_resume(fo, autoscale_home, dataset_name)
     failed = _failed_adds(dataset)
     assert len(failed) == 1 and failed[0]["results"]["incomplete_samples_deleted"] == 18
     assert main(list(argv)) == 0 and len(scenes.get_store(dataset)) == 30  # idempotent
+    assert all("lanes" in shard["encoding"] for shard in scenes.get_store(dataset).shards)  # compact store

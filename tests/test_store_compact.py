@@ -18,7 +18,7 @@ def world():
 
 
 def test_round_trip_within_half_a_step_and_exact_elsewhere(tmp_path, world):
-    store = SceneStore(tmp_path / "s")
+    store = SceneStore(tmp_path / "s", compact=True)
     store.append(world)
     loaded = SceneStore(tmp_path / "s").load(list(world.meta["scene_id"]))
     encoding = store.shards[0]["encoding"]
@@ -44,7 +44,7 @@ def test_old_format_store_still_loads_and_mixes_with_new_shards(tmp_path, world)
     manifest = json.loads((root / "manifest.json").read_text())
     manifest["format"] = 1  # exactly what the format-1 writer left
     (root / "manifest.json").write_text(json.dumps(manifest))
-    SceneStore(root).append(world.subset(slice(5, 10)))
+    SceneStore(root, compact=True).append(world.subset(slice(5, 10)))
     loaded = SceneStore(root).load(list(world.meta["scene_id"][:10]))
     np.testing.assert_array_equal(loaded.lanes[:5], world.lanes[:5, :, : loaded.lanes.shape[2]])
     assert np.abs(loaded.lanes[5:10] - world.lanes[5:10, :, : loaded.lanes.shape[2]]).max() <= 0.02
@@ -52,7 +52,7 @@ def test_old_format_store_still_loads_and_mixes_with_new_shards(tmp_path, world)
 
 
 def test_future_format_is_refused(tmp_path, world):
-    store = SceneStore(tmp_path / "f")
+    store = SceneStore(tmp_path / "f", compact=True)
     store.append(world.subset(slice(0, 2)))
     manifest = json.loads((tmp_path / "f" / "manifest.json").read_text())
     manifest["format"] = 99
@@ -64,7 +64,7 @@ def test_future_format_is_refused(tmp_path, world):
 def test_out_of_range_or_nonfinite_arrays_stay_float32(tmp_path, world):
     batch = world.subset(slice(0, 3))
     batch.agents[0, 0, 0, 0] = 5000.0  # beyond ±1,310 m: no int16 step fits
-    store = SceneStore(tmp_path / "r")
+    store = SceneStore(tmp_path / "r", compact=True)
     store.append(batch)
     assert "agents" not in store.shards[0]["encoding"]
     assert SceneStore(tmp_path / "r").load([batch.meta["scene_id"][0]]).agents[0, 0, 0, 0] == 5000.0
