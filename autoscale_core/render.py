@@ -239,3 +239,34 @@ def render_batch_to_files(
         os.replace(tmp, path)
         paths.append(str(path))
     return paths
+
+
+PLACEHOLDER_NAME = ".placeholder-bev"  # no ".png" suffix: never taken for a scene image
+
+
+def write_placeholder(out_dir: str | os.PathLike, size: int = DEFAULT_SIZE) -> Path:
+    """The "not rendered yet" image of a deferred render (background, frame and a hint), written
+    once per media folder as ``<out_dir>/.placeholder-bev`` (PNG bytes); returns its path."""
+    out = Path(out_dir).expanduser().resolve()
+    path = out / PLACEHOLDER_NAME
+    if not path.exists():
+        out.mkdir(parents=True, exist_ok=True)
+        image = Image.new("RGB", (size, size), BACKGROUND)
+        draw = ImageDraw.Draw(image)
+        draw.rectangle([0, 0, size - 1, size - 1], outline=FRAME, width=max(1, round(FRAME_PX * size / 256)))
+        draw.text((size * 0.06, size * 0.06), "BEV image not rendered yet (overlays shown)", fill=FRAME)
+        tmp = out / f".{PLACEHOLDER_NAME}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp"
+        image.save(tmp, format="PNG")
+        os.replace(tmp, path)
+    return path
+
+
+def render_store_chunk(item: tuple[str, list[str], str, float]) -> int:
+    """Executor task: render scenes ``ids`` of the scene store at ``store_root`` into ``out_dir``
+    (each replacing its placeholder atomically); ``item = (store_root, ids, out_dir, extent_m)``.
+    Returns the number rendered."""
+    from .store import SceneStore
+
+    store_root, ids, out_dir, extent_m = item
+    render_batch_to_files(SceneStore(store_root).load(ids), out_dir, extent_m=extent_m)
+    return len(ids)
