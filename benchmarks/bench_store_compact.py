@@ -23,10 +23,10 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-import numpy as np
+import numpy as np  # noqa: E402
 
-from autoscale_core.scene import SceneBatch
-from autoscale_core.store import SceneStore
+from autoscale_core.scene import SceneBatch  # noqa: E402
+from autoscale_core.store import SceneStore  # noqa: E402
 
 
 def round_trip(batch: SceneBatch, root: str, compact: bool) -> SceneBatch:

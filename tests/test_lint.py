@@ -10,7 +10,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 # Folders edited on other branches while the linter came in; remove an entry once
 # `ruff check --fix <folder>` has run there.
-NOT_YET_LINTED = ["autoscale_core/experiments"]
+NOT_YET_LINTED: list[str] = []
 
 
 def _ruff() -> str | None:
