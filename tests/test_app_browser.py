@@ -219,11 +219,6 @@ def _open_operator(page, search: str, label: str) -> None:
     page.get_by_text(label).first.click()
 
 
-@pytest.mark.skip(reason="issue #20: the causes of the earlier failures are fixed (pop-ups swallowing clicks, "
-                         "value-attribute selectors, a Schedule click during form validation), every step up to "
-                         "Schedule passed on 2026-12-02 on the loaded 2-core machine, but the run with the last fix "
-                         "(_choose_schedule waits for the enabled button) has not been made yet: remove this skip "
-                         "once `pytest tests/test_app_browser.py` passes")
 @pytest.mark.timeout(1800)  # dozens of App round trips; minutes each on a loaded 2-core machine
 def test_workbench_overlays_clusters_plots_and_safe_scheduled_selection(served):
     from fiftyone.operators.delegated import DelegatedOperationService
