@@ -109,7 +109,7 @@ class Executor(ABC):
     def map(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> list:
         """``[fn(item) for item in items]``, possibly in parallel; raises :class:`TaskError`."""
 
-    def close(self) -> None:  # pragma: no cover - trivial
+    def close(self) -> None:  # noqa: B027 (optional hook, not abstract)  # pragma: no cover - trivial
         """Release workers (no-op for executors without persistent workers)."""
 
     def __enter__(self) -> "Executor":

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-import uuid
 import re
+import uuid
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
+from . import geometry
 from .scene import AGENT_TYPES, TL_GREEN, TL_RED, TL_YELLOW, SceneBatch
 
 DEFAULT_SIZE = 512  # the App enlarges a sample to the window: 256 px looked pixelated there
@@ -67,19 +68,13 @@ def scene_to_image(points: np.ndarray, extent_m: float = DEFAULT_EXTENT_M) -> np
 
 
 def box_corners(centre: np.ndarray, heading: np.ndarray, size: np.ndarray) -> np.ndarray:
-    """Corners (..., 4, 2) of oriented boxes.
+    """Corners (..., 4, 2) of oriented boxes (:func:`autoscale_core.geometry.box_corners` with a
+    scene's (..., 2) length-width ``size`` arrays).
 
     Args:
         centre: (..., 2) m; heading: (...,) rad; size: (..., 2) length, width in m.
     """
-    half_l, half_w = size[..., 0:1] / 2, size[..., 1:2] / 2  # (..., 1)
-    c, s = np.cos(heading)[..., None], np.sin(heading)[..., None]
-    local = np.array([[1, 1], [1, -1], [-1, -1], [-1, 1]], dtype=np.float64)  # front-left first
-    lx = local[:, 0] * half_l  # (..., 4)
-    ly = local[:, 1] * half_w
-    x = centre[..., 0:1] + c * lx - s * ly
-    y = centre[..., 1:2] + s * lx + c * ly
-    return np.stack([x, y], axis=-1)
+    return geometry.box_corners(centre, heading, size[..., 0], size[..., 1])
 
 
 def _visible(points_px: np.ndarray, size: int, margin: float) -> bool:
@@ -244,3 +239,34 @@ def render_batch_to_files(
         os.replace(tmp, path)
         paths.append(str(path))
     return paths
+
+
+PLACEHOLDER_NAME = ".placeholder-bev"  # no ".png" suffix: never taken for a scene image
+
+
+def write_placeholder(out_dir: str | os.PathLike, size: int = DEFAULT_SIZE) -> Path:
+    """The "not rendered yet" image of a deferred render (background, frame and a hint), written
+    once per media folder as ``<out_dir>/.placeholder-bev`` (PNG bytes); returns its path."""
+    out = Path(out_dir).expanduser().resolve()
+    path = out / PLACEHOLDER_NAME
+    if not path.exists():
+        out.mkdir(parents=True, exist_ok=True)
+        image = Image.new("RGB", (size, size), BACKGROUND)
+        draw = ImageDraw.Draw(image)
+        draw.rectangle([0, 0, size - 1, size - 1], outline=FRAME, width=max(1, round(FRAME_PX * size / 256)))
+        draw.text((size * 0.06, size * 0.06), "BEV image not rendered yet (overlays shown)", fill=FRAME)
+        tmp = out / f".{PLACEHOLDER_NAME}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp"
+        image.save(tmp, format="PNG")
+        os.replace(tmp, path)
+    return path
+
+
+def render_store_chunk(item: tuple[str, list[str], str, float]) -> int:
+    """Executor task: render scenes ``ids`` of the scene store at ``store_root`` into ``out_dir``
+    (each replacing its placeholder atomically); ``item = (store_root, ids, out_dir, extent_m)``.
+    Returns the number rendered."""
+    from .store import SceneStore
+
+    store_root, ids, out_dir, extent_m = item
+    render_batch_to_files(SceneStore(store_root).load(ids), out_dir, extent_m=extent_m)
+    return len(ids)

@@ -62,6 +62,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from .geometry import closest_on_segments, points_in_polygons  # noqa: F401  (points_in_polygons: re-exported)
+
 AGENT_TYPES = ("vehicle", "pedestrian", "cyclist", "static", "other")
 VEHICLE, PEDESTRIAN, CYCLIST, STATIC, OTHER = range(len(AGENT_TYPES))
 
@@ -395,48 +397,11 @@ def lateral_distance_to_lanes(batch: SceneBatch, points: np.ndarray) -> np.ndarr
         (S, M, L) float32; +inf for invalid lanes. Distance to the polyline segments, so the
         ends of a lane are rounded caps.
     """
-    # x and y kept as separate arrays: reducing a length-2 last axis with .sum(-1) is slow.
-    ax, ay = batch.lanes[:, None, :, :-1, 0], batch.lanes[:, None, :, :-1, 1]  # (S, 1, L, P-1)
-    abx = batch.lanes[:, None, :, 1:, 0] - ax
-    aby = batch.lanes[:, None, :, 1:, 1] - ay
-    seg_len2 = np.maximum(abx * abx + aby * aby, 1e-9)
-    px, py = points[:, :, None, None, 0], points[:, :, None, None, 1]  # (S, M, 1, 1)
-    t = np.clip(((px - ax) * abx + (py - ay) * aby) / seg_len2, 0.0, 1.0)
-    dx, dy = px - (ax + t * abx), py - (ay + t * aby)
-    dist = np.sqrt(dx * dx + dy * dy)  # (S, M, L, P-1)
+    start = batch.lanes[:, None, :, :-1]  # (S, 1, L, P-1, 2)
+    _, dist = closest_on_segments(points[:, :, None, None], start, batch.lanes[:, None, :, 1:] - start)  # (S, M, L, P-1)
     # Zero-length segments (padding repeats the last point) are harmless: they are points.
     dist = dist.min(-1)
     return np.where(batch.lane_valid[:, None, :], dist, np.inf).astype(np.float32)
-
-
-def points_in_polygons(points: np.ndarray, polygons: np.ndarray, vertex_valid: np.ndarray) -> np.ndarray:
-    """Even-odd point-in-polygon test, vectorized.
-
-    Args:
-        points: (S, M, 2).
-        polygons: (S, D, V, 2) vertices in order (closing edge implied).
-        vertex_valid: (S, D, V) bool; valid vertices must be a prefix of each polygon.
-
-    Returns:
-        (S, M, D) bool; polygons with fewer than 3 valid vertices contain nothing.
-    """
-    num_valid = vertex_valid.sum(-1)  # (S, D)
-    if polygons.shape[1] == 0:
-        return np.zeros(points.shape[:2] + (0,), dtype=bool)
-    v = polygons
-    # Next vertex with wrap-around at each polygon's own last valid vertex.
-    idx = np.arange(v.shape[2])
-    next_idx = np.where(idx[None, None, :] + 1 < num_valid[..., None], idx[None, None, :] + 1, 0)
-    v_next = np.take_along_axis(v, next_idx[..., None].repeat(2, -1), axis=2)
-    x, y = points[:, :, None, None, 0], points[:, :, None, None, 1]  # (S, M, 1, 1)
-    x1, y1 = v[:, None, :, :, 0], v[:, None, :, :, 1]  # (S, 1, D, V)
-    x2, y2 = v_next[:, None, :, :, 0], v_next[:, None, :, :, 1]
-    straddles = (y1 > y) != (y2 > y)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        x_cross = x1 + (y - y1) * (x2 - x1) / (y2 - y1)
-    crossing = straddles & (x < x_cross) & vertex_valid[:, None, :, :]
-    inside = crossing.sum(-1) % 2 == 1
-    return inside & (num_valid >= 3)[:, None, :]
 
 
 def wrap_angle(angle: np.ndarray) -> np.ndarray:

@@ -5,6 +5,16 @@ FIFTYONE_DATABASE_URI if set) and deletes what it made.
 
     .venv/bin/python benchmarks/bench_ingest.py                  # defaults below
     .venv/bin/python benchmarks/bench_ingest.py --scenes 500 --load-sizes 10000 100000
+    /work/lowcpu .venv/bin/python benchmarks/bench_ingest.py --quick --out benchmarks/results/ingest_quick.json
+
+``--quick``: 2,000 distinct world scenes, a 10,000-scene load store, no 100k store. Every run
+records the machine's load average (``os.getloadavg()``) at start and end: on a shared machine
+every rate is measured under that contention.
+
+Ingest modes timed (all write samples with every overlay and the store rows):
+``ingest_with_render`` (BEV images rendered inline), ``ingest_deferred_render`` (placeholder
+images, :mod:`fiftyone_plugin.bev_render`), ``ingest_without_render``; then ``render_pending``
+of the deferred dataset through a process pool (``--render-workers``).
 
 Scene-array load: the store is filled with the generated scenes replicated under new ids up to
 each size (the arrays are real world scenes; only the ids differ), then ``SceneStore.load`` of
@@ -31,7 +41,12 @@ def main() -> None:
     parser.add_argument("--scenes", type=int, default=1000, help="scenes generated, rendered, ingested")
     parser.add_argument("--load-sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quick", action="store_true", help="2,000 scenes, 10k load store")
+    parser.add_argument("--render-workers", type=int, default=2, help="process pool size for render_pending")
+    parser.add_argument("--out", default=None, help="also write the JSON here")
     args = parser.parse_args()
+    if args.quick:
+        args.scenes, args.load_sizes = 2000, [10_000]
 
     tmp = tempfile.mkdtemp(prefix="autoscale-bench-")
     if not os.environ.get("FIFTYONE_DATABASE_URI"):
@@ -52,6 +67,8 @@ def main() -> None:
         "benchmark": "bench_ingest",
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
         "scenes": args.scenes,
+        "ran_on": f"{args.scenes} distinct world scenes (seed {args.seed}); load stores tile them under new ids",
+        "loadavg_start": os.getloadavg(),
     }
 
     t = time.perf_counter()
@@ -77,6 +94,7 @@ def main() -> None:
     t = time.perf_counter()
     dataset2 = scenes.create_scene_dataset(name2, batch, overwrite=True, render_images=False)
     result["ingest_without_render_samples_per_s"] = len(dataset2) / (time.perf_counter() - t)
+    result.update(_deferred(scenes, batch, name + "-deferred", args.render_workers))
 
     t = time.perf_counter()
     loaded = scenes.load_scenes(dataset.shuffle(seed=1))
@@ -111,8 +129,29 @@ def main() -> None:
 
     scenes.delete_scene_dataset(name)
     scenes.delete_scene_dataset(name2)
+    result["loadavg_end"] = os.getloadavg()
     print(json.dumps(result, indent=2))
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(result, f, indent=2)
     _cleanup(tmp)
+
+
+def _deferred(scenes, batch, name: str, workers: int) -> dict:
+    """Ingest with placeholder images, then render them through a process pool."""
+    from autoscale_core.executor import ProcessExecutor
+    from fiftyone_plugin import bev_render
+
+    t = time.perf_counter()
+    dataset = scenes.create_scene_dataset(name, batch, overwrite=True, render_images="deferred")
+    out = {"ingest_deferred_render_samples_per_s": len(dataset) / (time.perf_counter() - t)}
+    with ProcessExecutor(max_workers=workers) as pool:
+        t = time.perf_counter()
+        rendered = bev_render.render_pending(dataset, executor=pool)
+        out["render_pending_images_per_s"] = rendered / (time.perf_counter() - t)
+        out["render_pending_workers"] = workers
+    scenes.delete_scene_dataset(name)
+    return out
 
 
 def _cleanup(tmp: str) -> None:

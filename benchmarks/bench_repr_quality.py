@@ -102,7 +102,11 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     from autoscale_core.planning import train_planner
     from autoscale_core.representation import (
-        ErrorPatternEncoder, GraphRAE, HandcraftedFeatures, error_pattern_inputs, safety_descriptors,
+        ErrorPatternEncoder,
+        GraphRAE,
+        HandcraftedFeatures,
+        error_pattern_inputs,
+        safety_descriptors,
     )
     from autoscale_core.world import generate_world
 

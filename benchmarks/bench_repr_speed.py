@@ -37,7 +37,11 @@ def _rate(n: int, seconds: float) -> float:
 
 def bench_embed(num_scenes: int, seed: int) -> tuple[dict, np.ndarray]:
     from autoscale_core.representation import (
-        ErrorPatternEncoder, GraphRAE, HandcraftedFeatures, error_pattern_inputs, safety_descriptors,
+        ErrorPatternEncoder,
+        GraphRAE,
+        HandcraftedFeatures,
+        error_pattern_inputs,
+        safety_descriptors,
     )
     from autoscale_core.world import generate_world
 

@@ -366,7 +366,7 @@ def markdown(result: dict) -> str:
     for r in result["runs"]:
         s = r["stages"]
 
-        def cell(name):
+        def cell(name, s=s):
             if name not in s:
                 return "–"
             star = "*" if "extrapolated" in s[name].get("kind", "") else ""

@@ -36,11 +36,11 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from bench_selection_mosaic import RESULTS_DIR, _finite  # noqa: E402
+
 from autoscale_core.selection import ClusterMixtureOptimizer, RandomSyntheticSelector, get_executor  # noqa: E402
 from autoscale_core.selection.experiment import ClosedLoopSetup, split_indices  # noqa: E402
 from autoscale_core.selection.oracle import OracleTask, run_oracle_task  # noqa: E402
-
-from bench_selection_mosaic import RESULTS_DIR, _finite  # noqa: E402
 
 
 def parse_args(argv=None):

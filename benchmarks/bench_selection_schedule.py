@@ -81,8 +81,8 @@ def main(argv=None) -> int:
         args.pool, args.base, args.val, args.added, args.seeds = 200, 40, 40, "20,80", "0,1"
         args.schedules, args.batch_size, args.executor = "fixed:10,epochs:2:10", 32, "serial"
 
-    from autoscale_core.experiments import WorldSplitSpec, make_world_split
     from autoscale_core.executor import get_executor
+    from autoscale_core.experiments import WorldSplitSpec, make_world_split
 
     started = time.perf_counter()
     split = make_world_split(WorldSplitSpec(seed=args.world_seed, pool_size=args.pool, base_size=args.base,

@@ -37,8 +37,10 @@ from autoscale_core.executor import ProcessExecutor, RayExecutor, SceneChunk, ge
 from autoscale_core.render import render_batch_to_files  # noqa: E402
 from autoscale_core.scene import SceneBatch  # noqa: E402
 from autoscale_core.synthetic.generate import ChunkTask, score_labels_epdms  # noqa: E402
-from autoscale_core.synthetic.perturb import PerturbationConfig  # noqa: E402
-from autoscale_core.synthetic.perturb import RejectReport  # noqa: E402
+from autoscale_core.synthetic.perturb import (
+    PerturbationConfig,  # noqa: E402
+    RejectReport,  # noqa: E402
+)
 from autoscale_core.world import generate_world  # noqa: E402
 
 TARGET_SECONDS = 300.0

@@ -20,8 +20,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from autoscale_core.planning import evaluate_baselines, evaluate_planner, train_planner  # noqa: E402

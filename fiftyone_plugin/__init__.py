@@ -61,6 +61,9 @@ def operator_classes(strict: bool = True) -> list[type]:
 
 
 def register(p) -> None:
-    """FiftyOne's plugin hook: register all operators and panels."""
-    for cls in operator_classes(strict=False):
-        p.register(cls)
+    """FiftyOne's plugin hook: register all operators and panels, in pipeline order with the step
+    in each description (so the App's operator browser lists them in that order; see pipeline.py)."""
+    from .pipeline import in_pipeline_order, with_step_description
+
+    for cls in in_pipeline_order(operator_classes(strict=False)):
+        p.register(with_step_description(cls))

@@ -1,5 +1,6 @@
 """Serving the App the way ``autoscale app`` does: scheduling allowed, a local delegated-operation
-worker beside it (so a "Schedule"d run runs without a second terminal), start-up notices quiet.
+worker beside it (so a "Schedule"d run runs without a second terminal), start-up notices quiet
+(each one explained once, in :data:`APP_NOTES`, which ``autoscale app`` prints).
 
 :func:`start_delegated_worker` runs ``fiftyone delegated launch`` (FiftyOne's own local service,
 which polls the queue and executes each queued operation) as a child process with this
@@ -8,6 +9,7 @@ process's environment — the same database, plugins and ``AUTOSCALE_HOME``.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -25,13 +27,33 @@ APP_ENV_DEFAULTS = {
     "FIFTYONE_DATABASE_VALIDATION": "false",
 }
 APP_NOTES = ("scheduling allowed (FIFTYONE_ALLOW_LEGACY_ORCHESTRATORS=true); MongoDB version notice off "
-             "(FIFTYONE_DATABASE_VALIDATION=false: the embedded mongod is FiftyOne's oldest supported version)")
+             "(FIFTYONE_DATABASE_VALIDATION=false: the embedded mongod is FiftyOne's oldest supported version); "
+             "FiftyOne's 'show_confidence/show_index/show_label App config option has been removed' warnings hidden "
+             "(FiftyOne 1.22 logs them whenever it re-reads its own App state, though nothing sets those options)")
+REMOVED_SHOW_OPTIONS = "App config option has been removed"  # FiftyOne 1.22's warning text (core/config.py)
+
+
+class _RemovedShowOptionsFilter(logging.Filter):
+    """Drops FiftyOne's "`show_*` App config option has been removed" warnings: ``AppConfig`` writes
+    those options when it serializes itself and warns when it reads them back, which every App state
+    update does (``StateDescription.from_dict``), so they repeat although no user config sets them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return REMOVED_SHOW_OPTIONS not in record.getMessage()
+
+
+def quiet_removed_show_options() -> None:
+    """Install :class:`_RemovedShowOptionsFilter` on FiftyOne's config logger (once)."""
+    config_logger = logging.getLogger("fiftyone.core.config")
+    if not any(isinstance(f, _RemovedShowOptionsFilter) for f in config_logger.filters):
+        config_logger.addFilter(_RemovedShowOptionsFilter())
 
 
 def apply_app_environment(worker: bool) -> None:
     """Set :data:`APP_ENV_DEFAULTS` (where unset) and say whether a worker runs (read by the forms)."""
     for key, value in APP_ENV_DEFAULTS.items():
         os.environ.setdefault(key, value)
+    quiet_removed_show_options()
     if "fiftyone" in sys.modules:  # already imported: its config was read before we set the variable
         import fiftyone as fo
 

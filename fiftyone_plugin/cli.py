@@ -65,6 +65,12 @@ def register_commands(subparsers) -> None:
     world.add_argument("--dataset", required=True)
     world.add_argument("--cities", nargs="+", default=None, help="subset of the world's cities")
     world.add_argument("--overwrite", action="store_true")
+    world.add_argument("--resume", action="store_true",
+                       help="finish an interrupted run into an existing dataset (same --scenes/--seed/--cities)")
+    world.add_argument("--defer-render", action="store_true",
+                       help="ingest now with placeholder images; render later with fiftyone_plugin.bev_render")
+    world.add_argument("--compact-store", action="store_true",
+                       help="store arrays as int16 fixed point (about half the disk; <= 0.5 cm error, see store.py)")
     world.set_defaults(func=cmd_world)
 
     app = subparsers.add_parser("app", help="open a dataset in the FiftyOne App")
@@ -132,7 +138,8 @@ def cmd_world(args) -> int:
     try:
         dataset = scenes.create_world_dataset(
             args.dataset, args.scenes, seed=args.seed, cities=args.cities,
-            overwrite=args.overwrite, progress=_progress,
+            overwrite=args.overwrite, progress=_progress, resume=args.resume,
+            render_images="deferred" if args.defer_render else True, compact_store=args.compact_store,
         )
     except (ValueError, scenes.SceneDatasetError) as exc:
         raise CommandError(str(exc)) from exc

@@ -116,8 +116,14 @@ def _real_test_roots(args) -> list[str]:
 
 def run_from_args(args) -> dict:
     """Build the splits, run, write outputs (and record the run with --dataset); return the record."""
-    from .experiment import (dataset_split, protocol_record, record_protocol_run, run_selection_experiment, world_splits,
-                             write_outputs)
+    from .experiment import (
+        dataset_split,
+        protocol_record,
+        record_protocol_run,
+        run_selection_experiment,
+        world_splits,
+        write_outputs,
+    )
 
     if args.summarize_checkpoint:
         from autoscale_core.experiments import load_checkpoints

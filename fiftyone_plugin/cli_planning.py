@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from .cli import CommandError, _load, run_step
 
 

@@ -15,8 +15,13 @@ from typing import Callable
 
 import numpy as np
 
-from autoscale_core.experiments import (ProtocolConfig, SplitScenes, WorldSplitSpec, make_world_split,
-                                        run_selection_protocol)
+from autoscale_core.experiments import (
+    ProtocolConfig,
+    SplitScenes,
+    WorldSplitSpec,
+    make_world_split,
+    run_selection_protocol,
+)
 from autoscale_core.experiments.report import jsonable, write_protocol_outputs
 
 from .brain_scores import BRAIN_SCORERS

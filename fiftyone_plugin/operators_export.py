@@ -11,7 +11,7 @@ from pathlib import Path
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from autoscale_core.export import FORMATS, _SAFE_NAME
+from autoscale_core.export import _SAFE_NAME, FORMATS
 from autoscale_core.export_folder import ExportTargetError, check_export_target
 
 from . import ui

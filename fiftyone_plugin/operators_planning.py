@@ -20,10 +20,9 @@ import re
 from functools import partial
 from pathlib import Path
 
-import numpy as np
-
 import fiftyone as fo
 import fiftyone.operators.types as types
+import numpy as np
 
 from autoscale_core.executor import executor_from_choice
 from autoscale_core.planning import BASELINES, evaluate_planner, load_planner, train_planner

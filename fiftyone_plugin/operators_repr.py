@@ -26,14 +26,18 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
 import fiftyone as fo
 import fiftyone.operators.types as types
+import numpy as np
 
 from autoscale_core.representation import KnnIndex, SceneClusterer
-from autoscale_core.representation.pipeline import (METHODS, STREAMED_METHODS, embed_scenes, embed_scenes_streamed,
-                                                   value_scores)
+from autoscale_core.representation.pipeline import (
+    METHODS,
+    STREAMED_METHODS,
+    embed_scenes,
+    embed_scenes_streamed,
+    value_scores,
+)
 
 from . import scenes, ui
 from .keys import Progress, root_dataset

@@ -28,10 +28,9 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
-import numpy as np
-
 import fiftyone as fo
 import fiftyone.operators.types as types
+import numpy as np
 from fiftyone import ViewField as F
 
 from autoscale_core.selection import (
@@ -607,14 +606,14 @@ def _importance_input(inputs, ctx) -> str:
 
 
 def _check_filled(view, field: str | None, hint: str) -> None:
-    """ValueError unless every target scene has a value of ``field``."""
+    """ValueError unless every scene of the pool ``view`` has a value of ``field``."""
     if not field:
         return
     if not view.has_field(field):
         raise ValueError(f"no {field!r} yet: {hint}")
     missing = len(view) - view.count(field)
     if missing:
-        raise ValueError(f"{missing} of the {len(view)} target scenes have no {field!r}: {hint}")
+        raise ValueError(f"{missing} of the {len(view)} pool scenes have no {field!r}: {hint}")
 
 
 def _cluster_hint(field: str) -> str:
@@ -631,7 +630,7 @@ def _check_mosaic_inputs(view, domain: str, importance: str | None, budget: int)
 def _check_candidates(view, budget) -> None:
     """Closed-loop runs set aside base (train) and val scenes: the budget must fit what is left."""
     if len(view) == 0:
-        raise ValueError("target: no scenes chosen")
+        raise ValueError("pool: no scenes chosen (the target has none, or none in the chosen pool)")
     candidates, base, val = resolve_views(view)
     if isinstance(budget, int) and not isinstance(budget, bool) and budget > len(candidates):
         raise ValueError(f"budget {budget} is larger than the {len(candidates)} candidates left once the "
@@ -665,10 +664,10 @@ class FitScalingLaws(ui.DelegatedOperator):
         inputs = types.Object()
         if ui.no_dataset_error(inputs, ctx):
             return types.Property(inputs)
-        view = ui.target_input(inputs, ctx)
+        view = ui.selection_pool_input(inputs, ctx, ui.target_input(inputs, ctx))
         p = ctx.params
         _name_input(inputs, ctx, prefix="pilot", selection=False)
-        budget = _budget_input(inputs, ctx, view, label="Budget the pilots are sized for (scenes)")
+        budget = _budget_input(inputs, ctx, view, label="Budget the pilots are sized for (scenes)", of="pool")
         domain = _domain_input(inputs, ctx)
         importance = _importance_input(inputs, ctx)
         inputs.str("pilot_fractions", default="0.25,0.75,2", label="Pilot sizes",
@@ -681,11 +680,12 @@ class FitScalingLaws(ui.DelegatedOperator):
             _check_mosaic_inputs(view, domain, importance, budget)
 
         ui.check_form(inputs, check)
+        ui.scheduling_notice(inputs)
         return types.Property(inputs, view=types.View(label="Fit scaling laws"))
 
     def execute(self, ctx):
         p = ctx.params
-        view = ctx.target_view()
+        view = ui.checked_pool(ctx)
         result = fit_scaling_laws(view, p.get("name") or _default_name(ctx.dataset, "pilot", selection=False),
                                   _budget_of(ctx, view), domain_field=p.get("domain_field") or "topology",
                                   importance_field=_optional(p.get("importance_field")),
@@ -721,10 +721,10 @@ class AllocateBudget(ui.DelegatedOperator):
         inputs = types.Object()
         if ui.no_dataset_error(inputs, ctx):
             return types.Property(inputs)
-        view = ui.target_input(inputs, ctx)
+        view = ui.selection_pool_input(inputs, ctx, ui.target_input(inputs, ctx))
         p = ctx.params
         _name_input(inputs, ctx, prefix="mosaic")
-        budget = _budget_input(inputs, ctx, view)
+        budget = _budget_input(inputs, ctx, view, of="pool")
         fits = _scaling_runs(ctx.dataset)
         fits_from = ui.choice_input(
             inputs, ctx, "fits_from", [(NONE, "(run pilots now)"), *[(n, f"{n} (domains: {d})") for n, d in fits.items()]],
@@ -746,11 +746,12 @@ class AllocateBudget(ui.DelegatedOperator):
             _check_mosaic_inputs(view, domain, importance, budget)
 
         ui.check_form(inputs, check)
+        ui.scheduling_notice(inputs)
         return types.Property(inputs, view=types.View(label="Allocate budget (MOSAIC)"))
 
     def execute(self, ctx):
         p = ctx.params
-        view = ctx.target_view()
+        view = ui.checked_pool(ctx)
         summary = allocate_budget(view, p.get("name") or _default_name(ctx.dataset, "mosaic"),
                                   _budget_of(ctx, view), fits_from=_optional(p.get("fits_from")),
                                   domain_field=p.get("domain_field") or "topology",
@@ -773,10 +774,10 @@ class OptimizeMixture(ui.DelegatedOperator):
         inputs = types.Object()
         if ui.no_dataset_error(inputs, ctx):
             return types.Property(inputs)
-        view = ui.target_input(inputs, ctx)
+        view = ui.selection_pool_input(inputs, ctx, ui.target_input(inputs, ctx))
         p = ctx.params
         _name_input(inputs, ctx, prefix="mixture")
-        budget = _budget_input(inputs, ctx, view)
+        budget = _budget_input(inputs, ctx, view, of="pool")
         inputs.int("rounds", default=4, min=1, label="Rounds")
         inputs.int("probes", default=2, min=0, label="Perturbed mixtures per round")
         clusters = ui.field_choices(ctx.dataset, "string", "cluster_")
@@ -806,11 +807,12 @@ class OptimizeMixture(ui.DelegatedOperator):
             _check_candidates(view, budget)
 
         ui.check_form(inputs, check)
+        ui.scheduling_notice(inputs)
         return types.Property(inputs, view=types.View(label="Optimize mixture (AutoScale)"))
 
     def execute(self, ctx):
         p = ctx.params
-        view = ctx.target_view()
+        view = ui.checked_pool(ctx)
         summary = optimize_mixture(view, p.get("name") or _default_name(ctx.dataset, "mixture"),
                                    _budget_of(ctx, view), rounds=int(p.get("rounds", 4)), probes=int(p.get("probes", 2)),
                                    num_clusters=int(p.get("num_clusters", 6)),

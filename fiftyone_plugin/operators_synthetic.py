@@ -15,15 +15,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
-
 import fiftyone as fo
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
+import numpy as np
 
 from autoscale_core.executor import executor_from_choice
-from autoscale_core.synthetic.generate import MAX_ROUNDS, generate_synthetic
 from autoscale_core.synthetic import labels
+from autoscale_core.synthetic.generate import MAX_ROUNDS, generate_synthetic
 from autoscale_core.synthetic.labels import EXPERTS
 from autoscale_core.synthetic.perturb import PerturbationConfig
 
@@ -220,7 +219,7 @@ def build_hard_split_samples(dataset: fo.Dataset, seed: int = 0, *, holdout_frac
     has_children = {str(p) for p, src in zip(parents, srcs) if src == "synthetic" and p}
     training_ids = {str(i) for i, sp in zip(ids, splits) if sp == "train"}
     training_ids |= {str(p) for p, src, sp in zip(parents, srcs, splits) if src == "synthetic" and p and sp == "train"}
-    inputs, held_ids, new_real = {}, [], []
+    inputs, held_ids = {}, []
     for source in sources:
         kind, _, rest = str(source).partition(":")
         if kind == "dataset":

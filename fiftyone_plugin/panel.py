@@ -14,15 +14,21 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-import numpy as np
-
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
+import numpy as np
 from fiftyone import ViewField as F
 
 from .panel_summary import (  # noqa: F401  (re-exported: the panel's public numbers)
-    cluster_table, closed_loop_history, coverage, engine_summary, fit_rows, latest_selection, points,
-    scaling_curves, selection_protocol,
+    closed_loop_history,
+    cluster_table,
+    coverage,
+    engine_summary,
+    fit_rows,
+    latest_selection,
+    points,
+    scaling_curves,
+    selection_protocol,
 )
 
 PLUGIN = "@autoscale/autoscale"
@@ -41,6 +47,8 @@ NEXT_STEPS = {
     "allocation": [("allocate_budget", "Allocate a budget (MOSAIC)"), ("select_active", "Select by value")],
     "history": [("optimize_mixture", "Optimize the mixture (AutoScale)")],
 }
+# Buttons for each step, shown one row per pipeline stage (fiftyone_plugin/pipeline.py): rows of at
+# most four buttons stay narrower than a panel that shares the screen with the grid; one row of twelve did not.
 ACTIONS = [("create_demo_dataset", "Create demo dataset"), ("generate_synthetic_scenes", "Generate synthetic scenes"),
            ("train_planner", "Train planner"), ("evaluate_planner", "Evaluate planner"),
            ("compute_scene_embeddings", "Embeddings"), ("cluster_scenes", "Clusters"),
@@ -273,11 +281,22 @@ def build_layout(summary: dict, handlers: dict | None = None) -> types.Property:
     _history_section(panel, summary)
     panel.md("#### Recent runs\n" + ("\n".join(f"- `{r['key']}` {r['method']} [{r['status']}]" for r in summary["runs"])
                                      or "_none_"), name="runs")
-    actions = types.Object()
-    for operator, label in ACTIONS:
-        _button(actions, operator, label, key=f"action_{operator}")
-    panel.define_property("actions", actions, view=types.HStackView())
+    _actions_section(panel)
     return types.Property(panel, view=types.GridView(orientation="vertical", gap=2, padding=1))
+
+
+def _actions_section(panel: types.Object) -> None:
+    """The step buttons, one row per pipeline stage ("1. data", "2. planner", ...)."""
+    from .pipeline import PIPELINE
+
+    panel.md("#### Next steps", name="actions_title")
+    labels = dict(ACTIONS)
+    for number, (stage, operators) in enumerate(PIPELINE, start=1):
+        row = types.Object()
+        row.md(f"**{number}. {stage}**", name=f"stage_{stage}_label")
+        shown = [_button(row, op, labels[op], key=f"action_{op}") for op in operators if op in labels]
+        if any(shown):
+            panel.define_property(f"actions_{stage}", row, view=types.HStackView())
 
 
 class DataEnginePanel(foo.Panel):

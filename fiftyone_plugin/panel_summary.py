@@ -27,9 +27,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 import fiftyone as fo
+import numpy as np
 from fiftyone import ViewField as F
 
 from autoscale_core.planning.evaluate import BASELINES

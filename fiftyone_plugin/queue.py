@@ -29,14 +29,13 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
-
 import fiftyone as fo
+import numpy as np
 
 from autoscale_core.export import FORMATS, ExportError, QueueItem, export_queue
 
-from .runs import get_run, record_run
 from .keys import queue_run_key, root_dataset
+from .runs import get_run, record_run
 
 QUEUE_TAG_PREFIX = "queue:"
 SELECTION_TAG_PREFIX = "sel:"

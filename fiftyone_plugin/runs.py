@@ -24,9 +24,8 @@ import json
 import re
 from typing import Any, Mapping
 
-import numpy as np
-
 import fiftyone as fo
+import numpy as np
 
 import autoscale_core
 

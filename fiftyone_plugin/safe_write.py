@@ -53,10 +53,9 @@ import uuid
 from contextlib import contextmanager
 from typing import Any, Iterator, Mapping, Sequence
 
-import numpy as np
-
 import fiftyone as fo
 import fiftyone.core.odm as foo
+import numpy as np
 from fiftyone.core.odm.utils import create_field, create_implied_field, get_field_kwargs, validate_fields_match
 
 from . import runs
@@ -144,7 +143,7 @@ def exclusive(name: str, *, timeout_s: float = 600.0, ttl_s: float = 6 * 3600.0)
                 continue
             if time.monotonic() > deadline:
                 who = f"pid {held.get('pid')} on {held.get('host')}" if held else "another writer"
-                raise SafeWriteError(f"lock {name!r} is held by {who}; gave up after {timeout_s:.0f} s")
+                raise SafeWriteError(f"lock {name!r} is held by {who}; gave up after {timeout_s:.0f} s") from None
             time.sleep(0.1)
     held_here[name] = token
     try:

@@ -22,32 +22,31 @@ Writes are bulk: ``add_samples`` for new scenes, one ``set_values`` per field fo
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
+import time
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
-
-import numpy as np
-from bson import ObjectId
+from typing import Callable, Literal, Mapping, Sequence, Union
 
 import fiftyone as fo
+import numpy as np
 
 from autoscale_core import render as bev
 from autoscale_core.scene import AGENT_TYPES, SceneBatch
 from autoscale_core.store import SceneStore
 
-from . import ownership, scene_adds
+from . import bev_render, ownership, scene_adds, scene_docs
 from .keys import root_dataset
 from .runs import delete_run, list_runs, record_run  # noqa: F401  (part of this module's contract)
+from .scene_docs import OVERLAY_FIELDS, SPLITS, assign_split, clip_polylines  # noqa: F401  (re-exported)
 
 logger = logging.getLogger(__name__)
 
 STORE_INFO_KEY = "autoscale_store"
 MEDIA_INFO_KEY = "autoscale_media"
 EXTENT_INFO_KEY = "autoscale_bev_extent_m"
-SPLITS = (("train", 0.8), ("val", 0.1), ("test", 0.1))
-OVERLAY_FIELDS = ("ego_history", "ego_future", "agents", "lanes", "route")
+COMPACT_INFO_KEY = "autoscale_store_compact"  # True: new store shards in int16 fixed point (store.py)
+RenderMode = Union[bool, Literal["deferred"]]  # see add_scenes
 
 
 class SceneDatasetError(ValueError):
@@ -90,7 +89,16 @@ def get_store(dataset: fo.Dataset | fo.DatasetView) -> SceneStore:
             f"dataset {root.name!r} has no scene store (info[{STORE_INFO_KEY!r}] is unset); "
             "add scenes with fiftyone_plugin.scenes.add_scenes first"
         )
-    return SceneStore(path)
+    # One store object per folder and process: its scene-id index grows shard by shard instead of
+    # re-reading every shard's ids on each add of a long ingest (quadratic at 1e6 scenes).
+    compact = bool(root.info.get(COMPACT_INFO_KEY))
+    store = _STORES.get(str(path))
+    if store is None or store.compact != compact:
+        store = _STORES[str(path)] = SceneStore(path, compact=compact)
+    return store
+
+
+_STORES: dict[str, SceneStore] = {}
 
 
 # ---------------------------------------------------------------------------------- create
@@ -99,9 +107,12 @@ def create_scene_dataset(
     batch: SceneBatch,
     media_dir: str | os.PathLike | None = None,
     overwrite: bool = False,
-    render_images: bool = True,
+    render_images: RenderMode = True,
     progress: Callable[[float, str], None] | None = None,
     chunk_size: int = 1000,
+    *,
+    resume: bool = False,
+    info: dict | None = None,
 ) -> fo.Dataset:
     """Create a persistent dataset ``name`` holding ``batch``.
 
@@ -111,14 +122,25 @@ def create_scene_dataset(
         media_dir: the dataset dir (BEV images under ``bev/``, arrays under ``store/``);
             default ``$AUTOSCALE_HOME/datasets/<name>``.
         overwrite: delete an existing dataset of that name (and its images and store) first;
-            otherwise an existing name is an error.
-        render_images: render BEV images (else samples point at not-yet-rendered paths).
+            otherwise an existing name is an error (unless ``resume``).
+        render_images: render BEV images; ``"deferred"`` links them to a placeholder rendered
+            later by ``bev_render.render_pending``; False: samples point at not-yet-rendered paths.
         progress: called with (fraction done, message) after each chunk of ``chunk_size``.
+        resume: an existing dataset ``name`` (e.g. of a killed ingest) gets the scenes it lacks:
+            the interrupted add is rolled back first, scenes already complete are skipped.
+        info: entries for ``dataset.info``, saved when the dataset is created; e.g.
+            ``{COMPACT_INFO_KEY: True}`` stores the arrays in the compact int16 encoding
+            (``autoscale_core.store``: ≤ 0.5 cm position error within ±327 m).
 
-    On any error the partly created dataset, images and store are removed again.
+    On any error the partly created dataset, images and store are removed again (when resuming,
+    what was complete before stays).
     """
     batch.validate()
     if fo.dataset_exists(name):
+        if resume and not overwrite:
+            dataset = fo.load_dataset(name)
+            _add_in_chunks(dataset, batch, render_images, progress, chunk_size, skip_existing=True)
+            return dataset
         if not overwrite:
             raise SceneDatasetError(
                 f"dataset {name!r} already exists; pass overwrite=True (CLI: --overwrite) to replace it"
@@ -130,19 +152,28 @@ def create_scene_dataset(
         dataset.info[STORE_INFO_KEY] = str(folder / "store")
         dataset.info[MEDIA_INFO_KEY] = str(folder / "bev")
         dataset.info[EXTENT_INFO_KEY] = bev.DEFAULT_EXTENT_M
+        dataset.info.update(info or {})
         dataset.save()
         apply_color_scheme(dataset)
-        for start in range(0, len(batch), chunk_size):
-            chunk = batch.subset(slice(start, start + chunk_size))
-            add_scenes(dataset, chunk, render=render_images, skip_existing=False)
-            if progress is not None:
-                done = min(start + chunk_size, len(batch))
-                progress(done / len(batch), f"added {done}/{len(batch)} scenes")
+        _add_in_chunks(dataset, batch, render_images, progress, chunk_size, skip_existing=False)
     except BaseException:
         # Nothing half-made is left under the name.
         delete_scene_dataset(name)
         raise
     return dataset
+
+
+def _add_in_chunks(dataset: fo.Dataset, batch: SceneBatch, render: RenderMode,
+                   progress: Callable[[float, str], None] | None, chunk_size: int, *, skip_existing: bool) -> None:
+    """``add_scenes`` per chunk (each one transaction), reporting progress and the rate."""
+    start_time = time.perf_counter()
+    for start in range(0, len(batch), chunk_size):
+        chunk = batch.subset(slice(start, start + chunk_size))
+        add_scenes(dataset, chunk, render=render, skip_existing=skip_existing, _validated=True)
+        if progress is not None:
+            done = min(start + chunk_size, len(batch))
+            rate = done / max(time.perf_counter() - start_time, 1e-9)
+            progress(done / len(batch), f"added {done}/{len(batch)} scenes ({rate:.0f} scenes/s)")
 
 
 def create_world_dataset(
@@ -152,29 +183,40 @@ def create_world_dataset(
     cities: list[str] | None = None,
     overwrite: bool = False,
     progress: Callable[[float, str], None] | None = None,
+    *,
+    resume: bool = False,
+    render_images: RenderMode = True,
+    compact_store: bool = False,
 ) -> fo.Dataset:
     """Generate ``num_scenes`` scenes of the embedded world and store them as dataset ``name``.
 
-    The name is checked before generating, so a taken name fails fast. Generation reports
-    progress 0 → 0.3, ingest 0.3 → 1.
+    The name is checked before generating, so a taken name fails fast (unless ``resume``: then
+    the same world — same scenes, seed and cities, recorded in ``info["autoscale_world"]`` when the
+    dataset was created — is generated again and only the missing scenes are added).
+    Generation reports progress 0 → 0.3, ingest 0.3 → 1.
     """
     from autoscale_core.world import generate_world
 
     default_dataset_dir(name)  # validates the name as a folder name, before any work
+    world = {"num_scenes": int(num_scenes), "seed": int(seed), "cities": cities}
     if fo.dataset_exists(name) and not overwrite:
-        raise SceneDatasetError(
-            f"dataset {name!r} already exists; pass overwrite=True (CLI: --overwrite) to replace it"
-        )
+        if not resume:
+            raise SceneDatasetError(
+                f"dataset {name!r} already exists; pass overwrite=True (CLI: --overwrite) to replace it, "
+                "or resume=True (CLI: --resume) to finish an interrupted one"
+            )
+        recorded = fo.load_dataset(name).info.get("autoscale_world")
+        if recorded is not None and recorded != world:
+            raise SceneDatasetError(f"dataset {name!r} holds the world {recorded}, not {world}; cannot resume")
     if progress:
         progress(0.0, f"generating {num_scenes} scenes (seed {seed})")
     batch = generate_world(num_scenes, seed=seed, cities=cities)
     if progress:
         progress(0.3, "rendering and adding scenes")
     inner = (lambda f, msg: progress(0.3 + 0.7 * f, msg)) if progress else None
-    dataset = create_scene_dataset(name, batch, overwrite=overwrite, progress=inner)
-    dataset.info["autoscale_world"] = {"num_scenes": int(num_scenes), "seed": int(seed), "cities": cities}
-    dataset.save()
-    return dataset
+    return create_scene_dataset(name, batch, overwrite=overwrite, progress=inner, resume=resume,
+                                render_images=render_images,
+                                info={"autoscale_world": world, COMPACT_INFO_KEY: bool(compact_store)})
 
 
 def _new_dataset_folder(name: str, media_dir: str | os.PathLike | None) -> Path:
@@ -230,37 +272,32 @@ def apply_color_scheme(dataset: fo.Dataset) -> None:
 
 
 # ---------------------------------------------------------------------------------- add
-def assign_split(scene_ids: Sequence[str]) -> list[str]:
-    """Deterministic train/val/test split from a hash of each scene id (80/10/10)."""
-    out = []
-    for scene_id in scene_ids:
-        u = int(hashlib.sha1(str(scene_id).encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
-        cumulative = 0.0
-        for split, share in SPLITS:
-            cumulative += share
-            if u <= cumulative:
-                break
-        out.append(split)
-    return out
-
-
 def add_scenes(
     dataset: fo.Dataset,
     batch: SceneBatch,
     *,
-    render: bool = True,
+    render: RenderMode = True,
     skip_existing: bool = True,
+    _validated: bool = False,
 ) -> list[str]:
     """Add ``batch`` to ``dataset`` in bulk; returns the new samples' ids (batch order).
 
     The batch is validated first; then images are rendered, arrays appended to the store as
-    one atomic shard, and samples added with one ``add_samples``. With ``skip_existing``,
+    one atomic shard, and sample documents (metadata and overlays included) inserted in bulk
+    (:mod:`fiftyone_plugin.scene_docs`), the ``route`` overlay last. With ``skip_existing``,
     scenes whose ``scene_id`` is already in the dataset are skipped; without it they are an
     error (scene ids are unique).
+
+    ``render``: True renders the BEV images now; ``"deferred"`` links every new sample's image to a
+    placeholder that ``fiftyone_plugin.bev_render.render_pending`` replaces later (in parallel);
+    False only names the not-yet-rendered paths.
     """
     if isinstance(dataset, fo.DatasetView):
         raise SceneDatasetError("add_scenes needs a Dataset, not a view")
-    batch.validate()
+    if render not in (True, False, "deferred"):
+        raise SceneDatasetError(f"render must be True, False or 'deferred', not {render!r}")
+    if not _validated:  # create_scene_dataset validated the whole batch already (0.2 s per 1,000)
+        batch.validate()
     if len(batch) == 0:
         return []
     folder = _dataset_dir(dataset)
@@ -281,195 +318,51 @@ def add_scenes(
             ) from exc
 
 
-def _add_new_scenes(dataset: fo.Dataset, batch: SceneBatch, tx, *, render: bool, skip_existing: bool) -> list[str]:
+def _new_scenes_only(dataset: fo.Dataset, batch: SceneBatch, skip_existing: bool) -> SceneBatch:
+    """``batch`` without the scenes already in ``dataset`` (or an error without ``skip_existing``)."""
     ids = [str(s) for s in batch.meta["scene_id"]]
-    existing = set(dataset.distinct("scene_id")) if "scene_id" in dataset.get_field_schema() else set()
+    existing = scene_docs.existing_scene_ids(dataset, ids)
     present = np.array([s in existing for s in ids], dtype=bool)
-    if present.any():
-        if not skip_existing:
-            dup = [s for s, p in zip(ids, present) if p]
-            raise SceneDatasetError(
-                f"{len(dup)} scene_id(s) already in dataset {dataset.name!r}, e.g. {dup[:3]}; "
-                "use skip_existing=True to skip them"
-            )
-        batch = batch.subset(np.flatnonzero(~present))
-        ids = [s for s, p in zip(ids, present) if not p]
-        if not ids:
-            return []
+    if present.any() and not skip_existing:
+        dup = [s for s, p in zip(ids, present) if p]
+        raise SceneDatasetError(
+            f"{len(dup)} scene_id(s) already in dataset {dataset.name!r}, e.g. {dup[:3]}; "
+            "use skip_existing=True to skip them"
+        )
+    return batch.subset(np.flatnonzero(~present)) if present.any() else batch
 
+
+def _add_new_scenes(dataset: fo.Dataset, batch: SceneBatch, tx, *, render: RenderMode, skip_existing: bool) -> list[str]:
+    batch = _new_scenes_only(dataset, batch, skip_existing)
+    ids = [str(s) for s in batch.meta["scene_id"]]
+    if not ids:
+        return []
     extent = float(dataset.info.get(EXTENT_INFO_KEY, bev.DEFAULT_EXTENT_M))
     media = Path(dataset.info[MEDIA_INFO_KEY])
+    paths = [str(media.expanduser().resolve() / f"{bev.safe_file_stem(s)}.png") for s in ids]
+    metadata = None
     if render:
-        expected = [str(media / f"{bev.safe_file_stem(s)}.png") for s in ids]
-        tx.new_images = [p for p in expected if not Path(p).exists()]  # ours to remove on failure
+        tx.new_images = [p for p in paths if not Path(p).exists()]  # ours to remove on failure
+    if render is True:
         paths = bev.render_batch_to_files(batch, media, extent_m=extent)
-    else:
-        paths = [str(media / f"{bev.safe_file_stem(s)}.png") for s in ids]
-    samples = _build_samples(batch, paths)
-    # Metadata first and ``route`` (scene_adds.COMPLETE_FIELD) last: a sample is complete
-    # once its last overlay is written.
-    fields = {"metadata": [_image_metadata_doc(p) for p in paths]} if render else {}
-    fields.update(_overlays(batch, extent))
+        metadata = [scene_docs.image_metadata_doc(p) for p in paths]
+    elif render == "deferred":
+        metadata = bev_render.link_placeholders(media, tx.new_images)
+        metadata = [metadata] * len(paths)
+    overlays = scene_docs.overlay_docs(batch, extent)
+    docs = scene_docs.sample_docs(dataset, batch, paths, metadata, overlays)
     store = get_store(dataset)
     missing_rows = ~store.contains(ids)  # rows left by an interrupted add are reused, not duplicated
     if missing_rows.any():
         store.append(batch.subset(np.flatnonzero(missing_rows)))
-    sample_ids = list(dataset.add_samples(samples, progress=False))
-    tx.sample_ids = sample_ids
-    # Drop the in-memory samples: FiftyOne reloads every live sample after each bulk write.
-    del samples
+    scene_docs.declare_fields(dataset)
+    tx.sample_ids = [str(d["_id"]) for d in docs]  # set first: a failed insert's rollback deletes them
+    sample_ids = scene_docs.insert_docs(dataset, docs)
+    del docs
+    # ``route`` (scene_adds.COMPLETE_FIELD) last: a sample is complete once it is written.
     tx.pause_before_overlays()
-    schema = dataset.get_field_schema()
-    for name, docs in fields.items():
-        if name not in schema:
-            dataset.add_sample_field(name, fo.EmbeddedDocumentField, embedded_doc_type=fo.Polylines)
-        dataset.set_values(name, dict(zip(ids, docs)), key_field="scene_id", validate=False)
+    scene_docs.set_by_id(dataset, scene_docs.COMPLETE_FIELD, sample_ids, overlays[scene_docs.COMPLETE_FIELD])
     return sample_ids
-
-
-def _build_samples(batch: SceneBatch, paths: list[str]) -> list[fo.Sample]:
-    """Samples with the scalar metadata fields (overlays are written after, see ``_overlays``)."""
-    t0 = batch.history_steps
-    meta = batch.meta
-    ids = [str(s) for s in meta["scene_id"]]
-    splits = assign_split(ids)
-
-    def column(key, default=""):
-        values = meta.get(key)
-        return [default] * len(ids) if values is None else list(values)
-
-    source, city, topology, maneuver = (column(k) for k in ("source", "city", "topology", "maneuver"))
-    parent, log, start = column("parent_id"), column("log_id"), column("t0", 0.0)
-    events = [[e for e in str(x).split(";") if e] for x in column("events")]
-    speeds = batch.ego[:, t0, 3].astype(float).tolist()
-    return [
-        fo.Sample(
-            filepath=paths[i],
-            scene_id=scene_id,
-            source=str(source[i]),
-            city=str(city[i]),
-            topology=str(topology[i]),
-            maneuver=str(maneuver[i]),
-            events=events[i],
-            ego_speed=speeds[i],
-            parent_id=str(parent[i]),
-            log_id=str(log[i]),
-            t0=float(start[i]),
-            split=splits[i],
-        )
-        for i, scene_id in enumerate(ids)
-    ]
-
-
-def _image_metadata_doc(path: str) -> dict:
-    """The MongoDB form of ``fo.ImageMetadata`` for a rendered BEV PNG (size known, no decode)."""
-    with open(path, "rb") as f:
-        header = f.read(24)  # PNG: width and height are big-endian uint32 at bytes 16..24
-    width, height = int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")
-    return {"_cls": "ImageMetadata", "size_bytes": os.path.getsize(path), "mime_type": "image/png",
-            "width": width, "height": height, "num_channels": 3}
-
-
-def _polyline_doc(label: str | None, shapes: list, closed=False, filled=False, index=None) -> dict:
-    """The MongoDB form of an ``fo.Polyline`` with ``shapes`` (a list of point lists), built
-    directly: label objects cost ~0.5 ms each."""
-    return {
-        "_id": ObjectId(),
-        "_cls": "Polyline",
-        "tags": [],
-        "label": label,
-        "points": shapes,
-        "closed": closed,
-        "filled": filled,
-        "index": index,
-    }
-
-
-def _polylines_doc(polylines: list[dict]) -> dict:
-    return {"_id": ObjectId(), "_cls": "Polylines", "polylines": polylines}
-
-
-def _overlays(batch: SceneBatch, extent_m: float) -> dict[str, list[dict]]:
-    """Overlay field → one ``Polylines`` document per scene, in normalized image coordinates,
-    clipped to the image (the App would otherwise draw lines past the tile's edge)."""
-    t0 = batch.history_steps
-    ego_xy = bev.scene_to_image(batch.ego[:, :, :2], extent_m)  # (S, T, 2)
-    # Lanes are also in the image; their overlay keeps every other point (and the end) to stay
-    # light in MongoDB and the App.
-    keep = np.unique(np.r_[np.arange(0, batch.lanes.shape[2], 2), batch.lanes.shape[2] - 1])
-    lanes_xy = bev.scene_to_image(batch.lanes[:, :, keep], extent_m)  # (S, L, P', 2)
-    route_xy = bev.scene_to_image(batch.route_polyline, extent_m)  # (S, Q, 2)
-    now = batch.agents[:, :, t0]
-    boxes = bev.scene_to_image(bev.box_corners(now[..., :2], now[..., 2], batch.agent_size), extent_m)
-    lane_shown = batch.lane_valid & _in_view(lanes_xy)
-    agent_shown = batch.agent_valid[:, :, t0] & (batch.agent_type >= 0) & _in_view(boxes)
-    history = clip_polylines(ego_xy[:, : t0 + 1])
-    future = clip_polylines(ego_xy[:, t0:])
-    lane_parts = clip_polylines(lanes_xy[lane_shown])
-    lane_scene = np.nonzero(lane_shown)[0]
-    box_parts = clip_polylines(boxes[agent_shown], closed=True)
-    agent_scene = np.nonzero(agent_shown)[0]
-    out: dict[str, list[dict]] = {name: [] for name in OVERLAY_FIELDS}
-    lanes_by_scene = _group(lane_scene, zip(np.nonzero(lane_shown)[1].tolist(), lane_parts), len(batch))
-    boxes_by_scene = _group(agent_scene, zip(np.nonzero(agent_shown)[1].tolist(), box_parts), len(batch))
-    for i in range(len(batch)):
-        route = clip_polylines(route_xy[i][batch.route_valid[i]][None])[0] if batch.route_valid[i].sum() >= 2 else []
-        out["ego_history"].append(_polylines_doc(_nonempty([("ego_history", history[i])])))
-        out["ego_future"].append(_polylines_doc(_nonempty([("ego_future", future[i])])))
-        out["agents"].append(_polylines_doc([
-            _polyline_doc(AGENT_TYPES[int(batch.agent_type[i, a])], parts, True, True, int(a))
-            for a, parts in boxes_by_scene[i] if parts
-        ]))
-        # No label: one "lane" text per lane only cluttered the App (the field is coloured instead).
-        out["lanes"].append(_polylines_doc([_polyline_doc(None, parts, index=int(k))
-                                            for k, parts in lanes_by_scene[i] if parts]))
-        out["route"].append(_polylines_doc(_nonempty([("route", route)])))
-    return out
-
-
-def _in_view(points: np.ndarray, margin: float = 0.1) -> np.ndarray:
-    """(...) bool: any of the (..., P, 2) normalized points lies within the image (+ margin)."""
-    inside = (points >= -margin) & (points <= 1 + margin)
-    return inside.all(-1).any(-1)
-
-
-def _group(scene_of: np.ndarray, items, num_scenes: int) -> list[list]:
-    """Items (in scene order) → one list per scene."""
-    grouped: list[list] = [[] for _ in range(num_scenes)]
-    for s, item in zip(scene_of.tolist(), items):
-        grouped[s].append(item)
-    return grouped
-
-
-def _nonempty(labelled_parts: list[tuple[str, list]]) -> list[dict]:
-    return [_polyline_doc(label, parts) for label, parts in labelled_parts if parts]
-
-
-def clip_polylines(points: np.ndarray, *, closed: bool = False) -> list[list[list[list[float]]]]:
-    """Clip polylines (N, P, 2) (or closed rings) in normalized image coordinates to the image.
-
-    Returns, per polyline, its parts inside [0, 1]² as FiftyOne ``Polyline.points`` shapes (a
-    line leaving and re-entering the image becomes two shapes; one fully outside, none).
-    """
-    import shapely
-
-    points = np.asarray(points, dtype=np.float64)
-    if len(points) == 0:
-        return []
-    geoms = shapely.polygons(points) if closed else shapely.linestrings(points)
-    clipped = shapely.clip_by_rect(geoms, 0.0, 0.0, 1.0, 1.0)
-    parts, owner = shapely.get_parts(clipped, return_index=True)
-    keep = shapely.get_type_id(parts) == (3 if closed else 1)  # polygons / line strings only
-    parts, owner = parts[keep], owner[keep]
-    if closed:
-        parts = shapely.get_exterior_ring(parts)
-    coords, part_of = shapely.get_coordinates(parts, return_index=True)
-    splits = np.flatnonzero(np.diff(part_of)) + 1
-    shapes = np.split(coords.round(5), splits) if len(coords) else []
-    out: list[list] = [[] for _ in range(len(points))]
-    for o, shape in zip(owner.tolist(), shapes):
-        out[o].append((shape[:-1] if closed else shape).tolist())  # rings repeat their first point
-    return out
 
 
 # ---------------------------------------------------------------------------------- read / write

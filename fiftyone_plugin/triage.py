@@ -18,9 +18,8 @@ from __future__ import annotations
 
 import re
 
-import numpy as np
-
 import fiftyone as fo
+import numpy as np
 from fiftyone import ViewField as F
 
 from autoscale_core import render as bev

@@ -38,7 +38,6 @@ import fiftyone.operators.types as types
 
 from .keys import Progress
 
-
 FIELD_KINDS = ("numeric", "string", "vector", "list", "any")
 # Fields every AutoScale scene has; hidden from "result field" pickers unless asked for.
 SCENE_FIELDS = ("scene_id", "source", "city", "topology", "maneuver", "events", "ego_speed", "parent_id", "split",

@@ -279,9 +279,9 @@ def name_cases() -> list[tuple]:
 def _checkpoint(env, name: str, edit_header) -> str:
     """A real (tiny) checkpoint whose JSON header is edited."""
     import torch
+    from conftest import make_road_batch
 
     from autoscale_core.planning import train_planner
-    from conftest import make_road_batch
 
     path = os.path.join(env.tmp, name)
     train_planner(make_road_batch(4), steps=2, device="cpu").save(path)

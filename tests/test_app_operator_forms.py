@@ -8,12 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO_ROOT
-
-AV2 = Path(REPO_ROOT).parent / "shared" / "data" / "av2"
 from operator_form_helpers import _app_calls, _execute, _form, _rejects
 
+AV2 = Path(REPO_ROOT).parent / "shared" / "data" / "av2"
 
 pytestmark = pytest.mark.usefixtures("plugin_link")
 

@@ -10,10 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-
 from operator_form_helpers import _app_calls, _execute, _form, _rejects
-
 
 pytestmark = pytest.mark.usefixtures("plugin_link")
 
@@ -101,7 +98,7 @@ def test_fit_scaling_laws_form_rejects_bad_inputs(road_dataset):
     assert props["name"].default == "pilot-1" and props["executor"].default == "process"
     params = {"name": "topo", "budget": 2, "steps": 3, "executor": "serial"}
     _rejects("fit_scaling_laws", ds, dict(params, domain_field="nope"), "domain field 'nope' is not available")
-    _rejects("fit_scaling_laws", ds, dict(params, budget=9), "budget 9 is larger than the target (8 scenes)")
+    _rejects("fit_scaling_laws", ds, dict(params, budget=9), "budget 9 is larger than the pool (6 scenes)")
     _rejects("fit_scaling_laws", ds, dict(params, budget=6),
              "budget 6 is larger than the 5 candidates left once the 1 base (split=train) and 2 val scenes")
     _rejects("fit_scaling_laws", ds, dict(params, pilot_fractions="a,b"), "expected comma-separated numbers")
@@ -126,7 +123,7 @@ def test_allocate_and_optimize_forms_reject_bad_inputs(road_dataset):
     props = _form(AllocateBudget, ds, dict(params, domain_field="cluster_handcrafted"))
     assert "cluster_handcrafted" in props["domain_field"].type.values
     _rejects("allocate_budget", ds, dict(params, domain_field="cluster_handcrafted"),
-             "4 of the 8 target scenes have no 'cluster_handcrafted': run cluster_scenes on them first")
+             "2 of the 6 pool scenes have no 'cluster_handcrafted': run cluster_scenes on them first")
 
     props = _form(OptimizeMixture, ds, {"budget": 2})
     assert "error" not in props and "num_clusters" in props
@@ -135,9 +132,9 @@ def test_allocate_and_optimize_forms_reject_bad_inputs(road_dataset):
     _rejects("optimize_mixture", ds, dict(params, failure_quantile=1.0), "failure_quantile must be in (0, 1)")
     _rejects("optimize_mixture", ds, dict(params, embedding_field="emb_graph_rae"),
              "embedding field 'emb_graph_rae' is not available on dataset")
-    _rejects("optimize_mixture", ds, dict(params, budget=7), "budget 7 is larger than the 5 candidates")
+    _rejects("optimize_mixture", ds, dict(params, budget=6), "budget 6 is larger than the 5 candidates")
     _rejects("optimize_mixture", ds, dict(params, view_target="SELECTED_SAMPLES"),
-             "budget 2 is larger than the target (0 scenes)", selected=[])
+             "budget 2 is larger than the pool (0 scenes)", selected=[])
 
 
 # ------------------------------------------------------------------------------ active selection
@@ -211,6 +208,38 @@ def test_select_active_pool_defaults_to_train_and_held_out_scenes_need_an_explic
     result = _execute("select_active", ds, {"name": "anyway", "budget": 3, "pool": "target", "allow_held_out": True})
     assert result.error is None, result.error_message
     assert set(ds.match_tags("sel:anyway").values("split")) == {"val", "train"}
+
+
+@pytest.mark.parametrize("op", ["fit_scaling_laws", "allocate_budget", "optimize_mixture", "select_active"])
+def test_every_selection_operator_guards_held_out_scenes(road_dataset, op):
+    """Each operator that picks training scenes from a target: the pool defaults to the train
+    split; a pool with val / test / hard scenes is warned about and refused without the tick."""
+    from fiftyone import ViewField as F
+
+    from fiftyone_plugin import operators_selection as sel
+    from fiftyone_plugin import scenes
+
+    ds = road_dataset
+    ids = ds.values("scene_id")
+    scenes.write_scene_fields(ds, {"split": ["train"] * 5 + ["test", "val", "val"],
+                                   "value_q": np.arange(8, dtype=float)}, scene_ids=ids)
+    op_cls = {o().config.name: o for o in sel.OPERATORS}[op]
+    props = _form(op_cls, ds, {"budget": 2})
+    assert props["pool"].default == "train" and "held_out_warning" not in props and "held_out_error" not in props
+    assert "5 pool scenes" in props["budget"].view.description and "scheduling_notice" in props
+
+    props = _form(op_cls, ds, {"budget": 2, "pool": "target"})
+    assert props["held_out_warning"].view.label == "The pool contains held-out scenes: 2 val, 1 test"
+    assert "allow_held_out" in props and "held-out scenes (2 val, 1 test)" in _error(props, "held_out_error")
+    params = {"name": "leak", "budget": 2, "pool": "target", "steps": 3, "rounds": 1, "executor": "serial"}
+    _rejects(op, ds, params, "held-out scenes (2 val, 1 test)")  # nothing trained, nothing written
+    # The same target as the current view (a test-split-only view): the same guard.
+    test_view = ds.match(F("split") == "test")
+    _rejects(op, ds, dict(params, budget=1, view_target="CURRENT_VIEW"), "held-out scenes (1 test)",
+             view=test_view)
+    # The explicit choice lifts the guard.
+    props = _form(op_cls, ds, {"budget": 2, "pool": "target", "allow_held_out": True})
+    assert "held_out_warning" in props and "held_out_error" not in props
 
 
 def test_trained_planner_appears_in_evaluate_dropdown(road_dataset):

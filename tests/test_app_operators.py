@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from browser.engine_records import record_engine_runs as _record_engine_runs
 
 EXPORT_URI = "@autoscale/autoscale/export_annotation_queue"
@@ -140,6 +139,7 @@ def test_export_operator_bad_input_writes_nothing(scored_dataset, tmp_path, para
 
 def test_export_form_offers_choices_and_inline_errors(scored_dataset):
     from fiftyone.operators.executor import ExecutionContext
+
     from fiftyone_plugin.operators_export import ExportAnnotationQueue
 
     ds = scored_dataset

@@ -14,10 +14,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Callable
 
+import bad_input_cases
 import numpy as np
 import pytest
-
-import bad_input_cases
 from reliability_helpers import run_cli, snapshot
 
 N = 30
@@ -266,6 +265,7 @@ def _with_user_file(action):
 
 def _empty_view_load(env):
     from fiftyone import ViewField as F
+
     from fiftyone_plugin import scenes
 
     scenes.load_scenes(env.dataset.match(F("split") == "no-such-split"))

@@ -6,10 +6,20 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from autoscale_core.experiments import (BootstrapDraws, ProtocolConfig, ProtocolResult, SplitScenes, bootstrap_means,
-                                        brmr_point, budget_to_match, default_random_budgets, monotone_curve,
-                                        run_selection_protocol, summarize)
 from autoscale_core.executor import SerialExecutor
+from autoscale_core.experiments import (
+    BootstrapDraws,
+    ProtocolConfig,
+    ProtocolResult,
+    SplitScenes,
+    bootstrap_means,
+    brmr_point,
+    budget_to_match,
+    default_random_budgets,
+    monotone_curve,
+    run_selection_protocol,
+    summarize,
+)
 
 
 def test_monotone_curve_pools_violators():

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import REPO_ROOT
 
 OPERATOR_URI = "@autoscale/autoscale/create_demo_dataset"

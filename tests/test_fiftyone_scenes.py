@@ -4,9 +4,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import make_road_batch
 
 from autoscale_core.scene import SceneValidationError
-from conftest import make_road_batch
 
 
 @pytest.fixture

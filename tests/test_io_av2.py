@@ -13,7 +13,14 @@ import pytest
 
 from autoscale_core.io.av2 import AV2ImportError, import_av2
 from autoscale_core.scene import (
-    CYCLIST, OTHER, PEDESTRIAN, STATIC, TL_UNKNOWN, VEHICLE, points_on_drivable, to_world_frame,
+    CYCLIST,
+    OTHER,
+    PEDESTRIAN,
+    STATIC,
+    TL_UNKNOWN,
+    VEHICLE,
+    points_on_drivable,
+    to_world_frame,
 )
 
 AV2 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "av2"

@@ -14,18 +14,17 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 hypothesis = pytest.importorskip("hypothesis")
+from conftest import make_road_batch  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from autoscale_core.io.interchange import InterchangeError, export_scenes, import_scenes  # noqa: E402
 from autoscale_core.io.validation import ImportLimits, scene_problems  # noqa: E402
-from conftest import make_road_batch  # noqa: E402
 
 EXAMPLES = 200
 TABLES = ("scenes", "ego_states", "agents", "agent_states", "lanes", "drivable_polygons", "crosswalks", "routes")

@@ -12,7 +12,10 @@ import numpy as np
 import pytest
 
 from autoscale_core.io.scenarionet import (
-    ScenarioNetImportError, find_scenario_files, import_scenarionet, load_pickle,
+    ScenarioNetImportError,
+    find_scenario_files,
+    import_scenarionet,
+    load_pickle,
 )
 from autoscale_core.scene import CYCLIST, PEDESTRIAN, STATIC, TL_GREEN, TL_RED, TL_UNKNOWN, VEHICLE
 

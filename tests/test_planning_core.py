@@ -10,8 +10,13 @@ import pytest
 import torch
 
 from autoscale_core.planning import (
-    SceneFeaturizer, build_vocabulary, evaluate_planner, evaluate_trajectories, load_planner,
-    parametric_vocabulary, train_planner,
+    SceneFeaturizer,
+    build_vocabulary,
+    evaluate_planner,
+    evaluate_trajectories,
+    load_planner,
+    parametric_vocabulary,
+    train_planner,
 )
 from autoscale_core.planning.train import check_weights, choose_candidates
 from autoscale_core.scene import VEHICLE, SceneBatch, empty_batch

@@ -12,10 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from conftest import make_road_batch
-from fiftyone_plugin.cli import main
 from reliability_helpers import REPO_ROOT, cli_env, kill9, snapshot, start_and_wait_for
+
+from fiftyone_plugin.cli import main
 
 AV2_FORECASTING = Path(REPO_ROOT).parent / "shared" / "data" / "av2" / "forecasting"
 ADD_MARKER = "samples added, overlays in"

@@ -15,7 +15,6 @@ import sys
 
 import numpy as np
 import pytest
-
 from reliability_helpers import REPO_ROOT, cli_env
 
 BUDGET = 5

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from reliability_helpers import cli_env, kill9, snapshot, start_and_wait_for
 
 VALUE_FIELDS = ("value_s", "value_r", "value_u", "value_q")

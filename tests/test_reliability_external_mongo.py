@@ -11,7 +11,6 @@ import os
 import uuid
 
 import pytest
-
 from reliability_helpers import cli_env, cli_script, mongod_binary, private_mongod, run_python
 
 pytestmark = pytest.mark.skipif(mongod_binary() is None, reason="fiftyone's embedded mongod binary is not installed")

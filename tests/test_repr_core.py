@@ -7,14 +7,24 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import make_road_batch
 
 from autoscale_core.representation import (
-    FEATURE_NAMES, ErrorPatternEncoder, GraphRAE, HandcraftedFeatures, KnnIndex, SceneClusterer, ValueScorer,
-    build_graphs, cluster_purity, error_pattern_inputs, error_pattern_tokens, safety_descriptors,
+    FEATURE_NAMES,
+    ErrorPatternEncoder,
+    GraphRAE,
+    HandcraftedFeatures,
+    KnnIndex,
+    SceneClusterer,
+    ValueScorer,
+    build_graphs,
+    cluster_purity,
+    error_pattern_inputs,
+    error_pattern_tokens,
+    safety_descriptors,
 )
 from autoscale_core.representation.error_encoder import TOKEN_FEATURES, supervised_contrastive_loss
 from autoscale_core.representation.value import mc_uncertainty
-from conftest import make_road_batch
 
 
 @pytest.fixture(scope="module")

@@ -3,13 +3,9 @@ persisted faiss index, similarity sort, run records, operators, CLI and bad inpu
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
-
 from conftest import make_road_batch
-
-
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from autoscale_core.scene import STATIC, TL_RED, TL_UNKNOWN, PEDESTRIAN
+from autoscale_core.scene import PEDESTRIAN, STATIC, TL_RED, TL_UNKNOWN
 from autoscale_core.sim.reference import score_trajectories_reference
 from autoscale_core.sim.scoring import ScorerConfig, score_trajectories
 from autoscale_core.sim.toy import set_agent, straight_road

@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
+from test_sim_reference import mixed_scenes, random_plans
 
 from autoscale_core.sim.reference_navsim import score_trajectories_navsim_style
 from autoscale_core.sim.scoring import ScorerConfig, score_trajectories
-from test_sim_reference import mixed_scenes, random_plans
 
 SUB_METRICS = ("nc", "dac", "ddc", "tlc", "ep", "ttc", "lk", "hc", "ec", "epdms", "pdms", "progress", "collision", "tl_unknown")
 

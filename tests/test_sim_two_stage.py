@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from autoscale_core.planning.evaluate import evaluate_trajectories
-from autoscale_core.sim.two_stage import STAGE2_OFFSETS, advance_scenes, stage2_starts, two_stage_comfort
 from autoscale_core.sim.toy import straight_road
+from autoscale_core.sim.two_stage import STAGE2_OFFSETS, advance_scenes, stage2_starts, two_stage_comfort
 
 
 def cruise(speed: float, brake: float = 0.0) -> np.ndarray:

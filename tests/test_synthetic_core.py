@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
+from autoscale_core.geometry import boxes_overlap
 from autoscale_core.scene import VEHICLE, SceneBatch, empty_batch, to_world_frame
-from autoscale_core.synthetic._geometry import RouteFrame, box_corners, boxes_overlap
+from autoscale_core.synthetic._geometry import RouteFrame
 from autoscale_core.synthetic.generate import generate_synthetic
 from autoscale_core.synthetic.labels import recovery_label
 from autoscale_core.synthetic.perturb import PerturbationConfig, perturb_scenes
@@ -180,13 +181,12 @@ def test_reactive_follower_brakes_when_the_ego_is_pushed_in_front():
     assert follower_pushed.min() < 9.0  # brakes for the slower ego cutting into its lane
     # ... and never runs into it (the ego recovers to its own lane, the follower then passes).
     ego, agent = out_p.ego[0, future], out_p.agents[0, 0, future]
-    ego_box = box_corners(ego[:, :2], ego[:, 2], 4.6, 1.9)
-    agent_box = box_corners(agent[:, :2], agent[:, 2], 4.5, 1.9)
-    assert not boxes_overlap(ego_box, agent_box).any()
+    ego_box = (ego[:, :2], ego[:, 2], 4.6, 1.9)
+    assert not boxes_overlap(*ego_box, agent[:, :2], agent[:, 2], 4.5, 1.9).any()
     # Contrast: with the logged (non-reactive) follower the same synthetic scene is a crash.
     replay, _ = generate_synthetic(b[[0]], scenes_per_parent=1, config=pushed, score_labels=False, reactive=False)
     agent = replay.agents[0, 0, future]
-    assert boxes_overlap(ego_box, box_corners(agent[:, :2], agent[:, 2], 4.5, 1.9)).any()
+    assert boxes_overlap(*ego_box, agent[:, :2], agent[:, 2], 4.5, 1.9).any()
 
 
 def test_multi_round_lineage(road_batch):

@@ -5,7 +5,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-
 OPERATOR_URI = "@autoscale/autoscale/generate_synthetic_scenes"
 
 

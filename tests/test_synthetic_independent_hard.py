@@ -9,8 +9,12 @@ import pytest
 from autoscale_core.scene import to_world_frame
 from autoscale_core.synthetic import generate_synthetic
 from autoscale_core.synthetic.independent_hard import (
-    HARD_KINDS, build_independent_hard_split, check_independent, perturb_independent,
-    shared_parents, training_parent_ids,
+    HARD_KINDS,
+    build_independent_hard_split,
+    check_independent,
+    perturb_independent,
+    shared_parents,
+    training_parent_ids,
 )
 from autoscale_core.world import generate_world
 

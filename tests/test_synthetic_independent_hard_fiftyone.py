@@ -1,7 +1,6 @@
 """`autoscale hard-split --source ...` on a FiftyOne dataset (real embedded MongoDB): the independent
 hard split is added with split="hard", recorded in the run, and shares no parent with training."""
 
-import numpy as np
 import pytest
 
 

@@ -9,8 +9,13 @@
 
 from .brmr import BootstrapDraws, bootstrap_means, brmr_point, budget_to_match, monotone_curve
 from .methods import DEFAULT_METHODS, METHODS, MethodPicks, SelectionContext
-from .selection_protocol import (ProtocolConfig, ProtocolResult, default_random_budgets, load_checkpoints,
-                                 run_selection_protocol)
+from .selection_protocol import (
+                                 ProtocolConfig,
+                                 ProtocolResult,
+                                 default_random_budgets,
+                                 load_checkpoints,
+                                 run_selection_protocol,
+)
 from .splits import SplitScenes, WorldSplitSpec, load_real_test, make_world_split
 from .summary import summarize
 

@@ -45,13 +45,7 @@ import pyarrow.parquet as pq
 from scipy.signal import savgol_filter
 from scipy.spatial import cKDTree
 
-from .validation import (
-    ImportLimitError,
-    ImportLimits,
-    ImportValidationError,
-    check_timestamps,
-    drop_bad_scenes,
-)
+from ..geometry import closest_on_segments
 from ..scene import (
     CYCLIST,
     OTHER,
@@ -67,6 +61,13 @@ from ..scene import (
     resample_polyline,
     to_scene_frame,
     wrap_angle,
+)
+from .validation import (
+    ImportLimitError,
+    ImportLimits,
+    ImportValidationError,
+    check_timestamps,
+    drop_bad_scenes,
 )
 
 EGO_REAR_AXLE_TO_CENTER = 1.4  # m, AV2 ego frame origin (rear axle) → box centre
@@ -637,9 +638,7 @@ def _project(points: np.ndarray, lanes: np.ndarray) -> tuple[np.ndarray, np.ndar
     a, b = lanes[:, :-1], lanes[:, 1:]
     ab = b - a
     seg_len = np.linalg.norm(ab, axis=-1)
-    t = np.clip(((points[:, None, None] - a) * ab).sum(-1) / np.maximum(seg_len**2, 1e-9), 0, 1)
-    closest = a + t[..., None] * ab
-    dist = np.linalg.norm(points[:, None, None] - closest, axis=-1)  # (K, M, P-1)
+    t, dist = closest_on_segments(points[:, None, None], a, ab, np.maximum(seg_len**2, 1e-9))  # (K, M, P-1)
     seg = dist.argmin(-1)  # (K, M)
     s0 = np.concatenate([np.zeros((len(lanes), 1)), np.cumsum(seg_len, -1)], -1)  # (M, P)
     m = np.arange(len(lanes))[None]

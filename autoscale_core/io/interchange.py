@@ -42,14 +42,6 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..export_folder import ExportTargetError, check_export_target, publish_export
-from .validation import (
-    ImportLimitError,
-    ImportLimits,
-    ImportValidationError,
-    check_index_column,
-    check_sizes,
-    drop_bad_scenes,
-)
 from ..scene import (
     AGENT_TYPES,
     ARRAY_DIMS,
@@ -57,9 +49,16 @@ from ..scene import (
     TL_RED,
     TL_UNKNOWN,
     SceneBatch,
-    SceneValidationError,
     empty_batch,
     resample_polyline,
+)
+from .validation import (
+    ImportLimitError,
+    ImportLimits,
+    ImportValidationError,
+    check_index_column,
+    check_sizes,
+    drop_bad_scenes,
 )
 
 FORMAT = "autoscale-scenes"

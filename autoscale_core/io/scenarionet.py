@@ -41,8 +41,9 @@ from typing import Iterator
 
 import numpy as np
 
-from ..scene import CYCLIST, OTHER, PEDESTRIAN, STATIC, VEHICLE, SceneBatch, SceneValidationError, wrap_angle
+from ..scene import CYCLIST, OTHER, PEDESTRIAN, STATIC, VEHICLE, SceneBatch, SceneValidationError
 from .av2 import SOURCE_DT, ImportReport, _ego_dynamics, _Log, _slice_log
+from .scenarionet_common import ScenarioNetImportError, resample_tracks
 from .scenarionet_export import embedded_scene
 from .scenarionet_map import build_map
 
@@ -52,10 +53,6 @@ AGENT_TYPES = {
     "VEHICLE": VEHICLE, "PEDESTRIAN": PEDESTRIAN, "CYCLIST": CYCLIST,
     "TRAFFIC_CONE": STATIC, "TRAFFIC_BARRIER": STATIC, "TRAFFIC_OBJECT": STATIC,
 }
-
-
-class ScenarioNetImportError(ValueError):
-    """ScenarioNet input is missing, unsafe or malformed; the message names the file and the problem."""
 
 
 # ---------------------------------------------------------------------------------- safe loading
@@ -224,26 +221,6 @@ def _timestamps(scenario: dict, steps: int) -> np.ndarray:
     return ts - ts[0]
 
 
-def _resample(ts: np.ndarray, values: np.ndarray, valid: np.ndarray, angle: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Values (A, T, ...) at times ``ts`` (T,) → the 0.1 s grid (A, K, ...), linear; valid where
-    both neighbouring samples are. Angles interpolate along the short way round."""
-    grid = np.arange(int(np.floor(ts[-1] / SOURCE_DT + 1e-6)) + 1) * SOURCE_DT
-    if len(ts) == len(grid) and np.allclose(ts, grid, atol=0.02):
-        return values, valid
-    right = np.clip(np.searchsorted(ts, grid - 1e-9), 1, len(ts) - 1)
-    left = right - 1
-    w = np.clip((grid - ts[left]) / np.maximum(ts[right] - ts[left], 1e-9), 0.0, 1.0)
-    w = w.reshape((1, -1) + (1,) * (values.ndim - 2))
-    a, b = values[:, left], values[:, right]
-    step = wrap_angle(b - a) if angle else b - a
-    out = a + w * step
-    # On a source sample only that sample must be valid (else first/last and lone samples vanish).
-    at_left, at_right = w.reshape(-1) < 1e-6, w.reshape(-1) > 1 - 1e-6
-    ok = np.where(at_left, valid[:, left], np.where(at_right, valid[:, right], valid[:, left] & valid[:, right]))
-    out = np.where(at_left.reshape(w.shape), a, np.where(at_right.reshape(w.shape), b, out))
-    return (wrap_angle(out) if angle else out), ok
-
-
 def _tracks(scenario: dict, path: Path) -> dict[str, np.ndarray]:
     """All tracks on the 0.1 s grid: ids, xy (A, K, 2), yaw, speed, length/width (A,), type, valid."""
     tracks = scenario["tracks"]
@@ -257,7 +234,7 @@ def _tracks(scenario: dict, path: Path) -> dict[str, np.ndarray]:
     speed = np.where(valid, np.hypot(velocity[..., 0], velocity[..., 1]), 0.0)
     xy, yaw, speed = (np.where(valid[..., None] if v.ndim == 3 else valid, v, 0.0) for v in (xy, yaw, speed))
     ts = _timestamps(scenario, steps)
-    (xy_k, valid_k), (yaw_k, _), (speed_k, _) = _resample(ts, xy, valid), _resample(ts, yaw, valid, angle=True), _resample(ts, speed, valid)
+    (xy_k, valid_k), (yaw_k, _), (speed_k, _) = resample_tracks(ts, xy, valid), resample_tracks(ts, yaw, valid, angle=True), resample_tracks(ts, speed, valid)
     size = np.array([[_mean_valid(t, k, steps, v) for k in ("length", "width")] for t, v in zip(tracks.values(), valid)])
     names = [str(t.get("type", "")) for t in tracks.values()]
     return dict(ids=ids, xy=xy_k, yaw=yaw_k, speed=speed_k, valid=valid_k, size=size, names=names)

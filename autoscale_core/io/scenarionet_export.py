@@ -25,6 +25,7 @@ import numpy as np
 from ..render import safe_file_stem
 from ..scene import AGENT_TYPES, ARRAY_SPECS, TL_GREEN, TL_RED, TL_UNKNOWN, TL_YELLOW, SceneBatch
 from .av2 import SOURCE_DT
+from .scenarionet_common import ScenarioNetImportError, resample_tracks
 
 EMBED_KEY, EMBED_FORMAT = "autoscale", 1
 TYPE_NAMES = {"vehicle": "VEHICLE", "pedestrian": "PEDESTRIAN", "cyclist": "CYCLIST", "static": "TRAFFIC_OBJECT", "other": "OTHER"}
@@ -70,10 +71,8 @@ def _write_atomic(path: Path, payload: object) -> Path:
 
 
 def _to_10hz(values: np.ndarray, valid: np.ndarray, dt: float, angle: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    from .scenarionet import _resample
-
     ts = np.arange(values.shape[1]) * dt
-    return _resample(ts, values, valid, angle=angle)
+    return resample_tracks(ts, values, valid, angle=angle)
 
 
 def _track(kind: str, xy: np.ndarray, yaw: np.ndarray, speed: np.ndarray, valid: np.ndarray, size, dt: float) -> dict:
@@ -169,8 +168,6 @@ def _lights(scene: SceneBatch, K: int) -> dict:
 def embedded_scene(scenario: dict, path: Path, dt: float, history_s: float, future_s: float) -> SceneBatch | None:
     """The exact scene an AutoScale export embedded in ``scenario``, or None when there is none or
     its timeline differs from the requested one (the tracks are then sliced as usual)."""
-    from .scenarionet import ScenarioNetImportError
-
     embedded = scenario["metadata"].get(EMBED_KEY)
     if not isinstance(embedded, dict) or embedded.get("format") != EMBED_FORMAT:
         return None

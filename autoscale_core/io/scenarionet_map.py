@@ -13,6 +13,7 @@ from scipy.spatial import cKDTree
 
 from ..scene import TL_GREEN, TL_NONE, TL_RED, TL_UNKNOWN, TL_YELLOW, wrap_angle
 from .av2 import DEFAULT_SPEED_LIMIT, LANE_POINTS, SOURCE_DT, _Map
+from .scenarionet_common import ScenarioNetImportError
 
 LANE_PIECE_M = 20.0
 DEFAULT_LANE_WIDTH = 3.5  # m, where a lane carries neither widths nor a polygon
@@ -103,8 +104,6 @@ def build_map(scenario: dict, path, notes: list[str], ts: np.ndarray) -> tuple[_
     neighbors = _neighbors(features, lane_pieces, lanes_arr)
     polygons, crosswalks = _areas(features)
     if not len(lanes_arr) and not polygons:
-        from .scenarionet import ScenarioNetImportError
-
         raise ScenarioNetImportError(f"{path}: map has no usable lanes and no drivable polygons")
     in_intersection = np.array(boundless, dtype=bool) | _crossing_pieces(centre_lines, lane_pieces, lanes_arr)
     amap = _Map(lanes_arr, np.array(width), in_intersection, successors, neighbors,

@@ -1,7 +1,12 @@
 """Planner features, models (regression / vocabulary-scoring), training and closed-loop evaluation."""
 
 from .evaluate import (  # noqa: F401
-    BASELINES, EvalResult, comparison_table, evaluate_baselines, evaluate_planner, evaluate_trajectories,
+    BASELINES,
+    EvalResult,
+    comparison_table,
+    evaluate_baselines,
+    evaluate_planner,
+    evaluate_trajectories,
 )
 from .features import PlannerFeatures, SceneFeaturizer  # noqa: F401
 from .models import RegressionPlanner, ScoringPlanner  # noqa: F401

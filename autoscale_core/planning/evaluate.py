@@ -74,11 +74,18 @@ class EvalResult:
         return out
 
 
+def expert_available(batch: SceneBatch) -> np.ndarray:
+    """(S,) bool: the scene has a usable logged future (meta ``has_expert`` wins when present)."""
+    if "has_expert" in batch.meta:
+        flag = np.asarray(batch.meta["has_expert"]).astype(bool)
+    else:
+        flag = np.ones(len(batch), bool)
+    return flag & np.isfinite(batch.expert_trajectory()).all(axis=(1, 2))
+
+
 def l2_errors(batch: SceneBatch, trajectories: np.ndarray, times=L2_TIMES) -> dict[str, np.ndarray]:
     """"l2_<t>s" → (S,) xy distance (m) between plan and logged future at time t (NaN without future)."""
     expert = batch.expert_trajectory()
-    from .train import expert_available
-
     has = expert_available(batch)
     out = {}
     for t in times:
@@ -164,34 +171,13 @@ def apply_two_stage_comfort(scores: dict[str, np.ndarray], batch: SceneBatch, tr
     }
 
 
-# Per-scene cache of the EP denominator (the rule planner's best compliant progress): it depends
-# only on the scene, and is the costliest part of scoring one plan per scene.
-_REFERENCE_CACHE: dict[tuple[str, bytes], float] = {}
-_REFERENCE_CACHE_LIMIT = 500_000
-
-
 def reference_progress(batch: SceneBatch) -> np.ndarray:
     """(S,) EP denominators (m) from the rule planner: the values stored in ``batch.meta`` by
     ``sim.scoring.precompute_reference_progress`` where they still match the scene, else cached
-    per scene (id + t0 ego state) in this process."""
-    from ..sim.planner import RulePlanner
-    from ..sim.scoring import stored_reference_progress
+    per scene content (id + fingerprint of ego, agents and map) in the scorer's metric cache."""
+    from ..sim.scoring import cached_reference_progress
 
-    ids = batch.meta.get("scene_id")
-    if ids is None:
-        return RulePlanner().reference_progress(batch)
-    ego0 = np.ascontiguousarray(batch.ego[:, batch.current_index])
-    keys = [(str(i), e.tobytes()) for i, e in zip(ids, ego0)]
-    out = stored_reference_progress(batch)  # NaN where absent or stale
-    unknown = np.flatnonzero(np.isnan(out))
-    out[unknown] = [_REFERENCE_CACHE.get(keys[i], np.nan) for i in unknown]
-    missing = np.flatnonzero(np.isnan(out))
-    if len(missing):
-        out[missing] = RulePlanner().reference_progress(batch.subset(missing))
-        if len(_REFERENCE_CACHE) + len(missing) > _REFERENCE_CACHE_LIMIT:
-            _REFERENCE_CACHE.clear()
-        _REFERENCE_CACHE.update({keys[i]: float(out[i]) for i in missing})
-    return out
+    return cached_reference_progress(batch)
 
 
 def default_score(batch: SceneBatch, trajectories: np.ndarray, reactive: bool = False):

@@ -7,7 +7,7 @@ a validation split every ``eval_every`` steps and keeps the best state (early st
 
 The scoring planner additionally needs EPDMS sub-score targets for vocabulary candidates; they
 are computed once per batch with the closed-loop scorer (:func:`reward_targets`) and cached in
-memory, keyed by the scenes and the candidates.
+the scorer's bounded metric cache, keyed by the scenes (id and content) and the candidates.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ import torch
 from torch import nn
 
 from ..scene import SceneBatch
+from ..sim.metric_cache import METRIC_CACHE, scene_fingerprints
+from .evaluate import default_score, expert_available  # noqa: F401  (expert_available: re-exported)
 from .features import SceneFeaturizer
 from .models import SCORE_METRICS, build_model, soft_imitation_target
 from .vocabulary import build_vocabulary
@@ -176,15 +178,6 @@ def check_weights(sample_weight, num_scenes: int) -> np.ndarray:
     return w
 
 
-def expert_available(batch: SceneBatch) -> np.ndarray:
-    """(S,) bool: the scene has a usable logged future (meta ``has_expert`` wins when present)."""
-    if "has_expert" in batch.meta:
-        flag = np.asarray(batch.meta["has_expert"]).astype(bool)
-    else:
-        flag = np.ones(len(batch), bool)
-    return flag & np.isfinite(batch.expert_trajectory()).all(axis=(1, 2))
-
-
 def data_fingerprint(batch: SceneBatch, weights: np.ndarray) -> str:
     """sha256 over (scene_id, weight) pairs of the scenes actually trained on, order-independent."""
     ids = [str(x) for x in batch.meta.get("scene_id", np.arange(len(batch)))]
@@ -199,9 +192,12 @@ def resolve_device(device: str) -> str:
 
 
 # ---------------------------------------------------------------------- reward targets
-# Per-scene cache: (vocabulary hash, reactive, scorer) -> scene_id -> (candidates (Cs,), targets (Cs, M)).
-# Per scene rather than per batch so that subsets of a pool (scaling runs, seeds) reuse the work.
-_REWARD_CACHE: dict[tuple, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
+# Targets live in the scorer's metric cache, per scene rather than per batch so that subsets of a
+# pool (scaling runs, seeds) reuse the work: key ("reward", vocabulary hash, reactive, scorer,
+# scene id) → (content fingerprint or None for precomputed ones, candidates (Cs,), targets (Cs, M)).
+def _reward_keys(vocabulary: np.ndarray, reactive: bool, scorer_name: str, scene_ids: list[str]) -> list[tuple]:
+    vocab_key = hashlib.sha256(np.ascontiguousarray(vocabulary).tobytes()).hexdigest()
+    return [("reward", vocab_key, bool(reactive), scorer_name, sid) for sid in scene_ids]
 
 
 def reward_targets(
@@ -216,30 +212,30 @@ def reward_targets(
 
     ``scorer(batch, trajectories (S, Cs, F, 3), reactive=...)`` must return an object with
     (S, Cs) attributes named as :data:`SCORE_METRICS`; default: the EPDMS scorer. Results are
-    cached in memory per scene id (recomputed when a scene's candidates differ).
+    cached in the metric cache per scene id and content (recomputed when a scene's candidates or
+    content differ).
     """
-    vocab_key = hashlib.sha256(np.ascontiguousarray(vocabulary).tobytes()).hexdigest()
-    cache = _REWARD_CACHE.setdefault((vocab_key, bool(reactive), getattr(scorer, "__qualname__", str(scorer))), {})
+    scorer_name = getattr(scorer, "__qualname__", str(scorer))
     ids = [str(x) for x in batch.meta.get("scene_id", [])]
+    fingerprints = scene_fingerprints(batch) if ids else []
+    keys = _reward_keys(vocabulary, reactive, scorer_name, ids)
     out = np.empty(candidates.shape + (len(SCORE_METRICS),), np.float32)
     missing = []
-    for i, sid in enumerate(ids or range(len(batch))):
-        hit = cache.get(sid) if ids else None
-        if hit is not None and np.array_equal(hit[0], candidates[i]):
-            out[i] = hit[1]
+    for i in range(len(ids) or len(batch)):
+        hit = METRIC_CACHE.get(keys[i]) if ids else None
+        if hit is not None and hit[0] in (None, fingerprints[i]) and np.array_equal(hit[1], candidates[i]):
+            out[i] = hit[2]
         else:
             missing.append(i)
     if missing:
-        if scorer is None:
-            from .evaluate import default_score as scorer
+        scorer = default_score if scorer is None else scorer
         missing = np.asarray(missing)
         for j in range(0, len(missing), chunk):
             rows = missing[j : j + chunk]
             result = scorer(batch.subset(rows), vocabulary[candidates[rows]], reactive=reactive)
             out[rows] = np.stack([np.asarray(getattr(result, m), np.float32) for m in SCORE_METRICS], -1)
-        if ids:
-            for i in missing:
-                cache[ids[i]] = (candidates[i].copy(), out[i].copy())
+        for i in missing if ids else ():
+            METRIC_CACHE.put(keys[i], (fingerprints[i], candidates[i].copy(), out[i].copy()))
     return out
 
 
@@ -247,8 +243,8 @@ def add_precomputed_rewards(rewards: dict[str, np.ndarray], reactive: bool = Tru
     """Seed the reward-target cache with sub-scores computed elsewhere (e.g. SimScale's
     ``autoscale_core.synthetic.rewards_only`` / ``load_rewards``: keys ``scene_id``, ``vocabulary``
     (C, F, 3) and (S, C) arrays per sub-score). Training then uses them for those scenes when
-    run with the same vocabulary, ``reward_candidates=0`` (all candidates) and ``reactive``.
-    Returns the number of scenes added."""
+    run with the same vocabulary, ``reward_candidates=0`` (all candidates) and ``reactive``,
+    whatever the scenes' content (no fingerprint is known). Returns the number of scenes added."""
     missing = [k for k in ("scene_id", "vocabulary", *SCORE_METRICS) if k not in rewards]
     if missing:
         raise ValueError(f"precomputed rewards lack {missing}")
@@ -257,10 +253,9 @@ def add_precomputed_rewards(rewards: dict[str, np.ndarray], reactive: bool = Tru
     scores = np.stack([np.asarray(rewards[m], np.float32) for m in SCORE_METRICS], -1)  # (S, C, M)
     if scores.shape[:2] != (len(ids), len(vocabulary)):
         raise ValueError(f"precomputed rewards have shape {scores.shape[:2]}, expected ({len(ids)}, {len(vocabulary)})")
-    vocab_key = hashlib.sha256(np.ascontiguousarray(vocabulary).tobytes()).hexdigest()
-    cache = _REWARD_CACHE.setdefault((vocab_key, bool(reactive), str(None)), {})
     every = np.arange(len(vocabulary))
-    cache.update({sid: (every, scores[i]) for i, sid in enumerate(ids)})
+    for i, key in enumerate(_reward_keys(vocabulary, reactive, str(None), ids)):
+        METRIC_CACHE.put(key, (None, every, scores[i]))
     return len(ids)
 
 

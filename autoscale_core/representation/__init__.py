@@ -14,8 +14,13 @@ handling and MC-dropout samples) for the benchmarks, the FiftyOne operators and 
 
 from .clustering import SceneClusterer, cluster_purity  # noqa: F401
 from .error_encoder import (  # noqa: F401
-    ErrorPatternEncoder, error_pattern_inputs, error_pattern_tokens, mc_error_tokens, safety_descriptors,
-    soft_collision_cost, supervised_contrastive_loss,
+    ErrorPatternEncoder,
+    error_pattern_inputs,
+    error_pattern_tokens,
+    mc_error_tokens,
+    safety_descriptors,
+    soft_collision_cost,
+    supervised_contrastive_loss,
 )  # noqa: F401
 from .graph_rae import GraphRAE, build_graphs  # noqa: F401
 from .handcrafted import FEATURE_NAMES, HandcraftedFeatures  # noqa: F401

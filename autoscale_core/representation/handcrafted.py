@@ -11,7 +11,16 @@ from __future__ import annotations
 import numpy as np
 
 from ..scene import (
-    CYCLIST, PEDESTRIAN, STATIC, TL_GREEN, TL_NONE, TL_RED, TL_YELLOW, VEHICLE, SceneBatch, lateral_distance_to_lanes,
+    CYCLIST,
+    PEDESTRIAN,
+    STATIC,
+    TL_GREEN,
+    TL_NONE,
+    TL_RED,
+    TL_YELLOW,
+    VEHICLE,
+    SceneBatch,
+    lateral_distance_to_lanes,
 )
 
 RADII = (10.0, 30.0)  # m, agent-count rings

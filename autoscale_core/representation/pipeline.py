@@ -15,7 +15,11 @@ import numpy as np
 
 from ..scene import SceneBatch
 from .error_encoder import (
-    ErrorPatternEncoder, error_pattern_inputs, mc_error_tokens, safety_descriptors, soft_collision_cost,
+    ErrorPatternEncoder,
+    error_pattern_inputs,
+    mc_error_tokens,
+    safety_descriptors,
+    soft_collision_cost,
 )
 from .graph_rae import GraphRAE
 from .handcrafted import HandcraftedFeatures

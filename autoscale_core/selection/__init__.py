@@ -1,6 +1,7 @@
 """Budgeted selection: scaling laws, allocation, MOSAIC, AutoScale cluster-GA, active learning,
 baselines, and the executor the heavy loops run through. FiftyOne-free; plain arrays in and out."""
 
+from ..executor import Executor, ProcessExecutor, RayExecutor, SerialExecutor, TaskError, get_executor
 from .active import ValueTopSelector, ablation_subsets
 from .allocation import brmr, budget_to_reach, greedy_allocate, proportional_allocate
 from .base import Pool, SelectionResult, Selector, validate_budget
@@ -14,7 +15,6 @@ from .baselines import (
     mc_dropout_uncertainty,
 )
 from .cluster_ga import ClusterMixtureOptimizer, project_to_simplex
-from ..executor import Executor, ProcessExecutor, RayExecutor, SerialExecutor, TaskError, get_executor
 from .mosaic import MosaicSelector, importance_from_epdms
 from .oracle import PlannerOracle, SyntheticOracle
 from .scaling import ScalingFit, ScalingLawFitter, fit_scaling_laws, saturating_exp

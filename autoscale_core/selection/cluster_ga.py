@@ -28,9 +28,9 @@ from typing import Sequence
 
 import numpy as np
 
+from ..executor import Executor, get_executor
 from .allocation import proportional_allocate
 from .base import Oracle, Pool, SelectionResult, make_result, validate_budget
-from ..executor import Executor, get_executor
 from .oracle import OracleTask, run_oracle_task
 
 __all__ = ["ClusterMixtureOptimizer", "project_to_simplex", "retrieval_order"]

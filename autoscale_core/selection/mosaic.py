@@ -26,9 +26,9 @@ from typing import Sequence
 
 import numpy as np
 
+from ..executor import Executor, TaskError, TaskFailure, Tolerant, get_executor
 from .allocation import greedy_allocate
 from .base import Oracle, Pool, SelectionResult, encode_domains, make_result, validate_budget
-from ..executor import Executor, TaskError, TaskFailure, Tolerant, get_executor
 from .oracle import OracleTask, run_oracle_task
 from .scaling import ScalingFit, ScalingLawFitter
 

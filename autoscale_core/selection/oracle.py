@@ -14,7 +14,6 @@ pass ``(indices, weights, seed)`` tuples through :meth:`as_task` / :func:`run_or
 from __future__ import annotations
 
 import math
-
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any

@@ -5,7 +5,10 @@
 * :func:`agents.simulate_agents` — log replay or reactive IDM agents.
 * :func:`scoring.score_trajectories` → :class:`scoring.ScoreResult` (EPDMS and its sub-scores);
   :func:`scoring.precompute_reference_progress` → the per-scene EP denominator to store as
-  ``batch.meta["ep_reference_m"]``.
+  ``batch.meta["ep_reference_m"]``. The scorer is split by concern (see :mod:`scoring`'s docstring):
+  :mod:`scorer` (``score_plans``, pure, below the planner), kernels in :mod:`lanes`,
+  :mod:`collisions`, :mod:`comfort`, :mod:`raw_metrics`, :mod:`aggregate`, and per-scene values
+  in the bounded :data:`metric_cache.METRIC_CACHE`.
 * :class:`planner.RulePlanner`, :func:`planner.constant_velocity`, :func:`planner.logged_expert`.
 * :mod:`reference` — slow per-trajectory shapely scorer, the readable spec (needs ``shapely``,
   not imported here); :mod:`reference_navsim` — the fair NAVSIM-style reference (shapely 2
@@ -20,7 +23,7 @@ See ``docs/sim.md`` for the metric choices.
 from .agents import simulate_agents
 from .kinematics import EgoModel, simulate_ego
 from .planner import RulePlanner, constant_velocity, logged_expert
-from .scoring import ScoreResult, ScorerConfig, precompute_reference_progress, score_trajectories
+from .scoring import ScorerConfig, ScoreResult, precompute_reference_progress, score_trajectories
 
 __all__ = [
     "simulate_ego",

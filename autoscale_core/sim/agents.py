@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..scene import CYCLIST, SceneBatch, VEHICLE, wrap_angle
+from ..scene import CYCLIST, VEHICLE, SceneBatch, wrap_angle
 from .idm import IDMParams, idm_acceleration
 
 

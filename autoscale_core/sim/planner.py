@@ -14,38 +14,17 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ..scene import SceneBatch, TL_RED
+from ..geometry import polyline_arclength, project_on_polyline
+from ..scene import TL_RED, SceneBatch
 from .agents import interpolate_log
+from .config import ScorerConfig, ScoreResult
 from .idm import IDMParams, idm_acceleration
-from .scoring import ScoreResult, ScorerConfig, score_trajectories
+from .scorer import score_plans
 
 
-def _route_arclength(batch: SceneBatch) -> np.ndarray:
-    """(S, Q) cumulative arc length of the route polyline (constant past its valid prefix)."""
-    d = np.sqrt((np.diff(batch.route_polyline.astype(np.float64), axis=1) ** 2).sum(-1))
-    d = np.where(batch.route_valid[:, 1:] & batch.route_valid[:, :-1], d, 0.0)
-    return np.concatenate([np.zeros((len(batch), 1)), np.cumsum(d, -1)], -1)
-
-
-def _project(route: np.ndarray, valid: np.ndarray, cum: np.ndarray, points: np.ndarray):
+def _project(route: np.ndarray, valid: np.ndarray, points: np.ndarray):
     """Project (S, M, 2) points on (S, Q, 2) routes → arc length (S, M), signed lateral (S, M)."""
-    a, b = route[:, None, :-1], route[:, None, 1:]  # (S, 1, Q-1, 2)
-    d = b - a
-    len2 = np.maximum((d**2).sum(-1), 1e-12)
-    ap = points[:, :, None, :] - a
-    t = np.clip((ap * d).sum(-1) / len2, 0.0, 1.0)
-    diff = ap - t[..., None] * d
-    dist = (diff**2).sum(-1)
-    seg_valid = (valid[:, 1:] & valid[:, :-1])[:, None]
-    dist = np.where(seg_valid, dist, np.inf)
-    j = dist.argmin(-1)  # (S, M)
-    take = lambda x: np.take_along_axis(x, j[..., None], -1)[..., 0]  # noqa: E731
-    dj = np.take_along_axis(np.broadcast_to(d, dist.shape + (2,)), j[..., None, None].repeat(2, -1), 2)[..., 0, :]
-    s = np.take_along_axis(np.broadcast_to(cum[:, None, :-1], dist.shape), j[..., None], -1)[..., 0]
-    s = s + take(t) * np.sqrt(take(len2))
-    apj = np.take_along_axis(ap, j[..., None, None].repeat(2, -1), 2)[..., 0, :]
-    lateral = (dj[..., 0] * apj[..., 1] - dj[..., 1] * apj[..., 0]) / np.sqrt(take(len2))
-    return s, lateral
+    return project_on_polyline(points, route[:, None], valid[:, None])
 
 
 def _route_pose(route: np.ndarray, cum: np.ndarray, s: np.ndarray):
@@ -96,9 +75,9 @@ class RulePlanner:
         F, dt_sim = self.config.num_poses, self.config.dt_sim
         K = int(round(F * batch.dt / dt_sim))
         route = batch.route_polyline.astype(np.float64)
-        cum = _route_arclength(batch)
+        cum = polyline_arclength(route, batch.route_valid)
         ego0 = batch.ego[:, batch.history_steps].astype(np.float64)
-        s0, d0 = _project(route, batch.route_valid, cum, ego0[:, None, :2])
+        s0, d0 = _project(route, batch.route_valid, ego0[:, None, :2])
         s0, d0 = s0[:, 0], d0[:, 0]
         first_lane = np.maximum(batch.route_lanes[:, 0], 0)
         limit = batch.lane_speed_limit[np.arange(S), first_lane].astype(np.float64)
@@ -117,7 +96,7 @@ class RulePlanner:
             # Project the log's own samples (every batch.dt) and interpolate in time: 5× cheaper.
             step = int(round(batch.dt / dt_sim))
             coarse = log[:, :, ::step, :2]
-            sa, da = _project(route, batch.route_valid, cum, coarse.reshape(S, -1, 2))
+            sa, da = _project(route, batch.route_valid, coarse.reshape(S, -1, 2))
             sa, da = (_upsample(x.reshape(S, N, -1), step, K + 1) for x in (sa, da))
             a_len = batch.agent_size[..., 0].astype(np.float64)[..., None]
             a_wid = batch.agent_size[..., 1].astype(np.float64)[..., None]
@@ -129,7 +108,7 @@ class RulePlanner:
         # Red lights on route lanes: stop at the lane entry (its first point's arc length).
         rl = np.maximum(batch.route_lanes, 0)
         entry = batch.lanes[np.arange(S)[:, None], rl, 0].astype(np.float64)  # (S, R, 2)
-        s_entry, _ = _project(route, batch.route_valid, cum, entry)
+        s_entry, _ = _project(route, batch.route_valid, entry)
         tl_index = np.minimum(batch.history_steps + np.floor(np.arange(K + 1) * dt_sim / batch.dt + 1e-9).astype(int), batch.num_steps - 1)
         red = (batch.lane_tl[np.arange(S)[:, None], rl][:, :, tl_index] == TL_RED) & (batch.route_lanes >= 0)[..., None]
         red &= (s_entry > s0[:, None] + 0.5 * ego_len[:, None])[..., None]  # not already past it
@@ -178,7 +157,7 @@ class RulePlanner:
         """Proposals (S, P, F, 3) and their scores (progress normalised by the best compliant one)."""
         proposals = self.propose(batch) if proposals is None else proposals
         cfg = replace(self.config, progress_reference="candidates")
-        return proposals, score_trajectories(batch, proposals, config=cfg, human_filter=False)
+        return proposals, score_plans(batch, proposals, config=cfg, human_filter=False)
 
     def plan(self, batch: SceneBatch) -> np.ndarray:
         """(S, F, 3) best proposal per scene."""

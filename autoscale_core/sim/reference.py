@@ -14,10 +14,14 @@ import math
 import numpy as np
 from shapely.geometry import LineString, Point, Polygon
 
-from ..scene import SceneBatch, STATIC, TL_RED, TL_UNKNOWN
+from ..scene import STATIC, TL_RED, TL_UNKNOWN, SceneBatch
 from .agents import interpolate_log, simulate_agents
+from .aggregate import combine
+from .comfort import comfort_ok
+from .config import ScorerConfig, ScoreResult
 from .kinematics import simulate_ego
-from .scoring import ScoreResult, ScorerConfig, combine, comfort_ok, prepare, rule_planner_progress
+from .scorer import prepare
+from .scoring import rule_planner_progress
 
 
 def _angle_diff(a: float, b: float) -> float:
@@ -132,7 +136,7 @@ def _trajectory_metrics(batch, i, m: _SceneMap, st, ag, av, config: ScorerConfig
         nearest = math.inf
         in_junction = red_new = not_red = False
         tl_time = min(batch.history_steps + int(math.floor(k * dt / batch.dt + 1e-9)), batch.num_steps - 1)
-        for l, line, hw, segs in m.lanes:
+        for l, _line, hw, segs in m.lanes:
             code = int(m.tl[l, tl_time])
             for seg, tangent, seg_heading in segs:
                 dist = seg.distance(p)

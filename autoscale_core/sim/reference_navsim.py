@@ -24,10 +24,15 @@ from __future__ import annotations
 import numpy as np
 import shapely
 
-from ..scene import SceneBatch, STATIC, TL_RED, TL_UNKNOWN, wrap_angle
+from ..geometry import box_corners
+from ..scene import STATIC, TL_RED, TL_UNKNOWN, SceneBatch, wrap_angle
 from .agents import simulate_agents
+from .aggregate import combine
+from .comfort import comfort_ok
+from .config import ScorerConfig, ScoreResult
 from .kinematics import simulate_ego
-from .scoring import ScoreResult, ScorerConfig, box_corners, combine, comfort_ok, prepare, rule_planner_progress
+from .scorer import prepare
+from .scoring import rule_planner_progress
 
 _RAW_KEYS = ("nc", "dac", "ddc", "tlc", "ttc", "lk", "hc", "progress", "collision", "tl_unknown")
 
@@ -117,7 +122,7 @@ def _collisions(batch, i, geo: _SceneGeometry, states, corners, agents, valid, c
     a_len = batch.agent_size[i, :, 0].astype(np.float64)[None, :, None]
     a_wid = batch.agent_size[i, :, 1].astype(np.float64)[None, :, None]
     ego_polys = shapely.polygons(corners)  # (C1, K1)
-    agent_polys = shapely.polygons(box_corners(agents[..., 0], agents[..., 1], agents[..., 2], a_len, a_wid))
+    agent_polys = shapely.polygons(box_corners(agents[..., :2], agents[..., 2], a_len, a_wid))
     cos_e, sin_e = np.cos(states[..., 2]), np.sin(states[..., 2])
     moving = states[..., 3] >= config.stopped_speed  # (C1, K1)
     first = np.full((C1, N), -1)
@@ -133,10 +138,10 @@ def _collisions(batch, i, geo: _SceneGeometry, states, corners, agents, valid, c
         for tau in config.ttc_horizons:
             ego_x = states[rows, k, 0] + states[rows, k, 3] * cos_e[rows, k] * tau
             ego_y = states[rows, k, 1] + states[rows, k, 3] * sin_e[rows, k] * tau
-            proj_ego = shapely.polygons(box_corners(ego_x, ego_y, states[rows, k, 2], ego_len, ego_wid))
+            proj_ego = shapely.polygons(box_corners(np.stack([ego_x, ego_y], -1), states[rows, k, 2], ego_len, ego_wid))
             ax = ag[..., 0] + ag[..., 3] * np.cos(ag[..., 2]) * tau
             ay = ag[..., 1] + ag[..., 3] * np.sin(ag[..., 2]) * tau
-            proj_agents = shapely.polygons(box_corners(ax, ay, ag[..., 2], a_len[..., 0], a_wid[..., 0]))
+            proj_agents = shapely.polygons(box_corners(np.stack([ax, ay], -1), ag[..., 2], a_len[..., 0], a_wid[..., 0]))
             sub_agents = proj_agents[rows] if A > 1 else proj_agents
             sub_valid = valid[rows, :, k] if A > 1 else valid[..., k]
             e, n = _occupancy_pairs(sub_agents, sub_valid, proj_ego)
@@ -228,7 +233,7 @@ def _scene_raw(batch: SceneBatch, i: int, plans: np.ndarray, reactive: bool, con
     agents, valid = simulate_agents(scene, states, reactive, config.dt_sim)
     states, agents, valid = states[0], agents[0], valid[0]
     ego_len, ego_wid = (float(v) for v in batch.ego_size[i, :2])
-    corners = box_corners(states[..., 0], states[..., 1], states[..., 2], ego_len, ego_wid)  # (C1, K1, 4, 2)
+    corners = box_corners(states[..., :2], states[..., 2], ego_len, ego_wid)  # (C1, K1, 4, 2)
     out: dict[str, np.ndarray] = {}
     out["nc"], out["collision"], out["ttc"] = _collisions(batch, i, geo, states, corners, agents, valid, config)
     drivable = geo.drivable(shapely.points(corners.reshape(-1, 2)))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..scene import SceneBatch, VEHICLE, empty_batch
+from ..scene import VEHICLE, SceneBatch, empty_batch
 
 
 def straight_road(

@@ -29,7 +29,8 @@ from typing import Callable
 import numpy as np
 
 from ..scene import SceneBatch
-from .scoring import ScorerConfig, extended_comfort
+from .comfort import extended_comfort
+from .config import ScorerConfig
 
 # (longitudinal, lateral) start offsets (m) in the frame of the logged ego at t0 + dt.
 STAGE2_OFFSETS = ((0.0, 0.0), (1.0, 0.0), (-1.0, 0.0), (0.0, 0.5), (0.0, -0.5))

@@ -1,12 +1,14 @@
-"""Small vectorized geometry helpers for synthetic scenes: route Frenet frame, frame changes, boxes.
+"""Small vectorized geometry helpers for synthetic scenes: route Frenet frame, frame changes, lane queries.
 
-Everything is batched along the scene axis S and works on plain numpy arrays.
+Everything is batched along the scene axis S and works on plain numpy arrays. Oriented boxes
+(corners, overlap) are in :mod:`autoscale_core.geometry`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from ..geometry import closest_on_segments
 from ..scene import wrap_angle
 
 
@@ -130,30 +132,6 @@ def compose_global(global_pose: np.ndarray, local_pose: np.ndarray) -> np.ndarra
     return np.stack([x, y, wrap_angle(global_pose[:, 2] + local_pose[:, 2])], -1)
 
 
-def box_corners(xy: np.ndarray, heading: np.ndarray, length: np.ndarray, width: np.ndarray) -> np.ndarray:
-    """(...,) boxes → (..., 4, 2) corners (front-left, front-right, rear-right, rear-left)."""
-    c, s = np.cos(heading)[..., None], np.sin(heading)[..., None]
-    fl = np.array([0.5, 0.5, -0.5, -0.5])
-    fw = np.array([0.5, -0.5, -0.5, 0.5])
-    lx = fl * np.asarray(length)[..., None]
-    ly = fw * np.asarray(width)[..., None]
-    return np.stack([xy[..., 0:1] + c * lx - s * ly, xy[..., 1:2] + s * lx + c * ly], -1)
-
-
-def boxes_overlap(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Separating-axis test for oriented boxes given as corners (..., 4, 2) (broadcast) → (...) bool."""
-    a, b = np.broadcast_arrays(a, b)
-    overlap = np.ones(a.shape[:-2], dtype=bool)
-    for box in (a, b):
-        for k in (0, 1):
-            edge = box[..., k + 1, :] - box[..., k, :]
-            axis = np.stack([-edge[..., 1], edge[..., 0]], -1)[..., None, :]  # (..., 1, 2)
-            pa = (a * axis).sum(-1)
-            pb = (b * axis).sum(-1)
-            overlap &= (pa.max(-1) >= pb.min(-1)) & (pb.max(-1) >= pa.min(-1))
-    return overlap
-
-
 def in_aligned_lane(
     lanes: np.ndarray, lane_valid: np.ndarray, lane_width: np.ndarray, points: np.ndarray, headings: np.ndarray,
     max_angle: float = np.pi / 2,
@@ -163,9 +141,7 @@ def in_aligned_lane(
     a = lanes[:, :, :-1].astype(np.float64)  # (S, L, P-1, 2)
     ab = lanes[:, :, 1:].astype(np.float64) - a
     len2 = np.maximum((ab**2).sum(-1), 1e-9)
-    p = points[:, :, None, None, :]
-    t = np.clip(((p - a[:, None]) * ab[:, None]).sum(-1) / len2[:, None], 0.0, 1.0)
-    dist = np.sqrt(((p - (a[:, None] + t[..., None] * ab[:, None])) ** 2).sum(-1))  # (S, M, L, P-1)
+    _, dist = closest_on_segments(points[:, :, None, None, :], a[:, None], ab[:, None], len2[:, None])  # (S, M, L, P-1)
     dist = np.where(len2[:, None] > 1e-8, dist, np.inf)
     k = dist.argmin(-1)  # (S, M, L)
     d = np.take_along_axis(dist, k[..., None], -1)[..., 0]
@@ -175,28 +151,6 @@ def in_aligned_lane(
     return ok.any(-1)
 
 
-def boxes_overlap_sparse(xy_a, h_a, len_a, wid_a, xy_b, h_b, len_b, wid_b) -> np.ndarray:
-    """Oriented-box overlap for broadcastable box parameters (centres (..., 2), the rest (...)).
-
-    Only pairs whose bounding circles intersect go through the separating-axis test, so large
-    mostly-far-apart batches (every candidate × every agent × every step) stay cheap.
-    """
-    shape = np.broadcast_shapes(np.shape(xy_a)[:-1], np.shape(xy_b)[:-1], np.shape(h_a), np.shape(h_b),
-                                np.shape(len_a), np.shape(len_b), np.shape(wid_a), np.shape(wid_b))
-    radius = 0.5 * (np.hypot(len_a, wid_a) + np.hypot(len_b, wid_b))
-    d2 = ((np.asarray(xy_a) - np.asarray(xy_b)) ** 2).sum(-1)
-    near = np.broadcast_to(d2 <= radius**2, shape)
-    out = np.zeros(shape, dtype=bool)
-    idx = np.nonzero(near)
-    if len(idx[0]) == 0:
-        return out
-    pick = lambda a, tail=0: np.broadcast_to(a, shape + np.shape(a)[np.ndim(a) - tail:] if tail else shape)[idx]  # noqa: E731
-    corners_a = box_corners(pick(xy_a, 1), pick(h_a), pick(len_a), pick(wid_a))
-    corners_b = box_corners(pick(xy_b, 1), pick(h_b), pick(len_b), pick(wid_b))
-    out[idx] = boxes_overlap(corners_a, corners_b)
-    return out
-
-
 def nearby_lanes(lanes, lane_valid, lane_width, centre: np.ndarray, k: int = 24):
     """The ``k`` lanes nearest to ``centre`` (S, 2) per scene: (lanes (S, k, P, 2), valid (S, k),
     width (S, k)). Cheap pre-selection for queries near the ego."""
@@ -204,9 +158,7 @@ def nearby_lanes(lanes, lane_valid, lane_width, centre: np.ndarray, k: int = 24)
         return lanes, lane_valid, lane_width
     a = lanes[:, :, :-1].astype(np.float64)
     ab = lanes[:, :, 1:].astype(np.float64) - a
-    p = centre[:, None, None, :]
-    t = np.clip(((p - a) * ab).sum(-1) / np.maximum((ab**2).sum(-1), 1e-9), 0.0, 1.0)
-    dist = np.sqrt(((p - (a + t[..., None] * ab)) ** 2).sum(-1)).min(-1)  # (S, L)
+    dist = closest_on_segments(centre[:, None, None, :], a, ab)[1].min(-1)  # (S, L)
     dist = np.where(lane_valid, dist, np.inf)
     order = np.argsort(dist, axis=1, kind="stable")[:, :k]
     take = lambda x: np.take_along_axis(x, order.reshape(order.shape + (1,) * (x.ndim - 2)), 1)  # noqa: E731
@@ -217,7 +169,5 @@ def on_lane_corridor(lanes, lane_valid, lane_width, points: np.ndarray, margin: 
     """(S, M) the points lie within half a lane width (+ margin) of some valid lane centerline."""
     a = lanes[:, None, :, :-1].astype(np.float64)  # (S, 1, L, P-1, 2)
     ab = lanes[:, None, :, 1:].astype(np.float64) - a
-    p = points[:, :, None, None, :]
-    t = np.clip(((p - a) * ab).sum(-1) / np.maximum((ab**2).sum(-1), 1e-9), 0.0, 1.0)
-    dist = np.sqrt(((p - (a + t[..., None] * ab)) ** 2).sum(-1)).min(-1)  # (S, M, L)
+    dist = closest_on_segments(points[:, :, None, None, :], a, ab)[1].min(-1)  # (S, M, L)
     return ((dist <= 0.5 * lane_width[:, None, :] + margin) & lane_valid[:, None, :]).any(-1)

@@ -36,8 +36,9 @@ from typing import Iterable
 
 import numpy as np
 
-from ..scene import VEHICLE, CYCLIST, SceneBatch, points_on_drivable, wrap_angle
-from ._geometry import RouteFrame, box_corners, boxes_overlap_sparse, in_aligned_lane
+from ..geometry import box_corners, boxes_overlap_sparse
+from ..scene import CYCLIST, VEHICLE, SceneBatch, points_on_drivable, wrap_angle
+from ._geometry import RouteFrame, in_aligned_lane
 from .perturb import recentre
 
 HARD_KINDS = ("heading", "longitudinal", "stopped", "behind_agent", "beside_agent")

@@ -34,11 +34,10 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from scipy.special import ndtri
 
-from ..scene import SceneBatch, points_in_polygons, wrap_angle
+from ..geometry import box_corners, boxes_overlap_sparse, points_in_polygons
+from ..scene import SceneBatch, wrap_angle
 from ._geometry import (
     RouteFrame,
-    box_corners,
-    boxes_overlap_sparse,
     compose_global,
     in_aligned_lane,
     nearby_lanes,

@@ -289,7 +289,7 @@ class Layout:
         """Cut pieces into map lanes of <= CHUNK_LEN metres, LANE_POINTS points each."""
         pts, width, limit, inter, group = [], [], [], [], []
         piece_chunks = []
-        for pid, piece in enumerate(self.pieces):
+        for piece in self.pieces:
             n_chunks = max(int(np.ceil(piece.num_samples * DS / CHUNK_LEN - 1e-6)), 1)
             edges = np.linspace(0, piece.num_samples, n_chunks + 1).round().astype(int)
             frac = np.linspace(0.0, 1.0, LANE_POINTS)

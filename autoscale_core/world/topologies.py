@@ -158,7 +158,7 @@ def roundabout(city: CityProfile, rng: np.random.Generator) -> Layout:
     gaps = [lay.add_piece(arc(angles[k] + alpha, angles[(k + 1) % 4] - alpha), ring_w, v, intersection=True)
             for k in range(4)]
     ins, outs, entries, exits = [], [], [], []
-    for k, a in enumerate(angles):
+    for a in angles:
         u, nrm = _unit(a), _unit(a + np.pi / 2)
         p_near = u * flare + nrm * w / 2
         ins.append(lay.add_piece(np.stack([u * (flare + arm) + nrm * w / 2, p_near]), w, v))

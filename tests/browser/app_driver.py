@@ -21,6 +21,10 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--disable-dev-shm-usage"]
 SCREENSHOT_DIR = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
+# FiftyOne's own convention for Playwright-driven Apps: no analytics, and none of the pop-ups that
+# open at a random moment after load (the "Explore Enterprise" popover, the query-performance
+# toast) and swallow every click behind their invisible backdrop until dismissed.
+APP_INIT_SCRIPT = "window.IS_PLAYWRIGHT = true;"
 
 
 def chromium_path() -> str | None:
@@ -55,8 +59,12 @@ def wait_http(url: str, timeout: float = 90.0) -> None:
 
 
 @contextlib.contextmanager
-def chromium_page(executable: str, width: int = 1600, height: int = 1000):
-    """A Playwright page in a fresh headless Chromium with an empty user-data dir."""
+def chromium_page(executable: str, width: int = 1600, height: int = 1000, failure_name: str | None = None):
+    """A Playwright page in a fresh headless Chromium with an empty user-data dir.
+
+    With ``failure_name``, an exception inside the block first saves what the page showed then
+    (``FAILED_<name>.png`` and ``.html`` beside the screenshots), so a failure can be diagnosed.
+    """
     from playwright.sync_api import sync_playwright
 
     profile = tempfile.mkdtemp(prefix="autoscale-chromium-")
@@ -67,8 +75,14 @@ def chromium_page(executable: str, width: int = 1600, height: int = 1000):
                 viewport={"width": width, "height": height},
             )
             try:
+                context.add_init_script(APP_INIT_SCRIPT)
                 page = context.pages[0] if context.pages else context.new_page()
-                yield page
+                try:
+                    yield page
+                except BaseException:
+                    if failure_name:
+                        save_failure(page, failure_name)
+                    raise
             finally:
                 context.close()
     finally:
@@ -80,3 +94,16 @@ def screenshot(page, name: str) -> Path:
     path = SCREENSHOT_DIR / f"{name}.png"
     page.screenshot(path=str(path))
     return path
+
+
+def save_failure(page, name: str) -> None:
+    """The page's screenshot and HTML as ``FAILED_<name>.{png,html}`` (best effort: the page or
+    the browser may be gone, and the original error matters more)."""
+    from playwright.sync_api import Error as PlaywrightError
+
+    try:
+        SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+        (SCREENSHOT_DIR / f"FAILED_{name}.html").write_text(page.content())
+        page.screenshot(path=str(SCREENSHOT_DIR / f"FAILED_{name}.png"))
+    except (PlaywrightError, OSError) as exc:
+        print(f"could not save the failure's page ({name}): {exc}")

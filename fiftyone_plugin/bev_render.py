@@ -1,0 +1,105 @@
+"""Deferred BEV rendering: ingest now, render the images later and in parallel.
+
+Rendering is the slowest part of an ingest (~600 images/s on one core). With
+``add_scenes(..., render="deferred")`` each new sample's ``filepath`` (``bev/<scene>.png``, the
+final name) is a hard link to one placeholder image per media folder
+(:func:`autoscale_core.render.write_placeholder`), so the App shows the sample — a neutral tile
+with the overlays drawn on it — and every path exists for the orphan / ownership checks.
+:func:`render_pending` later renders every sample whose file is still the placeholder, from the
+scene store, in parallel through :mod:`autoscale_core.executor`; each image replaces its link
+atomically (``os.replace``), so a kill mid-way leaves placeholders, never half-written images.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import fiftyone as fo
+
+from autoscale_core import render as bev
+from autoscale_core.executor import resolve_executor
+
+from . import scene_adds
+from .keys import root_dataset
+from .safe_write import exclusive
+
+
+def link_placeholders(media: str | os.PathLike, paths: list[str], size: int = bev.DEFAULT_SIZE) -> dict:
+    """Hard-link each of ``paths`` to the media folder's placeholder; returns the samples'
+    ``ImageMetadata`` document (the size the real image will have)."""
+    placeholder = bev.write_placeholder(media, size)
+    for path in paths:
+        try:
+            os.link(placeholder, path)
+        except FileExistsError:  # an image already there (e.g. a scene re-added): keep it
+            pass
+    return {"_cls": "ImageMetadata", "mime_type": "image/png", "width": size, "height": size, "num_channels": 3}
+
+
+def pending(dataset: fo.Dataset) -> tuple[list[str], list[str]]:
+    """``(scene_ids, filepaths)`` of the samples whose image is still the placeholder."""
+    dataset = root_dataset(dataset)
+    media = dataset.info.get("autoscale_media")
+    placeholder = Path(media or "", bev.PLACEHOLDER_NAME)
+    if not media or not placeholder.exists():
+        return [], []
+    inode = placeholder.stat().st_ino
+    ids, paths = dataset.values(["scene_id", "filepath"])
+    out = [(s, p) for s, p in zip(ids, paths) if _inode(p) == inode]
+    return [s for s, _ in out], [p for _, p in out]
+
+
+def _inode(path: str) -> int | None:
+    try:
+        return os.stat(path).st_ino
+    except OSError:
+        return None
+
+
+def render_pending(
+    dataset: fo.Dataset,
+    *,
+    executor=None,
+    chunk: int = 500,
+    progress: Callable[[float, str], None] | None = None,
+) -> int:
+    """Render the images of every sample still showing the placeholder; returns how many.
+
+    Holds the dataset's add lock (scene_adds), so a concurrent add's recovery never removes a
+    renderer's temporary file. ``executor``: an :mod:`autoscale_core.executor` spec (``"process"``,
+    ``"process:2"``, ``"ray"``) or instance; None renders in this process.
+    """
+    dataset = root_dataset(dataset)
+    store_root = dataset.info["autoscale_store"]
+    media = dataset.info["autoscale_media"]
+    extent = float(dataset.info.get("autoscale_bev_extent_m", bev.DEFAULT_EXTENT_M))
+    with exclusive(scene_adds._lock_name(store_root)):
+        ids, _ = pending(dataset)
+        items = [(store_root, ids[i:i + chunk], media, extent) for i in range(0, len(ids), chunk)]
+        if not items:
+            _remove_unused_placeholder(media)
+            return 0
+        runner, owned = resolve_executor(executor, len(items))
+        done = 0
+        try:
+            # In waves of a few chunks, so progress is reported while the pool works.
+            wave = 16  # chunks per map call: ProcessExecutor starts a fresh pool per call
+            for start in range(0, len(items), wave):
+                part = items[start:start + wave]
+                done += sum(runner.map(bev.render_store_chunk, part) if runner else map(bev.render_store_chunk, part))
+                if progress:
+                    progress(done / len(ids), f"rendered {done}/{len(ids)} BEV images")
+        finally:
+            if owned and runner is not None:
+                runner.close()
+        _remove_unused_placeholder(media)
+    return done
+
+
+def _remove_unused_placeholder(media: str) -> None:
+    """Remove the placeholder once no image links to it (the next deferred add makes a new one)."""
+    placeholder = Path(media, bev.PLACEHOLDER_NAME)
+    if placeholder.exists() and placeholder.stat().st_nlink == 1:
+        placeholder.unlink(missing_ok=True)

@@ -1,0 +1,81 @@
+"""Bulk ingest (issue #19): raw sample documents load like ``add_samples`` ones, deferred BEV
+rendering, and resuming an interrupted world ingest without duplicates or orphans."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from conftest import make_road_batch
+from reliability_helpers import cli_env, kill9, start_and_wait_for
+from test_reliability_add_crash import (
+    ADD_MARKER,
+    _cli_code,
+    _failed_adds,
+    assert_consistent,
+)
+
+
+def test_bulk_documents_read_back_like_add_samples(fo, autoscale_home, dataset_name):
+    from fiftyone_plugin import scenes
+
+    batch = make_road_batch(6)
+    ds = scenes.create_scene_dataset(dataset_name("docs"), batch)
+    plain = fo.Dataset(dataset_name("plain"))
+    plain.add_sample(fo.Sample(filepath="/tmp/x.png", scene_id="x"))
+    ours = ds._sample_collection.find_one({}, {"_id": 0})
+    theirs = plain._sample_collection.find_one({}, {"_id": 0})
+    assert set(theirs) <= set(ours)  # every base key add_samples writes (created_at, _rand, ...)
+    assert ds.media_type == "image" and isinstance(ds.get_field("events"), fo.ListField)
+    sample = ds.shuffle(seed=1).first()
+    assert isinstance(sample.agents, fo.Polylines) and sample.created_at is not None
+    assert len(ds.take(3)) == 3
+    label_ids = [p.id for s in ds for f in scenes.OVERLAY_FIELDS for p in s[f].polylines]
+    assert len(label_ids) == len(set(label_ids)) and None not in label_ids
+    # Existence checks go through an index on scene_id; re-adding skips every scene.
+    assert "scene_id" in ds.list_indexes()
+    assert scenes.add_scenes(ds, batch) == [] and len(ds) == 6
+
+
+def test_deferred_render_links_placeholders_then_renders(fo, autoscale_home, dataset_name):
+    from fiftyone_plugin import bev_render, scene_adds, scenes
+
+    batch = make_road_batch(5, prefix="dfr")
+    ds = scenes.create_scene_dataset(dataset_name("dfr"), batch, render_images="deferred")
+    paths = ds.values("filepath")
+    assert all(Path(p).is_file() for p in paths)
+    assert ds.first().metadata.width == 512
+    assert len(bev_render.pending(ds)[0]) == 5
+    assert scene_adds.recover_interrupted_add(ds) is None  # placeholders are not orphans
+    assert bev_render.render_pending(ds, chunk=2) == 5
+    assert bev_render.pending(ds) == ([], [])
+    assert all(os.stat(p).st_nlink == 1 for p in paths)  # real images replaced the links
+    from PIL import Image
+
+    assert Image.open(paths[0]).size == (512, 512)
+    assert_consistent(ds)
+
+
+def test_kill9_during_world_ingest_then_resume(fo, autoscale_home, dataset_name):
+    from autoscale_core.world import generate_world
+    from fiftyone_plugin import scenes
+    from fiftyone_plugin.cli import main
+
+    name = dataset_name("wres")
+    world = {"num_scenes": 30, "seed": 3, "cities": None}
+    # A run that finished its first chunk (12 scenes) ...
+    scenes.create_scene_dataset(name, generate_world(30, seed=3).subset(slice(0, 12)),
+                                info={"autoscale_world": world, scenes.COMPACT_INFO_KEY: True})
+    argv = ("world", "--scenes", "30", "--seed", "3", "--dataset", name, "--resume")
+    env = cli_env(AUTOSCALE_TEST_PAUSE_IN_ADD="120", AUTOSCALE_HOME=str(autoscale_home))
+    kill9(start_and_wait_for(_cli_code(*argv), ADD_MARKER, env))  # ... and a resume killed mid-add
+    assert main(["world", "--scenes", "30", "--seed", "3", "--dataset", name]) != 0  # says --resume
+    assert main(["world", "--scenes", "30", "--seed", "4", "--dataset", name, "--resume"]) != 0  # another world
+    assert main(list(argv)) == 0
+    dataset = fo.load_dataset(name)
+    assert len(dataset) == 30 and len(set(dataset.values("scene_id"))) == 30
+    assert_consistent(dataset)
+    failed = _failed_adds(dataset)
+    assert len(failed) == 1 and failed[0]["results"]["incomplete_samples_deleted"] == 18
+    assert main(list(argv)) == 0 and len(scenes.get_store(dataset)) == 30  # idempotent
+    assert all("lanes" in shard["encoding"] for shard in scenes.get_store(dataset).shards)  # compact store
