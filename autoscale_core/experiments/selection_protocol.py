@@ -341,7 +341,7 @@ def run_selection_protocol(
 def _stack_scores(result: ProtocolResult, scores_by_key: dict, seeds: list[int]) -> None:
     """(S, K, N) arrays per (method, budget) — and per extra test set — from the per-split dicts."""
     for key, per_split in scores_by_key.items():
-        if per_split is None or any(p is None for p in per_split):
+        if any(p is None for p in per_split):
             continue  # an extra test set that some split did not have
         stacked = np.stack([np.stack([by_seed[s] for s in seeds]) for by_seed in per_split])
         if key[0] == _EXTRA:

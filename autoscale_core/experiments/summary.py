@@ -104,7 +104,7 @@ def summarize(result, *, replicates: int = 1000, level: float = 0.95, seed: int 
         draws = BootstrapDraws.draw(1, k, n, replicates, seed=seed + 1 + j, resample_splits=False)
         per_split[name] = _summarize_block(result, data[:, j : j + 1], draws, level, methods, budgets, random_budgets, keys)
     extra = {}
-    for name, per_scene in sorted(getattr(result, "extra_per_scene", {}).items()):
+    for name, per_scene in sorted(result.extra_per_scene.items()):
         if not all(key in per_scene for key in keys):
             continue
         extra_data = np.stack([per_scene[key] for key in keys]).astype(np.float32) * 100.0
