@@ -22,24 +22,24 @@ from typing import Sequence
 
 COMMAND_MODULES = [
     "fiftyone_plugin.cli",
-    "fiftyone_plugin.cli_io",
-    "fiftyone_plugin.cli_synthetic",
-    "fiftyone_plugin.cli_selection",
-    "fiftyone_plugin.cli_export",
-    "fiftyone_plugin.cli_repr",
-    "fiftyone_plugin.cli_planning",
-    "fiftyone_plugin.cli_experiment",
-    "fiftyone_plugin.cli_scenarionet",
+    "fiftyone_plugin.cli.io",
+    "fiftyone_plugin.cli.synthetic",
+    "fiftyone_plugin.cli.selection",
+    "fiftyone_plugin.cli.export",
+    "fiftyone_plugin.cli.representation",
+    "fiftyone_plugin.cli.planning",
+    "fiftyone_plugin.cli.experiment",
+    "fiftyone_plugin.cli.scenarionet",
 ]
 
 DEMO_STEPS: list[str] = [
-    "fiftyone_plugin.cli_scenarionet:demo_import_step",  # shared real scenes (AV2, nuScenes, Waymo), split "real"
-    "fiftyone_plugin.cli_synthetic:demo_step",  # SimScale synthetic scenes
-    "fiftyone_plugin.cli_engine:plan_step",  # train + closed-loop evaluation
-    "fiftyone_plugin.cli_scenarionet:demo_eval_step",  # the same planners on the real scenes, per source
-    "fiftyone_plugin.cli_repr:demo_step",  # embeddings, clusters, value scores
-    "fiftyone_plugin.cli_engine:select_step",  # Q top-m and MOSAIC selections
-    "fiftyone_plugin.cli_engine:queue_step",  # ranked annotation queue
+    "fiftyone_plugin.cli.scenarionet:demo_import_step",  # shared real scenes (AV2, nuScenes, Waymo), split "real"
+    "fiftyone_plugin.cli.synthetic:demo_step",  # SimScale synthetic scenes
+    "fiftyone_plugin.cli.demo_steps:plan_step",  # train + closed-loop evaluation
+    "fiftyone_plugin.cli.scenarionet:demo_eval_step",  # the same planners on the real scenes, per source
+    "fiftyone_plugin.cli.representation:demo_step",  # embeddings, clusters, value scores
+    "fiftyone_plugin.cli.demo_steps:select_step",  # Q top-m and MOSAIC selections
+    "fiftyone_plugin.cli.demo_steps:queue_step",  # ranked annotation queue
 ]
 
 DEFAULT_DEMO_NAME = "autoscale-demo"
@@ -68,7 +68,7 @@ def register_commands(subparsers) -> None:
     world.add_argument("--resume", action="store_true",
                        help="finish an interrupted run into an existing dataset (same --scenes/--seed/--cities)")
     world.add_argument("--defer-render", action="store_true",
-                       help="ingest now with placeholder images; render later with fiftyone_plugin.bev_render")
+                       help="ingest now with placeholder images; render later with fiftyone_plugin.engine.bev_render")
     world.add_argument("--compact-store", action="store_true",
                        help="store arrays as int16 fixed point (about half the disk; <= 0.5 cm error, see store.py)")
     world.set_defaults(func=cmd_world)
@@ -122,7 +122,7 @@ def run_step(fn, *args, errors: tuple[type[Exception], ...] = (ValueError,), **k
 
 
 def _print_summary(dataset) -> None:
-    from . import scenes
+    from ..engine import scenes
 
     summary = scenes.summarize(dataset)
     print(f"dataset {dataset.name!r}: {len(dataset)} scenes")
@@ -132,7 +132,7 @@ def _print_summary(dataset) -> None:
 
 
 def cmd_world(args) -> int:
-    from . import scenes
+    from ..engine import scenes
 
     _positive("--scenes", args.scenes)
     try:
@@ -150,7 +150,7 @@ def cmd_world(args) -> int:
 def cmd_demo(args) -> int:
     import fiftyone as fo
 
-    from . import scenes
+    from ..engine import scenes
 
     _positive("--scenes", args.scenes)
     wanted = {"num_scenes": args.scenes, "seed": args.seed, "cities": None}
@@ -193,7 +193,7 @@ def _autoscale_exe() -> str:
 
 
 def cmd_app(args) -> int:
-    from . import app as app_env
+    from ..engine import app as app_env
 
     # Before anything talks to the database or starts the App server (both read these).
     app_env.apply_app_environment(worker=args.worker)
@@ -218,7 +218,7 @@ def cmd_app(args) -> int:
 
 
 def cmd_info(args) -> int:
-    from . import runs
+    from ..engine import runs
 
     dataset = _load(args.dataset)
     _print_summary(dataset)

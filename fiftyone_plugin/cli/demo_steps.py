@@ -5,7 +5,7 @@ functions as the operators, so the demo is what a user would get by clicking thr
 
 1. :func:`plan_step` — train the regression planner on the real training scenes and evaluate it,
    the rule planner and constant velocity on the real test scenes (``eval_*`` fields).
-2. ``cli_repr.demo_step`` — Graph-RAE embeddings, clusters and S/R/U/Q value scores.
+2. ``cli.representation.demo_step`` — Graph-RAE embeddings, clusters and S/R/U/Q value scores.
 3. :func:`select_step` — a Q top-m selection and a MOSAIC selection (small pilot runs) of the
    same budget from the real training pool, each stored as tag + saved view + run.
 4. :func:`queue_step` — the Q selection exported as a ranked annotation queue.
@@ -30,7 +30,7 @@ def _progress(fraction: float, message: str) -> None:
 
 
 def plan_step(dataset: fo.Dataset, args) -> dict:
-    from .operators_planning import evaluate_planner_on_view, train_planner_on_view
+    from ..engine.planning import evaluate_planner_on_view, train_planner_on_view
 
     seed = int(getattr(args, "seed", 0))
     if not dataset.has_run("planner_regression"):
@@ -45,7 +45,7 @@ def plan_step(dataset: fo.Dataset, args) -> dict:
 
 
 def select_step(dataset: fo.Dataset, args) -> dict:
-    from .operators_selection import allocate_budget, select_active
+    from ..engine.selection import allocate_budget, select_active
 
     seed = int(getattr(args, "seed", 0))
     pool = _real(dataset, "train")
@@ -66,7 +66,7 @@ def select_step(dataset: fo.Dataset, args) -> dict:
 
 
 def queue_step(dataset: fo.Dataset, args) -> dict:
-    from .queue import export_view_queue
+    from ..engine.queue import export_view_queue
 
     view = dataset.load_saved_view("demo-q")
     # The demo's own queue folder: a rerun replaces the previous demo export's files.

@@ -13,7 +13,7 @@ import json
 import os
 import sys
 
-from .cli import CommandError, _load
+from . import CommandError, _load
 
 EPOCHS_DEFAULT = 10.0
 QUICK = {"splits": 2, "pool": 200, "base": 40, "val": 40, "test": 60, "budgets": "10,20,40,80", "seeds": "0,1",
@@ -116,7 +116,7 @@ def _real_test_roots(args) -> list[str]:
 
 def run_from_args(args) -> dict:
     """Build the splits, run, write outputs (and record the run with --dataset); return the record."""
-    from .experiment import (
+    from ..engine.experiment import (
         dataset_split,
         protocol_record,
         record_protocol_run,

@@ -6,8 +6,8 @@
 
 from __future__ import annotations
 
-from .cli import CommandError
-from .cli_io import command_group
+from . import CommandError
+from .io import command_group
 
 
 def register_commands(subparsers) -> None:
@@ -34,8 +34,8 @@ def register_commands(subparsers) -> None:
 def cmd_export_queue(args) -> int:
     from autoscale_core.export import FORMATS, ExportError
 
-    from .cli import _load
-    from .queue import build_queue_items, export_view_queue
+    from ..engine.queue import build_queue_items, export_view_queue
+    from . import _load
 
     dataset = _load(args.dataset)
     view = dataset.view()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from .cli import CommandError
+from . import CommandError
 
 
 def command_group(subparsers, name: str, help: str):
@@ -64,7 +64,7 @@ def _errors():
     from autoscale_core.io import AV2ImportError, InterchangeError
     from autoscale_core.scene import SceneValidationError
 
-    from .scenes import SceneDatasetError
+    from ..engine.scenes import SceneDatasetError
 
     return (AV2ImportError, InterchangeError, SceneValidationError, SceneDatasetError)
 
@@ -80,7 +80,7 @@ def _print(result: dict) -> None:
 
 
 def cmd_import_av2(args) -> int:
-    from .operators_io import import_av2_into
+    from ..engine.io import import_av2_into
 
     try:
         result = import_av2_into(
@@ -95,7 +95,7 @@ def cmd_import_av2(args) -> int:
 
 
 def cmd_import_scenes(args) -> int:
-    from .operators_io import import_scenes_into
+    from ..engine.io import import_scenes_into
 
     try:
         result = import_scenes_into(args.dataset, args.path, render=not args.no_render,
@@ -109,7 +109,7 @@ def cmd_import_scenes(args) -> int:
 def cmd_export_scenes(args) -> int:
     import fiftyone as fo
 
-    from .operators_io import export_dataset_scenes
+    from ..engine.io import export_dataset_scenes
 
     if not fo.dataset_exists(args.dataset):
         raise CommandError(f"dataset {args.dataset!r} does not exist")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .cli import CommandError, _load, run_step
+from . import CommandError, _load, run_step
 
 
 def register_commands(subparsers) -> None:
@@ -43,7 +43,7 @@ def _view(args):
 
 
 def cmd_train(args) -> int:
-    from .operators_planning import train_planner_on_view
+    from ..engine.planning import train_planner_on_view
 
     if args.steps is not None and args.steps < 1:
         raise CommandError(f"--steps must be >= 1, got {args.steps}")
@@ -52,7 +52,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from .operators_planning import evaluate_planner_on_view
+    from ..engine.planning import evaluate_planner_on_view
 
     return run_step(evaluate_planner_on_view, _view(args), args.planner, key=args.key, reactive=args.reactive,
                 executor=args.executor)

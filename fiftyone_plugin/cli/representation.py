@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from .cli import CommandError, _load, _progress
+from . import CommandError, _load, _progress
 
 METHOD_CHOICES = ("handcrafted", "graph_rae", "error_pattern")
 
@@ -47,7 +47,7 @@ def _run(fn, *args, **kwargs) -> int:
 
 
 def cmd_embed(args) -> int:
-    from .operators_repr import compute_scene_embeddings
+    from ..engine.representation import compute_scene_embeddings
 
     if args.mc_samples == 1 or args.mc_samples < 0:
         raise CommandError(f"--mc-samples must be 0 or >= 2, got {args.mc_samples}")
@@ -56,7 +56,7 @@ def cmd_embed(args) -> int:
 
 
 def cmd_cluster(args) -> int:
-    from .operators_repr import cluster_scenes
+    from ..engine.representation import cluster_scenes
 
     if args.k is not None and args.k < 1:
         raise CommandError(f"--k must be >= 1, got {args.k}")
@@ -65,7 +65,7 @@ def cmd_cluster(args) -> int:
 
 
 def cmd_value(args) -> int:
-    from .operators_repr import compute_value_scores
+    from ..engine.representation import compute_value_scores
 
     a_s, a_r, a_u = args.alpha
     return _run(compute_value_scores, _load(args.dataset), args.method, alpha_s=a_s, alpha_r=a_r, alpha_u=a_u, k=args.k)
@@ -73,9 +73,9 @@ def cmd_value(args) -> int:
 
 def demo_step(dataset, args) -> dict:
     """Engine step for ``autoscale demo`` (not registered by default; add
-    ``"fiftyone_plugin.cli_repr:demo_step"`` to ``DEMO_STEPS``): Graph-RAE embeddings with the
+    ``"fiftyone_plugin.cli.representation:demo_step"`` to ``DEMO_STEPS``): Graph-RAE embeddings with the
     2-D map and similarity index, silhouette-chosen clusters, and S/R/U/Q value scores."""
-    from .operators_repr import cluster_scenes, compute_scene_embeddings, compute_value_scores
+    from ..engine.representation import cluster_scenes, compute_scene_embeddings, compute_value_scores
 
     seed = int(getattr(args, "seed", 0))
     if dataset.has_run("value_graph_rae") and dataset.count("value_q") == len(dataset):

@@ -6,8 +6,8 @@
 
 from __future__ import annotations
 
-from .cli import CommandError
-from .cli_io import _errors, _print, command_group
+from . import CommandError
+from .io import _errors, _print, command_group
 
 
 def register_commands(subparsers) -> None:
@@ -38,7 +38,7 @@ def register_commands(subparsers) -> None:
 def cmd_import_scenarionet(args) -> int:
     from autoscale_core.io.scenarionet import ScenarioNetImportError
 
-    from .operators_scenarionet import import_scenarionet_into
+    from ..engine.scenarionet import import_scenarionet_into
 
     def progress(fraction: float, label: str) -> None:
         print(f"  [{fraction:4.0%}] {label}", flush=True)
@@ -56,7 +56,7 @@ def cmd_import_scenarionet(args) -> int:
 
 
 def _chosen_view(args):
-    from .cli import _load
+    from . import _load
 
     dataset = _load(args.dataset)
     name = args.view or args.selection
@@ -77,7 +77,7 @@ def _chosen_view(args):
 def cmd_export_scenarionet(args) -> int:
     from autoscale_core.io.scenarionet_export import ScenarioNetExportError
 
-    from .operators_scenarionet import export_view_scenarionet
+    from ..engine.scenarionet import export_view_scenarionet
 
     view = _chosen_view(args)
     try:
@@ -110,7 +110,7 @@ def demo_import_step(dataset, args) -> dict:
     from autoscale_core.io.scenarionet import import_scenarionet
     from autoscale_core.scene import SceneBatch
 
-    from .scenes import add_scenes, write_scene_fields
+    from ..engine.scenes import add_scenes, write_scene_fields
 
     data = _shared_data()
     present = dataset.count_values("split").get(REAL_SPLIT, 0)
@@ -133,7 +133,7 @@ def demo_eval_step(dataset, args) -> dict:
     """Evaluate the demo's planners on the real scenes (``eval_real_<planner>_*`` fields), per source."""
     from fiftyone import ViewField as F
 
-    from .operators_planning import evaluate_planner_on_view
+    from ..engine.planning import evaluate_planner_on_view
 
     real = dataset.match(F("split") == REAL_SPLIT)
     if len(real) == 0:

@@ -1,14 +1,14 @@
 """``autoscale select {fit,mosaic,autoscale,active,delete}``: budgeted selection from the CLI.
 
 Each subcommand calls the same function as the matching operator
-(:mod:`fiftyone_plugin.operators_selection`) and prints a JSON summary.
+(:mod:`fiftyone_plugin.engine.selection`) and prints a JSON summary.
 """
 
 from __future__ import annotations
 
 import json
 
-from .cli import CommandError, _load, run_step
+from . import CommandError, _load, run_step
 
 
 def _candidates(dataset, args):
@@ -94,7 +94,7 @@ def register_commands(subparsers) -> None:
 
 
 def _run(fn, *args, **kwargs) -> int:
-    from .operators_selection import SelectionError
+    from ..engine.selection import SelectionError
 
     return run_step(fn, *args, errors=(SelectionError,), **kwargs)
 
@@ -105,7 +105,7 @@ def _closed_loop_kwargs(args) -> dict:
 
 
 def cmd_fit(args) -> int:
-    from .operators_selection import fit_scaling_laws
+    from ..engine.selection import fit_scaling_laws
 
     dataset = _load(args.dataset)
     return _run(fit_scaling_laws, _candidates(dataset, args), args.name, args.budget, domain_field=args.domain_field,
@@ -114,7 +114,7 @@ def cmd_fit(args) -> int:
 
 
 def cmd_mosaic(args) -> int:
-    from .operators_selection import allocate_budget
+    from ..engine.selection import allocate_budget
 
     dataset = _load(args.dataset)
     return _run(allocate_budget, _candidates(dataset, args), args.name, args.budget, fits_from=args.fits_from,
@@ -123,7 +123,7 @@ def cmd_mosaic(args) -> int:
 
 
 def cmd_autoscale(args) -> int:
-    from .operators_selection import optimize_mixture
+    from ..engine.selection import optimize_mixture
 
     dataset = _load(args.dataset)
     return _run(optimize_mixture, _candidates(dataset, args), args.name, args.budget, rounds=args.rounds,
@@ -133,7 +133,7 @@ def cmd_autoscale(args) -> int:
 
 
 def cmd_active(args) -> int:
-    from .operators_selection import select_active
+    from ..engine.selection import select_active
 
     dataset = _load(args.dataset)
     components = tuple(args.components.upper())
@@ -143,7 +143,7 @@ def cmd_active(args) -> int:
 
 
 def cmd_delete(args) -> int:
-    from .operators_selection import delete_selection
+    from ..engine.selection import delete_selection
 
     dataset = _load(args.dataset)
     delete_selection(dataset, args.name)

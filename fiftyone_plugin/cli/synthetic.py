@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from .cli import CommandError, _load, run_step
+from . import CommandError, _load, run_step
 
 
 def register_commands(subparsers) -> None:
@@ -56,7 +56,7 @@ def _source_view(dataset, source: str, split: str | None, limit: int | None):
 
 
 def cmd_synthesize(args) -> int:
-    from .operators_synthetic import generate_synthetic_samples
+    from ..engine.synthetic import generate_synthetic_samples
 
     dataset = _load(args.dataset)
     view = _source_view(dataset, args.source, args.split, args.limit)
@@ -66,7 +66,7 @@ def cmd_synthesize(args) -> int:
 
 
 def cmd_hard_split(args) -> int:
-    from .operators_synthetic import build_hard_split_samples
+    from ..engine.synthetic import build_hard_split_samples
 
     dataset = _load(args.dataset)
     try:
@@ -80,7 +80,7 @@ def cmd_hard_split(args) -> int:
 
 def demo_step(dataset, args) -> dict:
     """Demo: 2 synthetic scenes per real training scene of up to 200 scenes (recovery labels)."""
-    from .operators_synthetic import generate_synthetic_samples
+    from ..engine.synthetic import generate_synthetic_samples
 
     view = _source_view(dataset, "real", "train", 200)
     summary = generate_synthetic_samples(view, scenes_per_parent=2, seed=getattr(args, "seed", 0),

@@ -1,7 +1,7 @@
 """Who owns a scene store or a media folder: delete only what no other dataset refers to.
 
 A dataset's arrays live in ``dataset.info["autoscale_store"]`` and its BEV images in
-``dataset.info["autoscale_media"]`` (see :mod:`fiftyone_plugin.scenes`). FiftyOne copies
+``dataset.info["autoscale_media"]`` (see :mod:`fiftyone_plugin.engine.scenes`). FiftyOne copies
 ``info`` on ``clone()`` and keeps it on a rename, so several datasets can point at one folder:
 
 * a clone shares the original's store and images (cheap, and a clone of 1e5 scenes stays a

@@ -1,6 +1,6 @@
 """Adding scenes as one transaction, from the user's point of view.
 
-:func:`fiftyone_plugin.scenes.add_scenes` writes four things: BEV images, a store shard, the
+:func:`fiftyone_plugin.engine.scenes.add_scenes` writes four things: BEV images, a store shard, the
 samples, then their overlay fields (``route`` last). A process killed between them (``kill -9``,
 a full disk, a power cut) must not leave samples without overlays that a rerun skips as
 "already present", duplicate store rows, or orphan images. :func:`adding` makes it safe:

@@ -32,7 +32,7 @@ from autoscale_core.scene import AGENT_TYPES, SceneBatch
 
 SPLITS = (("train", 0.8), ("val", 0.1), ("test", 0.1))
 OVERLAY_FIELDS = ("ego_history", "ego_future", "agents", "lanes", "route")
-COMPLETE_FIELD = "route"  # written last, after the samples: see fiftyone_plugin.scene_adds
+COMPLETE_FIELD = "route"  # written last, after the samples: see fiftyone_plugin.engine.scene_adds
 STRING_FIELDS = ("scene_id", "source", "city", "topology", "maneuver", "parent_id", "log_id", "split")
 FLOAT_FIELDS = ("ego_speed", "t0")
 _random = random.Random()

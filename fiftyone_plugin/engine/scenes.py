@@ -87,7 +87,7 @@ def get_store(dataset: fo.Dataset | fo.DatasetView) -> SceneStore:
     if not path:
         raise SceneDatasetError(
             f"dataset {root.name!r} has no scene store (info[{STORE_INFO_KEY!r}] is unset); "
-            "add scenes with fiftyone_plugin.scenes.add_scenes first"
+            "add scenes with fiftyone_plugin.engine.scenes.add_scenes first"
         )
     # One store object per folder and process: its scene-id index grows shard by shard instead of
     # re-reading every shard's ids on each add of a long ingest (quadratic at 1e6 scenes).
@@ -284,12 +284,12 @@ def add_scenes(
 
     The batch is validated first; then images are rendered, arrays appended to the store as
     one atomic shard, and sample documents (metadata and overlays included) inserted in bulk
-    (:mod:`fiftyone_plugin.scene_docs`), the ``route`` overlay last. With ``skip_existing``,
+    (:mod:`fiftyone_plugin.engine.scene_docs`), the ``route`` overlay last. With ``skip_existing``,
     scenes whose ``scene_id`` is already in the dataset are skipped; without it they are an
     error (scene ids are unique).
 
     ``render``: True renders the BEV images now; ``"deferred"`` links every new sample's image to a
-    placeholder that ``fiftyone_plugin.bev_render.render_pending`` replaces later (in parallel);
+    placeholder that ``fiftyone_plugin.engine.bev_render.render_pending`` replaces later (in parallel);
     False only names the not-yet-rendered paths.
     """
     if isinstance(dataset, fo.DatasetView):
@@ -426,7 +426,7 @@ def write_scene_fields(
             )
         prepared[field] = dict(zip(scene_ids, column))
     # All fields at once, all-or-nothing: staged outside the dataset, then published in one
-    # server-side $merge under a per-dataset write lock (see fiftyone_plugin.safe_write).
+    # server-side $merge under a per-dataset write lock (see fiftyone_plugin.engine.safe_write).
     from .safe_write import SafeWriteError, default_run_key, staged_write
 
     try:

@@ -38,7 +38,7 @@ from .runs import list_runs
 VALUE_COMPONENTS = ("value_s", "value_r", "value_u", "value_q")
 COVERAGE_FIELDS = ("topology", "city", "events")
 PROTOCOL_RUN = "selection_protocol"
-INTERNAL_METHODS = ("staged_write",)  # write records of fiftyone_plugin.safe_write
+INTERNAL_METHODS = ("staged_write",)  # write records of fiftyone_plugin.engine.safe_write
 EVENT_MIN_SHARE = 0.25  # an event names a cluster only if at least this share of its scenes has it
 
 

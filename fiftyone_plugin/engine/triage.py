@@ -1,6 +1,6 @@
 """Failure triage in the App: why did a planner score low on a scene?
 
-After an evaluation (``eval_<key>_*`` fields, see ``operators_planning.evaluate_planner_on_view``)
+After an evaluation (``eval_<key>_*`` fields, see ``engine.planning.evaluate_planner_on_view``)
 :func:`apply_planner_triage` makes the result inspectable in the App:
 
 * ``eval_<key>_trajectory`` — the planner's plan as an overlay beside ``ego_future`` (written by
@@ -72,8 +72,8 @@ def trajectory_overlays(trajectories: np.ndarray, starts: np.ndarray, key: str, 
 
 def evaluated_keys(dataset: fo.Dataset) -> list[str]:
     """Evaluation keys with an ``eval_<key>_epdms`` field, in the order their runs were recorded."""
-    from .panel_summary import evaluated_planners
     from .runs import list_runs
+    from .summary import evaluated_planners
 
     return evaluated_planners(dataset.get_field_schema(), list_runs(dataset))
 

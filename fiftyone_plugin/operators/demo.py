@@ -8,7 +8,8 @@ import fiftyone as fo
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from . import scenes, ui
+from ..engine import scenes
+from . import ui
 
 MAX_DEMO_SCENES = 200_000
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")

@@ -1,6 +1,6 @@
 """Operator: export the target scenes as a ranked annotation queue (manifest + CVAT + Label Studio).
 
-A thin form over :func:`fiftyone_plugin.queue.export_view_queue`; the same call works from Python
+A thin form over :func:`fiftyone_plugin.engine.queue.export_view_queue`; the same call works from Python
 and from ``autoscale export queue``.
 """
 
@@ -14,8 +14,8 @@ import fiftyone.operators.types as types
 from autoscale_core.export import _SAFE_NAME, FORMATS
 from autoscale_core.export_folder import ExportTargetError, check_export_target
 
+from ..engine.queue import QUEUE_TAG_PREFIX, configured_backends, default_out_dir, export_view_queue
 from . import ui
-from .queue import QUEUE_TAG_PREFIX, configured_backends, default_out_dir, export_view_queue
 
 SELECTION_ORDER = "(selection order)"
 VIEW_ORDER = "(view order)"
@@ -96,7 +96,7 @@ class ExportAnnotationQueue(foo.Operator):
         inputs.view("annotate_note", types.Notice(label="Annotation backends", description=(
             f"Configured for annotate(): {', '.join(sorted(backends))}" if backends else
             "No annotation backend is configured; the queue is written as import-ready files. "
-            "With CVAT/Label Studio configured, use fiftyone_plugin.queue.annotate_view_queue.")))
+            "With CVAT/Label Studio configured, use fiftyone_plugin.engine.queue.annotate_view_queue.")))
         ui.check_form(inputs, lambda: validate_export_params(dict(ctx.params), view, ctx.dataset) and None)
         return types.Property(inputs, view=types.View(label="Export annotation queue"))
 
@@ -124,7 +124,7 @@ class ExportAnnotationQueue(foo.Operator):
 
 def _queue_view(dataset, summary: dict):
     """The queued scenes in queue order (from the run record's ranked scene ids)."""
-    from .runs import get_run
+    from ..engine.runs import get_run
 
     ids = get_run(dataset, summary["run_key"])["results"]["scene_ids"]
     return dataset.select_by("scene_id", ids, ordered=True)

@@ -36,7 +36,7 @@ import fiftyone.core.fields as fof
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from .keys import Progress
+from ..engine.keys import Progress
 
 FIELD_KINDS = ("numeric", "string", "vector", "list", "any")
 # Fields every AutoScale scene has; hidden from "result field" pickers unless asked for.
@@ -294,7 +294,7 @@ def scheduling_notice(inputs: types.Object) -> None:
     """Say, in the form, what happens to a scheduled run (FiftyOne only says "scheduled")."""
     import os
 
-    from .app import WORKER_ENV
+    from ..engine.app import WORKER_ENV
 
     if os.environ.get(WORKER_ENV):
         text = ("Schedule queues the run; the local worker `autoscale app` started runs it within seconds "

@@ -1,6 +1,6 @@
 """The Data Engine panel: what AutoScale computed on this dataset, and buttons for the next step.
 
-Numbers come from :func:`fiftyone_plugin.panel_summary.engine_summary` (plain JSON; EPDMS in
+Numbers come from :func:`fiftyone_plugin.engine.summary.engine_summary` (plain JSON; EPDMS in
 points, 0–100, everywhere); this module turns them into Plotly traces and the panel layout.
 Sections (each says "run X first" with a button when empty): clusters (named by dominant
 topology / city / event; a row click shows that cluster in the grid; the planner whose EPDMS is
@@ -19,7 +19,7 @@ import fiftyone.operators.types as types
 import numpy as np
 from fiftyone import ViewField as F
 
-from .panel_summary import (  # noqa: F401  (re-exported: the panel's public numbers)
+from ..engine.summary import (  # noqa: F401  (re-exported: the panel's public numbers)
     closed_loop_history,
     cluster_table,
     coverage,
@@ -47,7 +47,7 @@ NEXT_STEPS = {
     "allocation": [("allocate_budget", "Allocate a budget (MOSAIC)"), ("select_active", "Select by value")],
     "history": [("optimize_mixture", "Optimize the mixture (AutoScale)")],
 }
-# Buttons for each step, shown one row per pipeline stage (fiftyone_plugin/pipeline.py): rows of at
+# Buttons for each step, shown one row per pipeline stage (fiftyone_plugin/operators/pipeline.py): rows of at
 # most four buttons stay narrower than a panel that shares the screen with the grid; one row of twelve did not.
 ACTIONS = [("create_demo_dataset", "Create demo dataset"), ("generate_synthetic_scenes", "Generate synthetic scenes"),
            ("train_planner", "Train planner"), ("evaluate_planner", "Evaluate planner"),
@@ -60,7 +60,7 @@ ACTIONS = [("create_demo_dataset", "Create demo dataset"), ("generate_synthetic_
 @functools.lru_cache(maxsize=1)
 def registered_operators() -> frozenset[str]:
     """Names of the operators this plugin registers (buttons only open those)."""
-    from . import operator_classes
+    from .. import operator_classes
 
     names = set()
     for cls in operator_classes(strict=False):
@@ -287,7 +287,7 @@ def build_layout(summary: dict, handlers: dict | None = None) -> types.Property:
 
 def _actions_section(panel: types.Object) -> None:
     """The step buttons, one row per pipeline stage ("1. data", "2. planner", ...)."""
-    from .pipeline import PIPELINE
+    from ..operators.pipeline import PIPELINE
 
     panel.md("#### Next steps", name="actions_title")
     labels = dict(ACTIONS)
