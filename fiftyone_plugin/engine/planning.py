@@ -135,7 +135,9 @@ def evaluate_planner_on_view(
     if len(view) == 0:
         raise ValueError("the view is empty: nothing to evaluate")
     model = _resolve_planner(dataset, planner)
-    executor = executor_from_choice(executor)  # rejects an unknown name before loading anything
+    # In this process unless named: its per-scene EP-reference cache stays warm. Rejects an unknown
+    # name before loading anything.
+    executor = executor_from_choice(executor, in_process_by_default=True)
     report(0.05, f"loading {len(view)} scenes")
     batch = scenes.load_scenes(view)
     report(0.2, "planning and scoring in closed loop")

@@ -47,7 +47,9 @@ def validate_synthetic_params(params: dict) -> dict:
         return float(value)
 
     cleaned = {
-        "executor": executor_from_choice(params.get("executor")),
+        # In-process unless named; generate_synthetic_samples switches to a pool from
+        # PROCESS_POOL_MIN_PARENTS parents on.
+        "executor": executor_from_choice(params.get("executor"), in_process_by_default=True),
         "scenes_per_parent": integer("scenes_per_parent", 5, 1, 100),
         "rounds": integer("rounds", 1, 1, MAX_ROUNDS),
         "seed": integer("seed", 0, 0, 2**31 - 1),

@@ -99,7 +99,8 @@ def _budget_input(inputs, ctx, view, label: str = "Budget (scenes)", of: str = "
 def _closing_inputs(inputs, ctx, *, closed_loop: bool, overwrite_label: str) -> None:
     if closed_loop:
         inputs.int("steps", default=200, min=1, label="Training steps per closed-loop run")
-        ui.executor_input(inputs, ctx, _EXECUTOR_HELP, default="process", label="Executor for the training runs")
+        ui.executor_input(inputs, ctx, _EXECUTOR_HELP, in_process_by_default=False,
+                          label="Executor for the training runs")
     inputs.int("seed", default=0, min=0, label="Seed")
     inputs.bool("overwrite", default=False, label=overwrite_label)
 
@@ -216,7 +217,7 @@ class FitScalingLaws(ui.DelegatedOperator):
                                   _budget_of(ctx, view), domain_field=p.get("domain_field") or "topology",
                                   importance_field=_optional(p.get("importance_field")),
                                   pilot_fractions=p.get("pilot_fractions", "0.25,0.75,2"), seeds=int(p.get("seeds", 1)),
-                                  steps=int(p.get("steps", 200)), executor=p.get("executor", "process"),
+                                  steps=int(p.get("steps", 200)), executor=p.get("executor"),
                                   seed=int(p.get("seed", 0)), overwrite=bool(p.get("overwrite", False)),
                                   progress=ui.progress_reporter(ctx))
         ui.finish(ctx, f"Fitted {len(result['fits'])} scaling laws ({result['run_key']}): see the Data Engine panel",
@@ -283,7 +284,7 @@ class AllocateBudget(ui.DelegatedOperator):
                                   domain_field=p.get("domain_field") or "topology",
                                   importance_field=_optional(p.get("importance_field")),
                                   pilot_fractions=p.get("pilot_fractions", "0.25,0.75,2"),
-                                  steps=int(p.get("steps", 200)), executor=p.get("executor", "process"),
+                                  steps=int(p.get("steps", 200)), executor=p.get("executor"),
                                   seed=int(p.get("seed", 0)), overwrite=bool(p.get("overwrite", False)),
                                   progress=ui.progress_reporter(ctx))
         return _finish_selection(ctx, summary)
@@ -346,7 +347,7 @@ class OptimizeMixture(ui.DelegatedOperator):
                                    embedding_field=_optional(p.get("embedding_field")),
                                    failure_quantile=float(p.get("failure_quantile", 0.2)),
                                    eval_seeds=int(p.get("eval_seeds", 3)),
-                                   steps=int(p.get("steps", 200)), executor=p.get("executor", "process"),
+                                   steps=int(p.get("steps", 200)), executor=p.get("executor"),
                                    seed=int(p.get("seed", 0)), overwrite=bool(p.get("overwrite", False)),
                                    progress=ui.progress_reporter(ctx))
         return _finish_selection(ctx, summary, "synthetic scenes")

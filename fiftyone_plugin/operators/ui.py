@@ -275,14 +275,13 @@ def choice_input(inputs: types.Object, ctx, name: str, choices: list[tuple[str, 
 
 
 def executor_input(inputs: types.Object, ctx, help_by_name: dict[str, str], *, label: str,
-                   description: str = "", default: str | None = None) -> str:
+                   description: str = "", in_process_by_default: bool = True) -> str:
     """The executor dropdown (serial / process / ray, each with its help text); the default is
-    ``default`` or else the executor named in ``AUTOSCALE_EXECUTOR``, else ``serial``."""
-    from autoscale_core.executor import EXECUTOR_NAMES, configured_executor
+    :func:`autoscale_core.executor.default_executor`'s name: the executor named in
+    ``AUTOSCALE_EXECUTOR``, else ``serial`` (``process`` with ``in_process_by_default=False``)."""
+    from autoscale_core.executor import EXECUTOR_NAMES, default_executor
 
-    if default is None:
-        configured = (configured_executor() or "").partition(":")[0].lower()
-        default = configured if configured in EXECUTOR_NAMES else "serial"
+    default = default_executor(in_process_by_default=in_process_by_default).partition(":")[0].lower()
     return choice_input(inputs, ctx, "executor", [(e, f"{e}: {help_by_name[e]}") for e in EXECUTOR_NAMES],
                         default=default, label=label, description=description)
 
