@@ -22,7 +22,7 @@ from typing import Callable
 
 import fiftyone as fo
 
-from autoscale_core.io.av2 import ImportReport
+from autoscale_core.io.driving_log import ImportReport
 from autoscale_core.io.scenarionet import find_scenario_files, iter_scenarionet
 from autoscale_core.scene import SceneBatch
 
