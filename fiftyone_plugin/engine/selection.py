@@ -183,10 +183,7 @@ def pool_from_view(view, *, domain_field: str | None = None, embedding_field: st
         scores["uncertainty"] = np.asarray(_field_values(view, uncertainty_field, "uncertainty"), dtype=np.float64)
     for component, field in (value_fields or {}).items():
         scores[f"value_{component}"] = np.asarray(_field_values(view, field, f"value {component}"), dtype=np.float64)
-    try:
-        return Pool(ids, embeddings=emb, domains=domains, scores=scores)
-    except ValueError as exc:
-        raise SelectionError(str(exc)) from exc
+    return _checked(Pool, ids, embeddings=emb, domains=domains, scores=scores)
 
 
 def _real(view):
@@ -267,6 +264,26 @@ def _parse_fractions(fractions) -> list[float]:
     return fractions
 
 
+def _checked(call, *args, **kwargs):
+    """``call(*args, **kwargs)``; a ValueError from the selection library becomes a SelectionError."""
+    try:
+        return call(*args, **kwargs)
+    except ValueError as exc:
+        raise SelectionError(str(exc)) from exc
+
+
+def _piloted_mosaic(view, base_view, val_view, pool: Pool, fractions: list[float], *, seeds: int, steps: int,
+                    seed: int, executor, progress: Progress) -> tuple[MosaicSelector, Pool]:
+    """A MOSAIC selector whose pilots train on the base set and score on val, and the pool with the
+    importance of a planner trained on the base set (unless the pool has one)."""
+    setup = _setup(view, base_view, val_view, steps=steps, seed=seed, progress=progress)
+    pool = _merge_signals(pool, setup, ["importance"])
+    progress(0.2, "pilot runs")
+    mosaic = MosaicSelector(setup.oracle("val"), executor=get_executor(executor), pilot_fractions=fractions,
+                            seeds=tuple(range(seed, seed + int(seeds))))
+    return mosaic, pool
+
+
 def _noop(fraction: float, message: str) -> None:
     pass
 
@@ -290,15 +307,9 @@ def fit_scaling_laws(view, name: str, budget: int, *, domain_field: str = "topol
     fractions = _parse_fractions(pilot_fractions)
     view, base_view, val_view = resolve_views(view, base_view, val_view, base_limit=base_limit, val_limit=val_limit)
     pool = pool_from_view(view, domain_field=domain_field, importance_field=importance_field)
-    setup = _setup(view, base_view, val_view, steps=steps, seed=seed, progress=progress)
-    pool = _merge_signals(pool, setup, ["importance"])
-    progress(0.2, "pilot runs")
-    mosaic = MosaicSelector(setup.oracle("val"), executor=get_executor(executor), pilot_fractions=fractions,
-                            seeds=tuple(range(seed, seed + int(seeds))))
-    try:
-        mosaic.fit(pool, budget)
-    except ValueError as exc:
-        raise SelectionError(str(exc)) from exc
+    mosaic, pool = _piloted_mosaic(view, base_view, val_view, pool, fractions, seeds=seeds, steps=steps, seed=seed,
+                                   executor=executor, progress=progress)
+    _checked(mosaic.fit, pool, budget)
     results = {"base_score": mosaic.base_score_, "fits": {n: f.to_dict() for n, f in mosaic.fits_.items()},
                "pilots": mosaic.pilots_, "domain_field": domain_field, "pool_size": len(pool)}
     config = {"budget": budget, "domain_field": domain_field, "importance_field": importance_field,
@@ -338,21 +349,12 @@ def allocate_budget(view, name: str, budget: int, *, fits_from: str | None = Non
         mosaic = MosaicSelector(oracle=None).use_fits(
             pool, {n: ScalingFit.from_dict(f) for n, f in record["results"]["fits"].items()},
             base_score=record["results"].get("base_score"), pilots=record["results"].get("pilots"))
-        try:
-            result = mosaic.select(pool, budget, refit=False)
-        except ValueError as exc:
-            raise SelectionError(str(exc)) from exc
+        result = _checked(mosaic.select, pool, budget, refit=False)
     else:
         fractions = _parse_fractions(pilot_fractions)
-        setup = _setup(view, base_view, val_view, steps=steps, seed=seed, progress=progress)
-        pool = _merge_signals(pool, setup, ["importance"])
-        progress(0.2, "pilot runs")
-        mosaic = MosaicSelector(setup.oracle("val"), executor=get_executor(executor), pilot_fractions=fractions,
-                                seeds=tuple(range(seed, seed + int(seeds))))
-        try:
-            result = mosaic.select(pool, budget)
-        except ValueError as exc:
-            raise SelectionError(str(exc)) from exc
+        mosaic, pool = _piloted_mosaic(view, base_view, val_view, pool, fractions, seeds=seeds, steps=steps,
+                                       seed=seed, executor=executor, progress=progress)
+        result = _checked(mosaic.select, pool, budget)
         config.update({"pilot_fractions": fractions, "seeds": int(seeds)})
     progress(0.95, "writing the selection")
     summary = store_selection(view, result, name, config=config, overwrite=overwrite)
@@ -413,10 +415,7 @@ def optimize_mixture(view, name: str, budget: int, *, rounds: int = 4, probes: i
     optimizer = ClusterMixtureOptimizer(setup.oracle("val"), num_clusters=num_clusters, rounds=rounds,
                                         num_probes=probes, seed=seed, executor=get_executor(executor),
                                         eval_seeds=eval_seeds, confirm_oracle=confirm)
-    try:
-        result = optimizer.select(pool, budget, failures=failures)
-    except ValueError as exc:
-        raise SelectionError(str(exc)) from exc
+    result = _checked(optimizer.select, pool, budget, failures=failures)
     config = {"budget": budget, "rounds": rounds, "probes": probes, "num_clusters": num_clusters,
               "cluster_field": cluster_field, "embedding_field": embedding_field,
               "failure_quantile": failure_quantile, "failures": int(len(failing)), "steps": steps, "seed": seed,
@@ -483,10 +482,7 @@ def select_active(view, name: str, budget: int, *, method: str = "value_topm", c
         pool = _merge_signals(pool, setup, want)
     selector = {"random": lambda: RandomSelector(seed=seed), "coreset": CoresetSelector,
                 "uncertainty": UncertaintySelector, "value_topm": lambda: ValueTopSelector(components)}[method]()
-    try:
-        result = selector.select(pool, budget)
-    except ValueError as exc:
-        raise SelectionError(str(exc)) from exc
+    result = _checked(selector.select, pool, budget)
     config = {"budget": budget, "method": method, "components": list(components), "embedding_field": embedding_field,
               "uncertainty_field": uncertainty_field, "value_fields": value_fields or {}, "seed": seed}
     summary = store_selection(view, result, name, config=config, overwrite=overwrite)

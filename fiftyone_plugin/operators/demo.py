@@ -112,12 +112,12 @@ class CreateDemoDataset(foo.Operator):
                 "topologies": summary["topology"]}
 
     def resolve_output(self, ctx):
-        outputs = types.Object()
-        outputs.str("dataset", label="Dataset")
-        outputs.int("num_samples", label="Scenes")
-        outputs.obj("cities", label="Scenes per city", view=types.JSONView())
-        outputs.obj("topologies", label="Scenes per topology", view=types.JSONView())
-        return types.Property(outputs)
+        return ui.result_view(
+            ("str", "dataset", "Dataset"),
+            ("int", "num_samples", "Scenes"),
+            ("json", "cities", "Scenes per city"),
+            ("json", "topologies", "Scenes per topology"),
+        )
 
 
 OPERATORS = [CreateDemoDataset]

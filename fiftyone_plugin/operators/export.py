@@ -113,13 +113,13 @@ class ExportAnnotationQueue(foo.Operator):
                 "selection": summary["selection"] or "", "files": summary["files"]}
 
     def resolve_output(self, ctx):
-        outputs = types.Object()
-        outputs.str("dir", label="Queue folder")
-        outputs.int("count", label="Scenes")
-        outputs.str("tag", label="Tag")
-        outputs.str("selection", label="Selection")
-        outputs.obj("files", label="Files", view=types.JSONView())
-        return types.Property(outputs)
+        return ui.result_view(
+            ("str", "dir", "Queue folder"),
+            ("int", "count", "Scenes"),
+            ("str", "tag", "Tag"),
+            ("str", "selection", "Selection"),
+            ("json", "files", "Files"),
+        )
 
 
 def _queue_view(dataset, summary: dict):

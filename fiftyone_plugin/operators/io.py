@@ -103,12 +103,12 @@ class _ImportBase(foo.Operator):
         pass
 
     def resolve_output(self, ctx):
-        outputs = types.Object()
-        outputs.str("dataset", label="Dataset")
-        outputs.int("added", label="Scenes added")
-        outputs.int("already_present", label="Already present (skipped)")
-        outputs.int("num_samples", label="Scenes in dataset")
-        return types.Property(outputs)
+        return ui.result_view(
+            ("str", "dataset", "Dataset"),
+            ("int", "added", "Scenes added"),
+            ("int", "already_present", "Already present (skipped)"),
+            ("int", "num_samples", "Scenes in dataset"),
+        )
 
     def _finish(self, ctx, result: dict) -> dict:
         message = (f"Added {result['added']} scenes to '{result['dataset']}' "
@@ -188,10 +188,9 @@ class _ExportBase(foo.Operator):
         raise NotImplementedError
 
     def resolve_input(self, ctx):
-        inputs = types.Object()
-        if ui.no_dataset_error(inputs, ctx):
+        inputs, view = ui.target_form(ctx)
+        if view is None:
             return types.Property(inputs)
-        view = ui.target_input(inputs, ctx)
         inputs.str("path", required=True, label="Output folder", description=self._path_help)
         inputs.bool("overwrite", default=False, label=self._overwrite_label)
         if ctx.params.get("path"):
@@ -208,10 +207,7 @@ class _ExportBase(foo.Operator):
         return result
 
     def resolve_output(self, ctx):
-        outputs = types.Object()
-        outputs.str("path", label="Folder")
-        outputs.int("scenes", label="Scenes")
-        return types.Property(outputs)
+        return ui.result_view(("str", "path", "Folder"), ("int", "scenes", "Scenes"))
 
 
 class ExportScenes(_ExportBase):

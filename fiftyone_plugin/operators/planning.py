@@ -81,10 +81,9 @@ class TrainPlanner(ui.DelegatedOperator):
     _description = "Train a regression or vocabulary-scoring planner on the target scenes (recorded as a run)"
 
     def resolve_input(self, ctx):
-        inputs = types.Object()
-        if ui.no_dataset_error(inputs, ctx):
+        inputs, view = ui.target_form(ctx)
+        if view is None:
             return types.Property(inputs)
-        view = ui.target_input(inputs, ctx)
         p = ctx.params
         planner = ui.choice_input(inputs, ctx, "planner", [(t, t) for t in PLANNER_TYPES], default="regression",
                                label="Planner type", radio=True,
@@ -118,11 +117,11 @@ class TrainPlanner(ui.DelegatedOperator):
         return {k: out[k] for k in ("run", "checkpoint", "fingerprint", "best_val_loss", "train_seconds") if k in out}
 
     def resolve_output(self, ctx):
-        outputs = types.Object()
-        outputs.str("run", label="Run")
-        outputs.str("checkpoint", label="Checkpoint")
-        outputs.float("best_val_loss", label="Best validation loss")
-        return types.Property(outputs)
+        return ui.result_view(
+            ("str", "run", "Run"),
+            ("str", "checkpoint", "Checkpoint"),
+            ("float", "best_val_loss", "Best validation loss"),
+        )
 
 
 _EXECUTOR_HELP = {"serial": "in this process (keeps the per-scene EP reference cache warm)",
@@ -135,10 +134,9 @@ class EvaluatePlanner(ui.DelegatedOperator):
     _description = "EPDMS, sub-scores, L2 and collisions per scene, written as eval_<key>_* fields"
 
     def resolve_input(self, ctx):
-        inputs = types.Object()
-        if ui.no_dataset_error(inputs, ctx):
+        inputs, view = ui.target_form(ctx)
+        if view is None:
             return types.Property(inputs)
-        view = ui.target_input(inputs, ctx)
         p = ctx.params
         dataset = ctx.dataset
         choices = [(k, f"{k} (trained here)") for k in _trained_planners(dataset)]
@@ -180,12 +178,12 @@ class EvaluatePlanner(ui.DelegatedOperator):
                 **{k: out[k] for k in ("collision_rate",) if k in out}}
 
     def resolve_output(self, ctx):
-        outputs = types.Object()
-        outputs.str("run", label="Run")
-        outputs.float("epdms", label="Mean EPDMS")
-        outputs.int("num_scenes", label="Scenes evaluated")
-        outputs.float("collision_rate", label="Collision rate")
-        return types.Property(outputs)
+        return ui.result_view(
+            ("str", "run", "Run"),
+            ("float", "epdms", "Mean EPDMS"),
+            ("int", "num_scenes", "Scenes evaluated"),
+            ("float", "collision_rate", "Collision rate"),
+        )
 
 
 OPERATORS = [TrainPlanner, EvaluatePlanner]

@@ -84,10 +84,9 @@ class ComputeSceneEmbeddings(ui.DelegatedOperator):
     _description = "Embed scenes (hand-crafted / Graph-RAE / error-pattern), index them and map them in 2-D"
 
     def resolve_input(self, ctx):
-        inputs = types.Object()
-        if ui.no_dataset_error(inputs, ctx):
+        inputs, view = ui.target_form(ctx)
+        if view is None:
             return types.Property(inputs)
-        view = ui.target_input(inputs, ctx)
         method = _method_input(inputs, ctx)
         if ctx.dataset.has_field(f"emb_{method}"):
             inputs.view("overwrite_note", types.Notice(label=f"emb_{method} exists: the target's values are replaced"))
@@ -124,11 +123,11 @@ class ComputeSceneEmbeddings(ui.DelegatedOperator):
         return {"run": out["run"], "field": out["field"], "num_scenes": out["num_scenes"]}
 
     def resolve_output(self, ctx):
-        outputs = types.Object()
-        outputs.str("run", label="Run")
-        outputs.str("field", label="Embedding field")
-        outputs.int("num_scenes", label="Scenes embedded")
-        return types.Property(outputs)
+        return ui.result_view(
+            ("str", "run", "Run"),
+            ("str", "field", "Embedding field"),
+            ("int", "num_scenes", "Scenes embedded"),
+        )
 
 
 class ClusterScenes(ui.DelegatedOperator):
@@ -136,10 +135,9 @@ class ClusterScenes(ui.DelegatedOperator):
     _description = "k-means on scene embeddings (k given or chosen by silhouette) or metadata domains"
 
     def resolve_input(self, ctx):
-        inputs = types.Object()
-        if ui.no_dataset_error(inputs, ctx):
+        inputs, view = ui.target_form(ctx)
+        if view is None:
             return types.Property(inputs)
-        view = ui.target_input(inputs, ctx)
         method = _method_input(inputs, ctx, embedded_only=True)
         inputs.int("k", default=0, min=0, label="Clusters (0 = choose by silhouette)")
         domains = types.Dropdown(label="Domains", description="k-means, or one cluster per value of a metadata field")
@@ -170,11 +168,7 @@ class ClusterScenes(ui.DelegatedOperator):
         return {"run": out["run"], "k": out["k"], "criterion": out["criterion"]}
 
     def resolve_output(self, ctx):
-        outputs = types.Object()
-        outputs.str("run", label="Run")
-        outputs.int("k", label="Clusters")
-        outputs.str("criterion", label="How k was chosen")
-        return types.Property(outputs)
+        return ui.result_view(("str", "run", "Run"), ("int", "k", "Clusters"), ("str", "criterion", "How k was chosen"))
 
 
 class ComputeValueScores(ui.DelegatedOperator):
@@ -182,10 +176,9 @@ class ComputeValueScores(ui.DelegatedOperator):
     _description = "Safety proximity, rarity, MC-dropout uncertainty and their weighted sum"
 
     def resolve_input(self, ctx):
-        inputs = types.Object()
-        if ui.no_dataset_error(inputs, ctx):
+        inputs, view = ui.target_form(ctx)
+        if view is None:
             return types.Property(inputs)
-        view = ui.target_input(inputs, ctx)
         method = _method_input(inputs, ctx, embedded_only=True)
         inputs.float("alpha_s", default=1.0, min=0.0, label="Weight of safety proximity S")
         inputs.float("alpha_r", default=1.0, min=0.0, label="Weight of rarity R")
@@ -214,10 +207,7 @@ class ComputeValueScores(ui.DelegatedOperator):
         return {"run": out["run"], "num_scenes": out["num_scenes"]}
 
     def resolve_output(self, ctx):
-        outputs = types.Object()
-        outputs.str("run", label="Run")
-        outputs.int("num_scenes", label="Scenes scored")
-        return types.Property(outputs)
+        return ui.result_view(("str", "run", "Run"), ("int", "num_scenes", "Scenes scored"))
 
 
 OPERATORS = [ComputeSceneEmbeddings, ClusterScenes, ComputeValueScores]

@@ -14,7 +14,6 @@ from .io import _check_name, _check_path, _ExportBase, _ImportBase, stride_input
 DELEGATE_FROM_FILES = 20  # more files than this: the App schedules the import by default
 
 
-
 def _check_scenarionet_path(params: dict) -> str:
     """Inline check: the path holds ScenarioNet scene files (the importer's own finder)."""
     path = _check_path(params, "path")

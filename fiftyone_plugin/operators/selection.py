@@ -165,12 +165,12 @@ def _check_candidates(view, budget) -> None:
 
 
 def _selection_output(ctx):
-    outputs = types.Object()
-    outputs.str("name", label="Selection")
-    outputs.int("budget", label="Scenes selected")
-    outputs.str("run_key", label="Run")
-    outputs.str("explanation", label="Why these scenes")
-    return types.Property(outputs)
+    return ui.result_view(
+        ("str", "name", "Selection"),
+        ("int", "budget", "Scenes selected"),
+        ("str", "run_key", "Run"),
+        ("str", "explanation", "Why these scenes"),
+    )
 
 
 def _finish_selection(ctx, summary: dict, what: str = "scenes") -> dict:
@@ -183,52 +183,79 @@ def _optional(value):
     return value or None
 
 
+PILOT_FRACTIONS = "0.25,0.75,2"  # the pilot sizes' default, multiples of budget / #domains
+
+
+def _pool_inputs(ctx):
+    """Every selection form starts with the target and the pool drawn from it (held-out guard):
+    ``(inputs, view)``; ``view`` is None when there is no dataset (the form then says so)."""
+    inputs, target = ui.target_form(ctx)
+    return inputs, None if target is None else ui.selection_pool_input(inputs, ctx, target)
+
+
+def _pilot_fractions_input(inputs) -> None:
+    inputs.str("pilot_fractions", default=PILOT_FRACTIONS, label="Pilot sizes",
+               description="comma-separated multiples of budget / #domains")
+
+
+def _form(inputs, check, label: str):
+    """Every selection form ends the same way: inline errors from ``check``, the scheduling notice."""
+    ui.check_form(inputs, check)
+    ui.scheduling_notice(inputs)
+    return types.Property(inputs, view=types.View(label=label))
+
+
+def _mosaic_kwargs(p: dict) -> dict:
+    """The MOSAIC arguments (fit_scaling_laws, allocate_budget) from the form's values."""
+    return {"domain_field": p.get("domain_field") or "topology", "importance_field": _optional(p.get("importance_field")),
+            "pilot_fractions": p.get("pilot_fractions", PILOT_FRACTIONS)}
+
+
+def _run_kwargs(ctx, *, closed_loop: bool = True) -> dict:
+    """The closing inputs' arguments (seed, overwrite, progress; steps and executor when closed-loop)."""
+    p = ctx.params
+    kwargs = {"seed": int(p.get("seed", 0)), "overwrite": bool(p.get("overwrite", False)),
+              "progress": ui.progress_reporter(ctx)}
+    if closed_loop:
+        kwargs.update(steps=int(p.get("steps", 200)), executor=p.get("executor"))
+    return kwargs
+
+
 class FitScalingLaws(ui.DelegatedOperator):
     _name, _label, _icon = "fit_scaling_laws", "AutoScale: fit scaling laws (MOSAIC pilots)", "show_chart"
     _description = "Pilot-train per domain and fit dU(n) = a(1 - exp(-n/tau))"
 
     def resolve_input(self, ctx):
-        inputs = types.Object()
-        if ui.no_dataset_error(inputs, ctx):
+        inputs, view = _pool_inputs(ctx)
+        if view is None:
             return types.Property(inputs)
-        view = ui.selection_pool_input(inputs, ctx, ui.target_input(inputs, ctx))
         p = ctx.params
         _name_input(inputs, ctx, prefix="pilot", selection=False)
         budget = _budget_input(inputs, ctx, view, label="Budget the pilots are sized for (scenes)", of="pool")
         domain = _domain_input(inputs, ctx)
         importance = _importance_input(inputs, ctx)
-        inputs.str("pilot_fractions", default="0.25,0.75,2", label="Pilot sizes",
-                   description="comma-separated multiples of budget / #domains")
+        _pilot_fractions_input(inputs)
         inputs.int("seeds", default=1, min=1, label="Seeds per pilot")
         _closing_inputs(inputs, ctx, closed_loop=True, overwrite_label="Replace scaling laws of this name")
 
         def check():
-            _parse_fractions(p.get("pilot_fractions", "0.25,0.75,2"))
+            _parse_fractions(p.get("pilot_fractions", PILOT_FRACTIONS))
             _check_mosaic_inputs(view, domain, importance, budget)
 
-        ui.check_form(inputs, check)
-        ui.scheduling_notice(inputs)
-        return types.Property(inputs, view=types.View(label="Fit scaling laws"))
+        return _form(inputs, check, "Fit scaling laws")
 
     def execute(self, ctx):
         p = ctx.params
         view = ui.checked_pool(ctx)
         result = fit_scaling_laws(view, p.get("name") or _default_name(ctx.dataset, "pilot", selection=False),
-                                  _budget_of(ctx, view), domain_field=p.get("domain_field") or "topology",
-                                  importance_field=_optional(p.get("importance_field")),
-                                  pilot_fractions=p.get("pilot_fractions", "0.25,0.75,2"), seeds=int(p.get("seeds", 1)),
-                                  steps=int(p.get("steps", 200)), executor=p.get("executor"),
-                                  seed=int(p.get("seed", 0)), overwrite=bool(p.get("overwrite", False)),
-                                  progress=ui.progress_reporter(ctx))
+                                  _budget_of(ctx, view), seeds=int(p.get("seeds", 1)), **_mosaic_kwargs(p),
+                                  **_run_kwargs(ctx))
         ui.finish(ctx, f"Fitted {len(result['fits'])} scaling laws ({result['run_key']}): see the Data Engine panel",
                   reload=False)
         return {"run_key": result["run_key"], "domains": len(result["fits"])}
 
     def resolve_output(self, ctx):
-        outputs = types.Object()
-        outputs.str("run_key", label="Run")
-        outputs.int("domains", label="Domains fitted")
-        return types.Property(outputs)
+        return ui.result_view(("str", "run_key", "Run"), ("int", "domains", "Domains fitted"))
 
 
 def _scaling_runs(dataset) -> dict[str, str]:
@@ -245,10 +272,9 @@ class AllocateBudget(ui.DelegatedOperator):
     _description = "Greedy marginal-gain allocation over domains from scaling laws"
 
     def resolve_input(self, ctx):
-        inputs = types.Object()
-        if ui.no_dataset_error(inputs, ctx):
+        inputs, view = _pool_inputs(ctx)
+        if view is None:
             return types.Property(inputs)
-        view = ui.selection_pool_input(inputs, ctx, ui.target_input(inputs, ctx))
         p = ctx.params
         _name_input(inputs, ctx, prefix="mosaic")
         budget = _budget_input(inputs, ctx, view, of="pool")
@@ -261,32 +287,24 @@ class AllocateBudget(ui.DelegatedOperator):
         domain = _domain_input(inputs, ctx, default=fitted_on or "topology")
         importance = _importance_input(inputs, ctx)
         if not fits_from:
-            inputs.str("pilot_fractions", default="0.25,0.75,2", label="Pilot sizes",
-                       description="comma-separated multiples of budget / #domains")
+            _pilot_fractions_input(inputs)
         _closing_inputs(inputs, ctx, closed_loop=True, overwrite_label="Replace an existing selection of this name")
 
         def check():
             if fits_from and fitted_on and domain != fitted_on:
                 raise ValueError(f"scaling laws {fits_from!r} were fitted on domain field {fitted_on!r}, not {domain!r}")
             if not fits_from:
-                _parse_fractions(p.get("pilot_fractions", "0.25,0.75,2"))
+                _parse_fractions(p.get("pilot_fractions", PILOT_FRACTIONS))
             _check_mosaic_inputs(view, domain, importance, budget)
 
-        ui.check_form(inputs, check)
-        ui.scheduling_notice(inputs)
-        return types.Property(inputs, view=types.View(label="Allocate budget (MOSAIC)"))
+        return _form(inputs, check, "Allocate budget (MOSAIC)")
 
     def execute(self, ctx):
         p = ctx.params
         view = ui.checked_pool(ctx)
         summary = allocate_budget(view, p.get("name") or _default_name(ctx.dataset, "mosaic"),
-                                  _budget_of(ctx, view), fits_from=_optional(p.get("fits_from")),
-                                  domain_field=p.get("domain_field") or "topology",
-                                  importance_field=_optional(p.get("importance_field")),
-                                  pilot_fractions=p.get("pilot_fractions", "0.25,0.75,2"),
-                                  steps=int(p.get("steps", 200)), executor=p.get("executor"),
-                                  seed=int(p.get("seed", 0)), overwrite=bool(p.get("overwrite", False)),
-                                  progress=ui.progress_reporter(ctx))
+                                  _budget_of(ctx, view), fits_from=_optional(p.get("fits_from")), **_mosaic_kwargs(p),
+                                  **_run_kwargs(ctx))
         return _finish_selection(ctx, summary)
 
     def resolve_output(self, ctx):
@@ -298,10 +316,9 @@ class OptimizeMixture(ui.DelegatedOperator):
     _description = "Cluster-GA on closed-loop EPDMS with cluster-guided faiss retrieval"
 
     def resolve_input(self, ctx):
-        inputs = types.Object()
-        if ui.no_dataset_error(inputs, ctx):
+        inputs, view = _pool_inputs(ctx)
+        if view is None:
             return types.Property(inputs)
-        view = ui.selection_pool_input(inputs, ctx, ui.target_input(inputs, ctx))
         p = ctx.params
         _name_input(inputs, ctx, prefix="mixture")
         budget = _budget_input(inputs, ctx, view, of="pool")
@@ -333,9 +350,7 @@ class OptimizeMixture(ui.DelegatedOperator):
             _check_filled(view, embedding_field or None, "run compute_scene_embeddings on them first")
             _check_candidates(view, budget)
 
-        ui.check_form(inputs, check)
-        ui.scheduling_notice(inputs)
-        return types.Property(inputs, view=types.View(label="Optimize mixture (AutoScale)"))
+        return _form(inputs, check, "Optimize mixture (AutoScale)")
 
     def execute(self, ctx):
         p = ctx.params
@@ -346,10 +361,7 @@ class OptimizeMixture(ui.DelegatedOperator):
                                    cluster_field=_optional(p.get("cluster_field")),
                                    embedding_field=_optional(p.get("embedding_field")),
                                    failure_quantile=float(p.get("failure_quantile", 0.2)),
-                                   eval_seeds=int(p.get("eval_seeds", 3)),
-                                   steps=int(p.get("steps", 200)), executor=p.get("executor"),
-                                   seed=int(p.get("seed", 0)), overwrite=bool(p.get("overwrite", False)),
-                                   progress=ui.progress_reporter(ctx))
+                                   eval_seeds=int(p.get("eval_seeds", 3)), **_run_kwargs(ctx))
         return _finish_selection(ctx, summary, "synthetic scenes")
 
     def resolve_output(self, ctx):
@@ -388,10 +400,9 @@ class SelectActive(ui.DelegatedOperator):
     _description = "Top-m by value Q, an S/R/U subset, or a baseline (random, coreset, uncertainty)"
 
     def resolve_input(self, ctx):
-        inputs = types.Object()
-        if ui.no_dataset_error(inputs, ctx):
+        inputs, view = _pool_inputs(ctx)
+        if view is None:
             return types.Property(inputs)
-        view = ui.selection_pool_input(inputs, ctx, ui.target_input(inputs, ctx))
         p = ctx.params
         dataset = ctx.dataset
         _name_input(inputs, ctx, prefix="active")
@@ -421,9 +432,7 @@ class SelectActive(ui.DelegatedOperator):
                     default="value_u" if "value_u" in fields else fields[0], label="Uncertainty field",
                     unknown=_unknown_field(dataset, "uncertainty", "run compute_value_scores first"))
         _closing_inputs(inputs, ctx, closed_loop=False, overwrite_label="Replace an existing selection of this name")
-        ui.check_form(inputs, lambda: _check_active_form(view, params))
-        ui.scheduling_notice(inputs)
-        return types.Property(inputs, view=types.View(label="Select by value"))
+        return _form(inputs, lambda: _check_active_form(view, params), "Select by value")
 
     def execute(self, ctx):
         p = ctx.params
@@ -434,8 +443,7 @@ class SelectActive(ui.DelegatedOperator):
                                 components=tuple(p.get("components") or COMPONENTS),
                                 embedding_field=_optional(p.get("embedding_field")) if method == "coreset" else None,
                                 uncertainty_field=_optional(p.get("uncertainty_field")) if method == "uncertainty" else None,
-                                seed=int(p.get("seed", 0)), overwrite=bool(p.get("overwrite", False)),
-                                progress=ui.progress_reporter(ctx))
+                                **_run_kwargs(ctx, closed_loop=False))
         return _finish_selection(ctx, summary)
 
     def resolve_output(self, ctx):

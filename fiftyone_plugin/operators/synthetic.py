@@ -41,10 +41,9 @@ class GenerateSyntheticScenes(foo.Operator):
         )
 
     def resolve_input(self, ctx):
-        inputs = types.Object()
-        if ui.no_dataset_error(inputs, ctx):
+        inputs, view = ui.target_form(ctx)  # the source scenes: dataset / current view / selected samples
+        if view is None:
             return types.Property(inputs)
-        view = ui.target_input(inputs, ctx)  # the source scenes: dataset / current view / selected samples
         inputs.int("scenes_per_parent", default=5, min=1, max=100, required=True, label="Synthetic scenes per source scene")
         inputs.float("lateral_min", default=-2.0, label="Lateral offset min (m)")
         inputs.float("lateral_max", default=2.0, label="Lateral offset max (m)",
@@ -80,12 +79,12 @@ class GenerateSyntheticScenes(foo.Operator):
                 "rejected": summary["rejects"]["rejected"]}
 
     def resolve_output(self, ctx):
-        outputs = types.Object()
-        outputs.int("added", label="Synthetic scenes added")
-        outputs.int("generated", label="Generated (incl. already present)")
-        outputs.str("run_key", label="Run")
-        outputs.int("rejected", label="Perturbations rejected")
-        return types.Property(outputs)
+        return ui.result_view(
+            ("int", "added", "Synthetic scenes added"),
+            ("int", "generated", "Generated (incl. already present)"),
+            ("str", "run_key", "Run"),
+            ("int", "rejected", "Perturbations rejected"),
+        )
 
 
 OPERATORS = [GenerateSyntheticScenes]

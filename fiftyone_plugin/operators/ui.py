@@ -253,6 +253,27 @@ def no_dataset_error(inputs, ctx) -> bool:
     return True
 
 
+def target_form(ctx) -> tuple[types.Object, Any]:
+    """A form's start: ``(inputs, target)`` with the target chooser (:func:`target_input`), or
+    ``(inputs, None)`` with an inline error when no dataset is open."""
+    inputs = types.Object()
+    if no_dataset_error(inputs, ctx):
+        return inputs, None
+    return inputs, target_input(inputs, ctx)
+
+
+def result_view(*fields: tuple[str, str, str]) -> types.Property:
+    """An operator's output panel: one ``(kind, name, label)`` per value, kind ``str``, ``int``,
+    ``float`` or ``json`` (an object shown as JSON)."""
+    outputs = types.Object()
+    for kind, name, label in fields:
+        if kind == "json":
+            outputs.obj(name, label=label, view=types.JSONView())
+        else:
+            getattr(outputs, kind)(name, label=label)
+    return types.Property(outputs)
+
+
 def choice_input(inputs: types.Object, ctx, name: str, choices: list[tuple[str, str]], *, default: str, label: str,
                  description: str = "", radio: bool = False, unknown: Callable[[str], str] | None = None) -> str:
     """A dropdown (or radio group) of ``(value, label)`` choices; returns the chosen value.
