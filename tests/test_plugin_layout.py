@@ -71,3 +71,18 @@ def test_console_script_and_operator_modules_resolve():
     for name in fiftyone_plugin.OPERATOR_MODULES:
         assert name.split(".")[1] in ("operators", "panel"), name
         assert importlib.import_module(name).OPERATORS, name
+
+
+def test_shared_data_is_still_found_beside_the_repository(monkeypatch, tmp_path):
+    """Modules that locate ``../shared/data`` from their own path moved one folder deeper (cli/)."""
+    from types import SimpleNamespace
+
+    from fiftyone_plugin.cli.experiment import _real_test_roots
+    from fiftyone_plugin.cli.scenarionet import _shared_data
+
+    monkeypatch.delenv("AUTOSCALE_SHARED_DATA", raising=False)
+    shared = ROOT.parent / "shared" / "data"
+    assert _shared_data() == shared
+    args = SimpleNamespace(real_test="auto", quick=False, dataset=None)
+    expected = [str(shared / sub) for sub in ("scenarionet", "av2") if (shared / sub).is_dir()]
+    assert [str(Path(p).resolve()) for p in _real_test_roots(args)] == expected

@@ -105,7 +105,8 @@ def _real_test_roots(args) -> list[str]:
     if text == "none" or (text == "auto" and (args.quick or args.dataset)):
         return []
     if text == "auto":
-        shared = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "shared", "data")
+        repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # <repo>/fiftyone_plugin/cli/
+        shared = os.path.join(os.path.dirname(repo), "shared", "data")
         return [p for p in (os.path.join(shared, "scenarionet"), os.path.join(shared, "av2")) if os.path.isdir(p)]
     roots = [p.strip() for p in text.split(",") if p.strip()]
     missing = [p for p in roots if not os.path.exists(p)]

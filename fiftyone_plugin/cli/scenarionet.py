@@ -97,7 +97,7 @@ def _shared_data():
     import os
     from pathlib import Path
 
-    default = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+    default = Path(__file__).resolve().parents[2].parent / "shared" / "data"  # <repo>/fiftyone_plugin/cli/ -> <repo>/..
     return Path(os.environ.get("AUTOSCALE_SHARED_DATA", default))
 
 
