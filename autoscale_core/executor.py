@@ -15,8 +15,15 @@ Contract shared by all three:
 * a task that raises is retried ``retries`` times, then :class:`TaskError` is raised naming the
   item's position and value — a result is never silently dropped.
 
-``get_executor(None)`` reads ``AUTOSCALE_EXECUTOR`` (``serial``, ``process`` or ``ray``, optionally
-``process:4`` / ``ray:auto`` / ``ray:<address>``) and defaults to ``process``.
+**The one default.** Wherever no executor is named, :func:`default_executor` decides:
+``AUTOSCALE_EXECUTOR`` (``serial``, ``process`` or ``ray``, optionally ``process:4`` / ``ray:auto`` /
+``ray:<address>``) when set, else :data:`DEFAULT_EXECUTOR` (``process``). :func:`get_executor`,
+:func:`executor_from_choice` and batch scoring all read it. Work that a pool does not speed up
+asks for in-process explicitly (``executor_from_choice(..., in_process_by_default=True)``):
+closed-loop evaluation (its per-scene EP-reference cache stays warm) and synthetic generation
+below a size threshold (worker start-up outweighs the gain); ``AUTOSCALE_EXECUTOR`` still
+overrides those. Functions with an ``executor=`` argument take ``None`` as "no executor: run in
+this process" (:func:`resolve_executor`); the plugin and CLI resolve a user's choice first.
 
 """
 
@@ -47,9 +54,12 @@ __all__ = [
     "SceneChunk",
     "EXECUTOR_ENV",
     "EXECUTOR_NAMES",
+    "DEFAULT_EXECUTOR",
+    "default_executor",
 ]
 
 EXECUTOR_ENV = "AUTOSCALE_EXECUTOR"
+DEFAULT_EXECUTOR = "process"  # what runs a map when no executor is named and AUTOSCALE_EXECUTOR is unset
 
 
 class TaskError(RuntimeError):
@@ -286,11 +296,11 @@ class RayExecutor(Executor):
 def get_executor(spec: str | Executor | None = None, *, retries: int = 1) -> Executor:
     """An executor from a name: ``serial``, ``process[:N]``, ``ray[:address]`` (or an Executor).
 
-    ``None`` reads the ``AUTOSCALE_EXECUTOR`` environment variable, defaulting to ``process``.
+    ``None`` is :func:`default_executor` (``AUTOSCALE_EXECUTOR``, else :data:`DEFAULT_EXECUTOR`).
     """
     if isinstance(spec, Executor):
         return spec
-    text = spec if spec is not None else os.environ.get(EXECUTOR_ENV, "process")
+    text = spec if spec is not None else os.environ.get(EXECUTOR_ENV, DEFAULT_EXECUTOR)
     name, _, arg = str(text).strip().partition(":")
     name = name.lower()
     if name == "serial":
@@ -306,8 +316,7 @@ def get_executor(spec: str | Executor | None = None, *, retries: int = 1) -> Exe
 
 
 def configured_executor() -> str | None:
-    """The executor named by ``AUTOSCALE_EXECUTOR``, or ``None`` when the variable is unset/empty
-    (for callers whose own default is to run in-process, e.g. synthetic generation)."""
+    """The executor named by ``AUTOSCALE_EXECUTOR``, or ``None`` when the variable is unset/empty."""
     value = os.environ.get(EXECUTOR_ENV, "").strip()
     if not value:
         return None
@@ -315,19 +324,28 @@ def configured_executor() -> str | None:
     return value
 
 
+def default_executor(*, in_process_by_default: bool = False) -> str:
+    """The executor meant when none is named: ``AUTOSCALE_EXECUTOR`` if set (checked), else
+    :data:`DEFAULT_EXECUTOR` — or ``"serial"`` with ``in_process_by_default`` (work a pool does not
+    speed up; see the module docstring)."""
+    return configured_executor() or ("serial" if in_process_by_default else DEFAULT_EXECUTOR)
+
+
 EXECUTOR_NAMES = ("serial", "process", "ray")
 
 
-def executor_from_choice(choice: str | None) -> str | None:
+def executor_from_choice(choice: str | None, *, in_process_by_default: bool = False) -> str | None:
     """The executor spec for a user's choice (form, CLI, plugin argument); ``None`` = in-process.
 
-    ``None``/``""`` → ``AUTOSCALE_EXECUTOR`` if set, else ``None``; ``"serial"`` → ``None``; a bare
-    ``"process"`` / ``"ray"`` takes the worker count / cluster address from ``AUTOSCALE_EXECUTOR``
-    when that names the same executor; ``"process:4"``, ``"ray:auto"`` are used as given.
-    Raises ValueError starting with "executor:" for an unknown name (or Ray not installed).
+    ``None``/``""`` → :func:`default_executor` (``AUTOSCALE_EXECUTOR`` if set, else
+    :data:`DEFAULT_EXECUTOR`, or in-process with ``in_process_by_default``); ``"serial"`` →
+    ``None``; a bare ``"process"`` / ``"ray"`` takes the worker count / cluster address from
+    ``AUTOSCALE_EXECUTOR`` when that names the same executor; ``"process:4"``, ``"ray:auto"`` are
+    used as given. Raises ValueError starting with "executor:" for an unknown name (or Ray not
+    installed).
     """
     if choice is None or choice == "":
-        spec = configured_executor()
+        spec = default_executor(in_process_by_default=in_process_by_default)
     else:
         spec = str(choice).strip()
         configured = os.environ.get(EXECUTOR_ENV, "").strip()

@@ -26,7 +26,7 @@ DEFAULT_EXTENT_M = 64.0  # 80 m left two thirds of a typical tile as empty backg
 EGO_ROW = 0.7  # ego centre at 70 % of the image height: 44.8 m ahead, 19.2 m behind by default
 FRAME_PX = 2  # per 256 px of image size: a visible tile edge on the App's dark grid
 
-# RGB colours shared with the FiftyOne overlays (fiftyone_plugin.scenes uses the hex forms).
+# RGB colours shared with the FiftyOne overlays (fiftyone_plugin.engine.scenes uses the hex forms).
 BACKGROUND = (40, 50, 44)  # off-road: a muted green-grey, not the App's own dark grey
 DRIVABLE = (84, 88, 96)
 FRAME = (150, 158, 170)

@@ -13,7 +13,7 @@ every rate is measured under that contention.
 
 Ingest modes timed (all write samples with every overlay and the store rows):
 ``ingest_with_render`` (BEV images rendered inline), ``ingest_deferred_render`` (placeholder
-images, :mod:`fiftyone_plugin.bev_render`), ``ingest_without_render``; then ``render_pending``
+images, :mod:`fiftyone_plugin.engine.bev_render`), ``ingest_without_render``; then ``render_pending``
 of the deferred dataset through a process pool (``--render-workers``).
 
 Scene-array load: the store is filled with the generated scenes replicated under new ids up to
@@ -83,7 +83,7 @@ def main() -> None:
 
     import fiftyone as fo
 
-    from fiftyone_plugin import scenes
+    from fiftyone_plugin.engine import scenes
 
     fo.Dataset()  # start/connect mongod outside the timed region
     name = f"bench-ingest-{os.getpid()}"
@@ -140,7 +140,7 @@ def main() -> None:
 def _deferred(scenes, batch, name: str, workers: int) -> dict:
     """Ingest with placeholder images, then render them through a process pool."""
     from autoscale_core.executor import ProcessExecutor
-    from fiftyone_plugin import bev_render
+    from fiftyone_plugin.engine import bev_render
 
     t = time.perf_counter()
     dataset = scenes.create_scene_dataset(name, batch, overwrite=True, render_images="deferred")

@@ -68,7 +68,7 @@ def main() -> None:
         os.environ.setdefault("FIFTYONE_SHOW_PROGRESS_BARS", "false")
         import fiftyone as fo
 
-        from fiftyone_plugin.scenes import add_scenes, delete_scene_dataset
+        from fiftyone_plugin.engine.scenes import add_scenes, delete_scene_dataset
 
         name = f"bench-io-av2-{uuid.uuid4().hex[:8]}"
         fo.Dataset(name, persistent=True).delete()  # starts mongod outside the timed region

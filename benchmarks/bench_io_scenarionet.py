@@ -48,8 +48,8 @@ def _ingest(data: Path, scratch: Path) -> dict:
     os.environ.setdefault("FIFTYONE_SHOW_PROGRESS_BARS", "false")
     import fiftyone as fo
 
-    from fiftyone_plugin.operators_scenarionet import import_scenarionet_into
-    from fiftyone_plugin.scenes import delete_scene_dataset
+    from fiftyone_plugin.engine.scenarionet import import_scenarionet_into
+    from fiftyone_plugin.engine.scenes import delete_scene_dataset
 
     name = f"bench-io-sn-{uuid.uuid4().hex[:8]}"
     fo.Dataset(name, persistent=True).delete()  # starts mongod outside the timed region

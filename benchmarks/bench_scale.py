@@ -243,7 +243,7 @@ def run_writeback(n: int) -> dict:
     os.environ.setdefault("FIFTYONE_DATABASE_VALIDATION", "false")
     import fiftyone as fo
 
-    from fiftyone_plugin.safe_write import staged_write
+    from fiftyone_plugin.engine.safe_write import staged_write
 
     name = f"bench-scale-writeback-{os.getpid()}"
     dataset = fo.Dataset(name)

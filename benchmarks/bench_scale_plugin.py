@@ -61,9 +61,9 @@ def main(argv=None) -> int:
     if not os.environ.get("FIFTYONE_DATABASE_URI"):
         os.environ["FIFTYONE_DATABASE_DIR"] = os.path.join(home, "db")
     os.environ.setdefault("FIFTYONE_DATABASE_VALIDATION", "false")
-    from fiftyone_plugin import scenes
-    from fiftyone_plugin.operators_repr import cluster_scenes, compute_scene_embeddings, compute_value_scores
-    from fiftyone_plugin.operators_selection import select_active
+    from fiftyone_plugin.engine import scenes
+    from fiftyone_plugin.engine.representation import cluster_scenes, compute_scene_embeddings, compute_value_scores
+    from fiftyone_plugin.engine.selection import select_active
 
     steps: dict[str, dict] = {}
 

@@ -1,6 +1,6 @@
 """Selection protocol benchmark: every method vs a measured random curve on unseen world splits.
 
-Runs ``autoscale experiment selection`` (see :mod:`fiftyone_plugin.cli_experiment`) and writes
+Runs ``autoscale experiment selection`` (see :mod:`fiftyone_plugin.cli.experiment`) and writes
 ``benchmarks/results/selection_protocol.{json,md,png}``: per split and pooled, test EPDMS, paired
 differences and BRMR with bootstrap intervals, per-seed rows, MOSAIC's fits and the exact command.
 
@@ -20,7 +20,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from fiftyone_plugin.cli import CommandError  # noqa: E402
-from fiftyone_plugin.cli_experiment import add_protocol_arguments, run_from_args  # noqa: E402
+from fiftyone_plugin.cli.experiment import add_protocol_arguments, run_from_args  # noqa: E402
 
 RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 

@@ -32,7 +32,7 @@ def _cli_main(argv: list[str]) -> tuple:
 # ---------------------------------------------------------------------------------- interchange
 def _export(env) -> Path:
     from autoscale_core.io.interchange import export_scenes
-    from fiftyone_plugin import scenes
+    from fiftyone_plugin.engine import scenes
 
     return export_scenes(scenes.load_scenes(env.dataset.limit(3)), os.path.join(env.tmp, "tables"))
 

@@ -47,9 +47,9 @@ def served(fo, road_batch, plugin_link, tmp_path_factory):
     One server, not one per test: its start-up is the slowest step (minutes on a loaded 2-core
     machine). Yields ``(dataset, url, session, queue dir)``.
     """
-    from fiftyone_plugin import app as app_env
-    from fiftyone_plugin import scenes
-    from fiftyone_plugin.operators_planning import evaluate_planner_on_view
+    from fiftyone_plugin.engine import app as app_env
+    from fiftyone_plugin.engine import scenes
+    from fiftyone_plugin.engine.planning import evaluate_planner_on_view
 
     root = tmp_path_factory.mktemp("browser")
     with pytest.MonkeyPatch.context() as env:  # the server and the worker inherit these

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.usefixtures("plugin_link")
 @pytest.fixture
 def road_dataset(fo, dataset_name, autoscale_home, road_batch):
     """8 hand-built scenes (no images): 6 train, 2 val."""
-    from fiftyone_plugin import scenes
+    from fiftyone_plugin.engine import scenes
 
     ds = scenes.create_scene_dataset(dataset_name("forms"), road_batch, render_images=False)
     scenes.write_scene_fields(ds, {"split": ["train"] * 6 + ["val"] * 2},
@@ -30,7 +30,7 @@ def road_dataset(fo, dataset_name, autoscale_home, road_batch):
 
 # ------------------------------------------------------------------------------ create_demo_dataset
 def test_demo_form_rejects_taken_name_and_unknown_city(fo, dataset_name, autoscale_home):
-    from fiftyone_plugin.operators_demo import CreateDemoDataset
+    from fiftyone_plugin.operators.demo import CreateDemoDataset
 
     taken = fo.Dataset(dataset_name("taken"))
     params = {"name": taken.name, "num_scenes": 3, "cities": [], "seed": 0}
@@ -59,7 +59,7 @@ def test_demo_valid_run(fo, dataset_name, autoscale_home):
 
 # ------------------------------------------------------------------------------ import / export
 def test_import_av2_form_checks_the_folder(fo, dataset_name, autoscale_home, tmp_path):
-    from fiftyone_plugin.operators_io import ImportAV2
+    from fiftyone_plugin.operators.io import ImportAV2
 
     new = dataset_name("av2")
     params = {"dataset": new, "render": False, "stride_s": 2.0}
@@ -81,7 +81,7 @@ def test_import_av2_form_checks_the_folder(fo, dataset_name, autoscale_home, tmp
 
 
 def test_export_then_import_scenes_operators(fo, road_dataset, dataset_name, tmp_path):
-    from fiftyone_plugin.operators_io import ExportScenes
+    from fiftyone_plugin.operators.io import ExportScenes
 
     ds = road_dataset
     out = tmp_path / "exported"
@@ -116,7 +116,7 @@ def test_export_then_import_scenes_operators(fo, road_dataset, dataset_name, tmp
 
 # ------------------------------------------------------------------------------ synthetic scenes
 def test_synthetic_form_rejects_bad_range_and_empty_target(fo, road_dataset, monkeypatch):
-    from fiftyone_plugin.operators_synthetic import GenerateSyntheticScenes
+    from fiftyone_plugin.operators.synthetic import GenerateSyntheticScenes
 
     monkeypatch.delenv("AUTOSCALE_EXECUTOR", raising=False)
     ds = road_dataset
@@ -149,7 +149,7 @@ def test_synthetic_valid_run_on_selected_samples(fo, road_dataset):
 
 # ------------------------------------------------------------------------------ representation
 def test_repr_forms_need_embeddings_first(fo, road_dataset):
-    from fiftyone_plugin.operators_repr import ClusterScenes, ComputeValueScores
+    from fiftyone_plugin.operators.representation import ClusterScenes, ComputeValueScores
 
     ds = road_dataset
     hint = "no 'emb_handcrafted' yet: run compute_scene_embeddings with method 'handcrafted' first"
@@ -170,7 +170,7 @@ def test_repr_forms_need_embeddings_first(fo, road_dataset):
 
 
 def test_repr_valid_runs_and_range_checks(fo, road_dataset):
-    from fiftyone_plugin.operators_repr import ClusterScenes
+    from fiftyone_plugin.operators.representation import ClusterScenes
 
     ds = road_dataset
     result = _execute("compute_scene_embeddings", ds, {"method": "handcrafted", "mc_samples": 0, "viz_method": "pca"})

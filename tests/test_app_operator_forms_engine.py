@@ -19,7 +19,7 @@ pytestmark = pytest.mark.usefixtures("plugin_link")
 @pytest.fixture
 def road_dataset(fo, dataset_name, autoscale_home, road_batch):
     """8 hand-built scenes (no images): 6 train, 2 val; a numeric weight ``w`` with one negative value."""
-    from fiftyone_plugin import scenes
+    from fiftyone_plugin.engine import scenes
 
     ds = scenes.create_scene_dataset(dataset_name("engine-forms"), road_batch, render_images=False)
     ids = road_batch.meta["scene_id"].tolist()
@@ -35,7 +35,8 @@ def _error(props, name: str = "error") -> str:
 
 # ------------------------------------------------------------------------------ planning
 def test_train_planner_form_rejects_bad_inputs(road_dataset):
-    from fiftyone_plugin.operators_planning import TrainPlanner, planner_dir
+    from fiftyone_plugin.engine.planning import planner_dir
+    from fiftyone_plugin.operators.planning import TrainPlanner
 
     ds = road_dataset
     props = _form(TrainPlanner, ds, {})
@@ -55,7 +56,7 @@ def test_train_planner_form_rejects_bad_inputs(road_dataset):
 
 
 def test_evaluate_planner_form_and_baseline_run(road_dataset, monkeypatch):
-    from fiftyone_plugin.operators_planning import EvaluatePlanner
+    from fiftyone_plugin.operators.planning import EvaluatePlanner
 
     monkeypatch.delenv("AUTOSCALE_EXECUTOR", raising=False)
     ds = road_dataset
@@ -88,7 +89,7 @@ def test_evaluate_planner_form_and_baseline_run(road_dataset, monkeypatch):
 
 # ------------------------------------------------------------------------------ scaling laws / MOSAIC / mixture
 def test_fit_scaling_laws_form_rejects_bad_inputs(road_dataset):
-    from fiftyone_plugin.operators_selection import FitScalingLaws
+    from fiftyone_plugin.operators.selection import FitScalingLaws
 
     ds = road_dataset
     props = _form(FitScalingLaws, ds, {"budget": 2})
@@ -108,8 +109,8 @@ def test_fit_scaling_laws_form_rejects_bad_inputs(road_dataset):
 
 
 def test_allocate_and_optimize_forms_reject_bad_inputs(road_dataset):
-    from fiftyone_plugin import scenes
-    from fiftyone_plugin.operators_selection import AllocateBudget, OptimizeMixture
+    from fiftyone_plugin.engine import scenes
+    from fiftyone_plugin.operators.selection import AllocateBudget, OptimizeMixture
 
     ds = road_dataset
     props = _form(AllocateBudget, ds, {"budget": 2})
@@ -139,7 +140,7 @@ def test_allocate_and_optimize_forms_reject_bad_inputs(road_dataset):
 
 # ------------------------------------------------------------------------------ active selection
 def test_select_active_needs_value_scores_and_embeddings(road_dataset):
-    from fiftyone_plugin.operators_selection import SelectActive
+    from fiftyone_plugin.operators.selection import SelectActive
 
     ds = road_dataset
     props = _form(SelectActive, ds, {"budget": 3})
@@ -159,8 +160,8 @@ def test_select_active_needs_value_scores_and_embeddings(road_dataset):
 
 
 def test_select_active_valid_run_then_name_taken(road_dataset):
-    from fiftyone_plugin import scenes
-    from fiftyone_plugin.operators_selection import SelectActive
+    from fiftyone_plugin.engine import scenes
+    from fiftyone_plugin.operators.selection import SelectActive
 
     ds = road_dataset
     q = np.array([0.1, 0.9, 0.3, 0.8, 0.2, 0.7, 0.4, 0.6])
@@ -188,8 +189,8 @@ def test_select_active_valid_run_then_name_taken(road_dataset):
 
 
 def test_select_active_pool_defaults_to_train_and_held_out_scenes_need_an_explicit_choice(road_dataset):
-    from fiftyone_plugin import scenes
-    from fiftyone_plugin.operators_selection import SelectActive
+    from fiftyone_plugin.engine import scenes
+    from fiftyone_plugin.operators.selection import SelectActive
 
     ds = road_dataset  # 6 train, 2 val
     scenes.write_scene_fields(ds, {"value_q": np.arange(8, dtype=float)})  # the val scenes rank highest
@@ -216,8 +217,8 @@ def test_every_selection_operator_guards_held_out_scenes(road_dataset, op):
     split; a pool with val / test / hard scenes is warned about and refused without the tick."""
     from fiftyone import ViewField as F
 
-    from fiftyone_plugin import operators_selection as sel
-    from fiftyone_plugin import scenes
+    from fiftyone_plugin.engine import scenes
+    from fiftyone_plugin.operators import selection as sel
 
     ds = road_dataset
     ids = ds.values("scene_id")
@@ -243,8 +244,8 @@ def test_every_selection_operator_guards_held_out_scenes(road_dataset, op):
 
 
 def test_trained_planner_appears_in_evaluate_dropdown(road_dataset):
-    from fiftyone_plugin.operators_planning import EvaluatePlanner, TrainPlanner
-    from fiftyone_plugin.runs import record_run
+    from fiftyone_plugin.engine.runs import record_run
+    from fiftyone_plugin.operators.planning import EvaluatePlanner, TrainPlanner
 
     ds = road_dataset
     record_run(ds, "sel_taken", "selection_random", {}, {})  # a run of another kind owns this key

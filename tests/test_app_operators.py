@@ -1,6 +1,6 @@
 """The App-facing layer on real FiftyOne: the export operator through FiftyOne's operator execution
 API, the queue Python API and CLI, the shared form helpers, and the Data Engine panel's numbers
-and layout computed from real run records (written through fiftyone_plugin.runs)."""
+and layout computed from real run records (written through fiftyone_plugin.engine.runs)."""
 
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ pytestmark = pytest.mark.usefixtures("plugin_link")
 @pytest.fixture(scope="module")
 def scored_dataset(fo, small_world_batch, tmp_path_factory):
     """12 rendered scenes with value scores, a cluster field, an EPDMS field and a random selection."""
-    from fiftyone_plugin import scenes
-    from fiftyone_plugin.operators_selection import select_active
+    from fiftyone_plugin.engine import scenes
+    from fiftyone_plugin.engine.selection import select_active
 
     name = f"app-ops-{np.random.default_rng().integers(1e9)}"
     ds = scenes.create_scene_dataset(name, small_world_batch, media_dir=tmp_path_factory.mktemp("app-media"))
@@ -84,7 +84,7 @@ def test_export_operator_ranks_by_field_and_is_idempotent(scored_dataset, tmp_pa
 
 
 def test_export_operator_selected_samples_in_selection_order(scored_dataset, tmp_path):
-    from fiftyone_plugin.runs import get_run
+    from fiftyone_plugin.engine.runs import get_run
 
     ds = scored_dataset
     chosen = get_run(ds, "sel_rand5")["results"]["scene_ids"]
@@ -140,7 +140,7 @@ def test_export_operator_bad_input_writes_nothing(scored_dataset, tmp_path, para
 def test_export_form_offers_choices_and_inline_errors(scored_dataset):
     from fiftyone.operators.executor import ExecutionContext
 
-    from fiftyone_plugin.operators_export import ExportAnnotationQueue
+    from fiftyone_plugin.operators.export import ExportAnnotationQueue
 
     ds = scored_dataset
     op = ExportAnnotationQueue()
@@ -158,7 +158,7 @@ def test_export_form_offers_choices_and_inline_errors(scored_dataset):
 def test_export_view_queue_python_and_cli(scored_dataset, tmp_path, capsys):
     from autoscale_core.export import ExportError
     from fiftyone_plugin.cli import main
-    from fiftyone_plugin.queue import export_view_queue
+    from fiftyone_plugin.engine.queue import export_view_queue
 
     ds = scored_dataset
     view = ds.load_saved_view("rand5")
@@ -183,7 +183,7 @@ def test_export_view_queue_python_and_cli(scored_dataset, tmp_path, capsys):
 
 
 def test_annotate_without_backend_is_a_clear_error(scored_dataset):
-    from fiftyone_plugin.queue import QueueError, annotate_view_queue
+    from fiftyone_plugin.engine.queue import QueueError, annotate_view_queue
 
     ds = scored_dataset
     with pytest.raises(QueueError, match="backend 'cvat' is not configured"):
@@ -194,7 +194,7 @@ def test_annotate_without_backend_is_a_clear_error(scored_dataset):
 
 # ------------------------------------------------------------------------------ ui helpers
 def test_ui_field_choices_and_budget_messages(scored_dataset):
-    from fiftyone_plugin import ui
+    from fiftyone_plugin.operators import ui
 
     ds = scored_dataset
     assert ui.field_choices(ds, "numeric", "value_") == ["value_q", "value_r", "value_s", "value_u"]
@@ -212,13 +212,13 @@ def test_ui_field_choices_and_budget_messages(scored_dataset):
 # ------------------------------------------------------------------------------ Data Engine panel
 @pytest.fixture
 def engine_dataset(fo, dataset_name, small_world_batch, autoscale_home):
-    from fiftyone_plugin import scenes
+    from fiftyone_plugin.engine import scenes
 
     return scenes.create_scene_dataset(dataset_name("panel"), small_world_batch, render_images=False)
 
 
 def test_panel_summary_empty_dataset_says_what_to_run(engine_dataset):
-    from fiftyone_plugin.panel import build_layout, engine_summary
+    from fiftyone_plugin.panel.data_engine import build_layout, engine_summary
 
     summary = engine_summary(engine_dataset)
     assert summary["num_scenes"] == 12
@@ -233,8 +233,8 @@ def test_panel_summary_empty_dataset_says_what_to_run(engine_dataset):
 
 
 def test_panel_summary_from_fields_and_run_records(engine_dataset):
-    from fiftyone_plugin import scenes
-    from fiftyone_plugin.panel import build_layout, engine_summary, fitted_gain, panel_data
+    from fiftyone_plugin.engine import scenes
+    from fiftyone_plugin.panel.data_engine import build_layout, engine_summary, fitted_gain, panel_data
 
     ds = engine_dataset
     n = len(ds)

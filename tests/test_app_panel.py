@@ -12,15 +12,15 @@ import pytest
 
 @pytest.fixture
 def panel_dataset(fo, dataset_name, small_world_batch, autoscale_home):
-    from fiftyone_plugin import scenes
+    from fiftyone_plugin.engine import scenes
 
     return scenes.create_scene_dataset(dataset_name("panel2"), small_world_batch, render_images=False)
 
 
 def test_panel_summary_names_clusters_defaults_to_trained_planner_and_shows_coverage(panel_dataset):
-    from fiftyone_plugin import scenes
-    from fiftyone_plugin.panel import build_layout, engine_summary, panel_data
-    from fiftyone_plugin.runs import record_run
+    from fiftyone_plugin.engine import scenes
+    from fiftyone_plugin.engine.runs import record_run
+    from fiftyone_plugin.panel.data_engine import build_layout, engine_summary, panel_data
 
     ds = panel_dataset
     n = len(ds)
@@ -57,7 +57,7 @@ def test_panel_summary_names_clusters_defaults_to_trained_planner_and_shows_cove
 
     # Internal write records are hidden from the run list.
     assert all(r["method"] != "staged_write" for r in summary["runs"]) and any(
-        r["method"] == "staged_write" for r in __import__("fiftyone_plugin.runs", fromlist=["x"]).list_runs(ds))
+        r["method"] == "staged_write" for r in __import__("fiftyone_plugin.engine.runs", fromlist=["x"]).list_runs(ds))
 
     data = panel_data(summary)
     lines = [t for t in data["protocol_plot"] if t.get("fill") is None]

@@ -1,6 +1,6 @@
 """The App lists AutoScale's operators in pipeline order, and ``autoscale app`` starts quietly:
 fiftyone.yml, the plugin's registration and the operator browser's order agree with
-``fiftyone_plugin.pipeline.PIPELINE``; FiftyOne's repeated ``show_*`` warnings are filtered."""
+``fiftyone_plugin.operators.pipeline.PIPELINE``; FiftyOne's repeated ``show_*`` warnings are filtered."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 def test_manifest_and_operators_follow_the_pipeline():
     from fiftyone_plugin import operator_classes
-    from fiftyone_plugin.pipeline import PIPELINE_ORDER
+    from fiftyone_plugin.operators.pipeline import PIPELINE_ORDER
 
     manifest = yaml.safe_load((REPO_ROOT / "fiftyone.yml").read_text())
     assert tuple(manifest["operators"]) == PIPELINE_ORDER
@@ -35,7 +35,7 @@ def _operator_browser_order(operators) -> list[str]:
 def test_operator_browser_lists_autoscale_first_in_pipeline_order(fo):
     import fiftyone.operators as foo
 
-    from fiftyone_plugin.pipeline import PIPELINE_ORDER
+    from fiftyone_plugin.operators.pipeline import PIPELINE_ORDER
 
     order = _operator_browser_order(foo.list_operators())
     ours = [uri.split("/")[-1] for uri in order if uri.startswith("@autoscale/")]
@@ -48,7 +48,7 @@ def test_operator_browser_lists_autoscale_first_in_pipeline_order(fo):
 
 
 def test_removed_show_option_warnings_are_filtered_once_explained(fo, caplog):
-    from fiftyone_plugin import app as app_env
+    from fiftyone_plugin.engine import app as app_env
 
     config_logger = logging.getLogger("fiftyone.core.config")
     before = list(config_logger.filters)

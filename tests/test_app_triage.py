@@ -8,9 +8,9 @@ import numpy as np
 
 def test_evaluation_adds_trajectory_overlay_groups_descriptions_and_worst_views(fo, dataset_name, autoscale_home,
                                                                                  small_world_batch):
-    from fiftyone_plugin import scenes
-    from fiftyone_plugin.operators_planning import evaluate_planner_on_view
-    from fiftyone_plugin.triage import SUBSCORE_MEANINGS, trajectory_field
+    from fiftyone_plugin.engine import scenes
+    from fiftyone_plugin.engine.planning import evaluate_planner_on_view
+    from fiftyone_plugin.engine.triage import SUBSCORE_MEANINGS, trajectory_field
 
     ds = scenes.create_scene_dataset(dataset_name("triage"), small_world_batch, render_images=False)
     clusters = np.array([f"c{i % 3}" for i in range(len(ds))], dtype=object)

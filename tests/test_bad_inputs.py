@@ -42,8 +42,8 @@ class Case:
 @pytest.fixture(scope="module")
 def bad_env(fo, tmp_path_factory):
     from autoscale_core.world import generate_world
-    from fiftyone_plugin import scenes
-    from fiftyone_plugin.operators_repr import compute_scene_embeddings, compute_value_scores
+    from fiftyone_plugin.engine import scenes
+    from fiftyone_plugin.engine.representation import compute_scene_embeddings, compute_value_scores
 
     name = f"bad-inputs-{uuid.uuid4().hex[:8]}"
     home = tmp_path_factory.mktemp("bad-home")
@@ -92,7 +92,7 @@ def _ids(env):
 
 def _write(values_fn):
     def run(env):
-        from fiftyone_plugin import scenes
+        from fiftyone_plugin.engine import scenes
 
         scenes.write_scene_fields(env.dataset, values_fn(env))
 
@@ -101,7 +101,7 @@ def _write(values_fn):
 
 def _batch_with(mutate):
     def run(env):
-        from fiftyone_plugin import scenes
+        from fiftyone_plugin.engine import scenes
 
         batch = scenes.load_scenes(env.dataset.limit(2))
         batch.meta["scene_id"] = np.array([f"new-{i}" for i in range(len(batch))], dtype=object)
@@ -126,7 +126,7 @@ def _wrong_shape_agents(batch):
 def _score(traj_fn):
     def run(env):
         from autoscale_core.sim.scoring import score_trajectories
-        from fiftyone_plugin import scenes
+        from fiftyone_plugin.engine import scenes
 
         batch = scenes.load_scenes(env.dataset.limit(3))
         score_trajectories(batch, traj_fn(batch))
@@ -212,7 +212,7 @@ def _truncated_store(env):
     import shutil
 
     from autoscale_core.store import SceneStore
-    from fiftyone_plugin import scenes
+    from fiftyone_plugin.engine import scenes
 
     src = scenes.get_store(env.dataset).root
     dst = os.path.join(env.tmp, "store")
@@ -228,7 +228,7 @@ def _truncated_store(env):
 def _truncated_parquet(env):
     """Export 3 scenes as interchange tables, truncate one file, import with the CLI."""
     from autoscale_core.io.interchange import export_scenes
-    from fiftyone_plugin import scenes
+    from fiftyone_plugin.engine import scenes
 
     out = export_scenes(scenes.load_scenes(env.dataset.limit(3)), os.path.join(env.tmp, "tables"))
     files = sorted(p for p in os.listdir(out) if p.endswith(".parquet"))
@@ -266,14 +266,14 @@ def _with_user_file(action):
 def _empty_view_load(env):
     from fiftyone import ViewField as F
 
-    from fiftyone_plugin import scenes
+    from fiftyone_plugin.engine import scenes
 
     scenes.load_scenes(env.dataset.match(F("split") == "no-such-split"))
 
 
 def _staged(values_fn):
     def run(env):
-        from fiftyone_plugin.safe_write import staged_write
+        from fiftyone_plugin.engine.safe_write import staged_write
 
         staged_write(env.dataset, "bad_input", values_fn(env))
 
@@ -349,10 +349,10 @@ CASES = [
     Case("py-write-wrong-type-existing-field", "py",
          _write(lambda env: {"value_new_ok": np.ones(N), "value_q": ["high"] * N}), "value_q"),
     Case("py-write-unknown-scene-ids", "py",
-         lambda env: __import__("fiftyone_plugin.scenes", fromlist=["x"]).write_scene_fields(
+         lambda env: __import__("fiftyone_plugin.engine.scenes", fromlist=["x"]).write_scene_fields(
              env.dataset, {"value_bad": np.ones(2)}, scene_ids=["nope-1", "nope-2"]), "nope-1"),
     Case("py-staged-write-bad-run-key", "py",
-         lambda env: __import__("fiftyone_plugin.safe_write", fromlist=["x"]).staged_write(
+         lambda env: __import__("fiftyone_plugin.engine.safe_write", fromlist=["x"]).staged_write(
              env.dataset, "bad key!", {"value_bad": np.ones(N)}), "bad key!"),
     Case("py-staged-write-wrong-type", "py", _staged(lambda env: {"city": np.arange(N, dtype=float)}), "city"),
     Case("py-add-scenes-nan-trajectory", "py", _batch_with(_set_nan_ego), "ego"),
@@ -393,7 +393,7 @@ CASES += [Case(f"py-{id_}", "py", action, expect, also) for id_, action, expect,
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_bad_input(case: Case, bad_env, tmp_path, capsys):
-    from fiftyone_plugin import safe_write
+    from fiftyone_plugin.engine import safe_write
 
     env = Env(bad_env, bad_env.name, str(tmp_path))
     before = snapshot(bad_env)

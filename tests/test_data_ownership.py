@@ -15,7 +15,7 @@ from conftest import make_road_batch
 
 @pytest.fixture
 def scenes(fo, autoscale_home):
-    from fiftyone_plugin import scenes
+    from fiftyone_plugin.engine import scenes
 
     return scenes
 
@@ -30,7 +30,7 @@ def _files(dataset) -> dict[str, int]:
 
 
 def _intact(dataset, files: dict[str, int], num_scenes: int) -> None:
-    from fiftyone_plugin import scenes
+    from fiftyone_plugin.engine import scenes
 
     dataset.reload()
     assert {p: Path(p).stat().st_size for p in files if Path(p).is_file()} == files, "files lost"

@@ -151,7 +151,7 @@ def test_tiny_protocol_runs_end_to_end(tiny_split):
 
 
 def test_brain_scores_come_from_fiftyone_brain(fo):
-    from fiftyone_plugin.brain_scores import brain_scores
+    from fiftyone_plugin.engine.brain_scores import brain_scores
 
     rng = np.random.default_rng(0)
     pool, base = rng.normal(size=(60, 8)), rng.normal(size=(20, 8))
@@ -241,7 +241,7 @@ def test_cli_refuses_bad_input_before_writing_anything(tmp_path, capsys):
 
 def test_experiment_on_a_dataset_records_the_run_the_panel_plots(fo, dataset_name, autoscale_home, tmp_path):
     from fiftyone_plugin.cli import main
-    from fiftyone_plugin.panel_summary import engine_summary
+    from fiftyone_plugin.engine.summary import engine_summary
 
     name = dataset_name("protocol")
     assert main(["world", "--scenes", "200", "--dataset", name]) == 0

@@ -19,7 +19,7 @@ def _tree(root: Path) -> dict[str, bytes]:
 
 @pytest.fixture
 def small_dataset(fo, autoscale_home, dataset_name):
-    from fiftyone_plugin import scenes
+    from fiftyone_plugin.engine import scenes
 
     return scenes.create_scene_dataset(dataset_name("export"), make_road_batch(4))
 

@@ -1,4 +1,4 @@
-"""The private FiftyOne attributes that ``fiftyone_plugin.safe_write`` relies on still exist.
+"""The private FiftyOne attributes that ``fiftyone_plugin.engine.safe_write`` relies on still exist.
 
 A FiftyOne upgrade that renames one of them must fail here, by name, rather than inside a write.
 """

@@ -6,7 +6,7 @@ import pytest
 
 @pytest.fixture
 def runs(fo):
-    from fiftyone_plugin import runs
+    from fiftyone_plugin.engine import runs
 
     return runs
 
@@ -48,7 +48,7 @@ def test_bad_run_inputs(fo, runs, dataset_name):
 
 
 def test_results_may_use_any_key_name(fo, dataset_name):
-    from fiftyone_plugin import runs
+    from fiftyone_plugin.engine import runs
 
     ds = fo.Dataset(dataset_name("runs-keys"))
     runs.record_run(ds, "r1", "m", {"a": 1}, {"run_key": "x", "cls": 3, "score": 0.5})

@@ -11,7 +11,7 @@ from autoscale_core.scene import SceneValidationError
 
 @pytest.fixture
 def scenes(fo, autoscale_home):
-    from fiftyone_plugin import scenes
+    from fiftyone_plugin.engine import scenes
 
     return scenes
 

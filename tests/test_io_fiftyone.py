@@ -50,7 +50,7 @@ def test_bad_av2_input_writes_nothing(fo, dataset_name, autoscale_home, tmp_path
 
 
 def test_export_then_import_scenes_round_trip(fo, dataset_name, autoscale_home, tmp_path):
-    from fiftyone_plugin.scenes import load_scenes
+    from fiftyone_plugin.engine.scenes import load_scenes
 
     source, copy = dataset_name("src"), dataset_name("copy")
     assert _cli("import", "av2", LOG, "--dataset", source, "--stride", "1.0", "--no-render") == 0

@@ -81,7 +81,7 @@ def test_operator_form_run_and_registration(fo, dataset_name, autoscale_home, pl
     from operator_form_helpers import _execute, _form
 
     from fiftyone_plugin import operator_classes
-    from fiftyone_plugin.operators_scenarionet import ImportScenarioNet
+    from fiftyone_plugin.operators.scenarionet import ImportScenarioNet
 
     names = {cls().config.name for cls in operator_classes()}
     assert "import_scenarionet" in names
@@ -102,7 +102,7 @@ def test_operator_form_run_and_registration(fo, dataset_name, autoscale_home, pl
 
 
 def test_export_a_selection_and_import_it_back_identically(fo, dataset_name, autoscale_home, tmp_path, capsys):
-    from fiftyone_plugin.scenes import load_scenes
+    from fiftyone_plugin.engine.scenes import load_scenes
 
     source, copy = dataset_name("snsrc"), dataset_name("sncopy")
     assert _cli("import", "scenarionet", SMALL, "--dataset", source, "--stride", "2.0", "--no-render") == 0
@@ -130,11 +130,11 @@ def test_demo_steps_add_the_real_scenes_and_evaluate_on_them(fo, dataset_name, a
     from fiftyone import ViewField as F
 
     from autoscale_core.world import generate_world
-    from fiftyone_plugin import scenes
     from fiftyone_plugin.cli import DEMO_STEPS
-    from fiftyone_plugin.cli_scenarionet import demo_eval_step, demo_import_step
+    from fiftyone_plugin.cli.scenarionet import demo_eval_step, demo_import_step
+    from fiftyone_plugin.engine import scenes
 
-    assert DEMO_STEPS[0] == "fiftyone_plugin.cli_scenarionet:demo_import_step"
+    assert DEMO_STEPS[0] == "fiftyone_plugin.cli.scenarionet:demo_import_step"
     dataset = scenes.create_scene_dataset(dataset_name("demoreal"), generate_world(12, seed=0), render_images=False)
     args = SimpleNamespace(seed=0)
     result = demo_import_step(dataset, args)
@@ -154,7 +154,7 @@ def test_demo_steps_add_the_real_scenes_and_evaluate_on_them(fo, dataset_name, a
 def test_large_folders_default_to_a_delegated_run(tmp_path):
     from fiftyone.operators.executor import ExecutionContext
 
-    from fiftyone_plugin.operators_scenarionet import DELEGATE_FROM_FILES, ImportScenarioNet
+    from fiftyone_plugin.operators.scenarionet import DELEGATE_FROM_FILES, ImportScenarioNet
 
     folder = tmp_path / "many"
     folder.mkdir()
@@ -169,7 +169,7 @@ def test_large_folders_default_to_a_delegated_run(tmp_path):
 def test_export_operator_writes_the_target_and_refuses_a_full_folder(fo, dataset_name, autoscale_home, tmp_path, plugin_link):
     from operator_form_helpers import _execute, _rejects
 
-    from fiftyone_plugin.scenes import delete_scene_dataset
+    from fiftyone_plugin.engine.scenes import delete_scene_dataset
 
     name = dataset_name("snexp")
     assert _cli("import", "scenarionet", SMALL, "--dataset", name, "--stride", "4.0", "--no-render") == 0

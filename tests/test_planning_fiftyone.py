@@ -8,14 +8,14 @@ import pytest
 
 @pytest.fixture
 def planning_dataset(fo, dataset_name, autoscale_home, small_world_batch):
-    from fiftyone_plugin import scenes
+    from fiftyone_plugin.engine import scenes
 
     return scenes.create_scene_dataset(dataset_name("plan"), small_world_batch, render_images=False)
 
 
 def test_train_and_evaluate_on_view_write_fields_and_runs(planning_dataset):
-    from fiftyone_plugin.operators_planning import evaluate_planner_on_view, train_planner_on_view
-    from fiftyone_plugin.runs import get_run
+    from fiftyone_plugin.engine.planning import evaluate_planner_on_view, train_planner_on_view
+    from fiftyone_plugin.engine.runs import get_run
 
     ds = planning_dataset
     ds.set_values("w", [1.0] * (len(ds) - 2) + [0.0, 0.0])
@@ -39,7 +39,7 @@ def test_train_and_evaluate_on_view_write_fields_and_runs(planning_dataset):
 
 
 def test_bad_planning_inputs_write_nothing(planning_dataset):
-    from fiftyone_plugin.operators_planning import evaluate_planner_on_view, train_planner_on_view
+    from fiftyone_plugin.engine.planning import evaluate_planner_on_view, train_planner_on_view
 
     ds = planning_dataset
     ds.set_values("bad_w", [0.0] * len(ds))
@@ -57,7 +57,7 @@ def test_bad_planning_inputs_write_nothing(planning_dataset):
 def test_cli_train_and_evaluate(planning_dataset, capsys):
     from fiftyone_plugin.cli import COMMAND_MODULES, main
 
-    assert "fiftyone_plugin.cli_planning" in COMMAND_MODULES
+    assert "fiftyone_plugin.cli.planning" in COMMAND_MODULES
     name = planning_dataset.name
     assert main(["train", "--dataset", name, "--steps", "10", "--key", "cli_reg"]) in (0, None)
     assert main(["evaluate", "--dataset", name, "--planner", "cli_reg"]) in (0, None)

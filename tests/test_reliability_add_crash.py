@@ -1,6 +1,6 @@
 """``kill -9`` during import, synthesize, train and evaluate (issue #21).
 
-Adding scenes is one transaction from the user's point of view (``fiftyone_plugin.scene_adds``):
+Adding scenes is one transaction from the user's point of view (``fiftyone_plugin.engine.scene_adds``):
 killed between the samples and their overlays (``AUTOSCALE_TEST_PAUSE_IN_ADD``), the dataset is
 readable (``autoscale info``), the rerun completes it, and afterwards there is no sample without
 overlays, no duplicate store row, no orphan image, and a ``failed`` run records the kill.
@@ -29,7 +29,7 @@ def _cli_code(*argv: str) -> str:
 
 def assert_consistent(dataset, *, rendered: bool = True) -> None:
     """No incomplete sample, every sample's scene in the store once, no orphan image, no marker."""
-    from fiftyone_plugin import scene_adds, scenes
+    from fiftyone_plugin.engine import scene_adds, scenes
 
     dataset.reload()
     assert scene_adds.ADDING_INFO_KEY not in dataset.info
@@ -47,7 +47,7 @@ def assert_consistent(dataset, *, rendered: bool = True) -> None:
 
 
 def _failed_adds(dataset) -> list[dict]:
-    from fiftyone_plugin import runs
+    from fiftyone_plugin.engine import runs
 
     return [r for r in runs.list_runs(dataset, method="add_scenes") if r["status"] == "failed"]
 
@@ -77,7 +77,7 @@ def test_kill9_during_interchange_import_then_rerun(fo, autoscale_home, dataset_
 
 @pytest.mark.skipif(not AV2_FORECASTING.is_dir(), reason=f"AV2 sample data not found at {AV2_FORECASTING}")
 def test_kill9_during_av2_import_into_existing_dataset(fo, autoscale_home, dataset_name):
-    from fiftyone_plugin import scenes
+    from fiftyone_plugin.engine import scenes
 
     name = dataset_name("av2")
     scenes.create_scene_dataset(name, make_road_batch(3, prefix="pre"))
@@ -95,7 +95,7 @@ def test_kill9_during_av2_import_into_existing_dataset(fo, autoscale_home, datas
 
 
 def test_kill9_during_synthesize_then_rerun(fo, autoscale_home, dataset_name):
-    from fiftyone_plugin import scenes
+    from fiftyone_plugin.engine import scenes
 
     name = dataset_name("syn")
     dataset = scenes.create_scene_dataset(name, make_road_batch(6, prefix="par"))
@@ -112,7 +112,7 @@ def test_kill9_during_synthesize_then_rerun(fo, autoscale_home, dataset_name):
 
 
 def test_kill9_during_train_and_evaluate_leave_dataset_unchanged(fo, autoscale_home, dataset_name):
-    from fiftyone_plugin import scenes
+    from fiftyone_plugin.engine import scenes
 
     name = dataset_name("plan")
     dataset = scenes.create_scene_dataset(name, make_road_batch(12, prefix="pl"), render_images=False)

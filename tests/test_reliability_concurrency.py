@@ -43,8 +43,8 @@ for i, argv in enumerate({steps!r}):
 @pytest.fixture
 def embedded_dataset(fo, dataset_name, autoscale_home):
     from autoscale_core.world import generate_world
-    from fiftyone_plugin import scenes
-    from fiftyone_plugin.operators_repr import compute_scene_embeddings
+    from fiftyone_plugin.engine import scenes
+    from fiftyone_plugin.engine.representation import compute_scene_embeddings
 
     dataset = scenes.create_scene_dataset(dataset_name("conc"), generate_world(30, seed=5), render_images=False)
     compute_scene_embeddings(dataset, "handcrafted", mc_samples=0, brain=False)
@@ -57,7 +57,7 @@ def _select(name: str, dataset: str, seed: int) -> list[str]:
 
 
 def test_two_processes_on_one_dataset(embedded_dataset, tmp_path):
-    from fiftyone_plugin import runs
+    from fiftyone_plugin.engine import runs
 
     dataset = embedded_dataset
     name = dataset.name
@@ -97,6 +97,6 @@ def test_two_processes_on_one_dataset(embedded_dataset, tmp_path):
         assert set(dataset.load_saved_view(sel).values("id")) == tagged, sel
         assert sorted(runs.get_run(dataset, f"sel_{sel}")["results"]["scene_ids"]) == \
             sorted(dataset.match_tags(f"sel:{sel}").values("scene_id")), sel
-    from fiftyone_plugin import safe_write
+    from fiftyone_plugin.engine import safe_write
 
     assert safe_write.staging_collections() == []

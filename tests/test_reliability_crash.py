@@ -1,7 +1,7 @@
 """Crash safety: a write killed with SIGKILL leaves the dataset as before or, after recovery,
 fully written — never half a field; the rerun succeeds and the run record shows the failure.
 
-The windows are made deterministic with the test hooks of :mod:`fiftyone_plugin.safe_write`
+The windows are made deterministic with the test hooks of :mod:`fiftyone_plugin.engine.safe_write`
 (``AUTOSCALE_TEST_PAUSE_BEFORE_PUBLISH`` / ``AUTOSCALE_TEST_PAUSE_IN_PUBLISH``): the writer
 announces the window on stderr and sleeps; the test kills it there.
 """
@@ -19,8 +19,8 @@ VALUE_FIELDS = ("value_s", "value_r", "value_u", "value_q")
 def embedded_dataset(fo, dataset_name, autoscale_home):
     """30 world scenes (no images) with hand-crafted embeddings, ready for value scores."""
     from autoscale_core.world import generate_world
-    from fiftyone_plugin import scenes
-    from fiftyone_plugin.operators_repr import compute_scene_embeddings
+    from fiftyone_plugin.engine import scenes
+    from fiftyone_plugin.engine.representation import compute_scene_embeddings
 
     dataset = scenes.create_scene_dataset(dataset_name("crash"), generate_world(30, seed=3), render_images=False)
     compute_scene_embeddings(dataset, "handcrafted", mc_samples=0, brain=False)
@@ -28,14 +28,14 @@ def embedded_dataset(fo, dataset_name, autoscale_home):
 
 
 def _write_runs(dataset):
-    from fiftyone_plugin import runs
+    from fiftyone_plugin.engine import runs
 
     return runs.list_runs(dataset, method="staged_write")
 
 
 def test_cli_step_killed_before_publish_leaves_dataset_unchanged(embedded_dataset):
-    from fiftyone_plugin import safe_write
-    from fiftyone_plugin.operators_repr import compute_value_scores
+    from fiftyone_plugin.engine import safe_write
+    from fiftyone_plugin.engine.representation import compute_value_scores
 
     dataset = embedded_dataset
     before = snapshot(dataset)
@@ -66,7 +66,7 @@ def test_cli_step_killed_before_publish_leaves_dataset_unchanged(embedded_datase
 
 
 def test_killed_inside_publish_is_rolled_forward(embedded_dataset):
-    from fiftyone_plugin import safe_write
+    from fiftyone_plugin.engine import safe_write
 
     dataset = embedded_dataset
     ids = dataset.values("scene_id")
@@ -74,7 +74,7 @@ def test_killed_inside_publish_is_rolled_forward(embedded_dataset):
     before = snapshot(dataset)
     code = (
         "import numpy as np, fiftyone as fo\n"
-        "from fiftyone_plugin.safe_write import staged_write\n"
+        "from fiftyone_plugin.engine.safe_write import staged_write\n"
         f"ds = fo.load_dataset({dataset.name!r})\n"
         "ids = ds.values('scene_id')\n"
         "staged_write(ds, 'crash_fwd', {'crash_a': np.arange(len(ids)) * 0.5, "
@@ -101,7 +101,7 @@ def test_killed_inside_publish_is_rolled_forward(embedded_dataset):
 def test_failed_write_is_rolled_back_in_process(embedded_dataset):
     """A Python-level failure after staging (here: a value of the wrong type for an existing
     field) is an error naming the field, and nothing is written."""
-    from fiftyone_plugin import safe_write
+    from fiftyone_plugin.engine import safe_write
 
     dataset = embedded_dataset
     ids = dataset.values("scene_id")

@@ -39,8 +39,8 @@ def _files(folder: Path) -> dict[str, int]:
 
 def test_full_disk_during_import_leaves_dataset_and_files_unchanged(fo, small_disk, dataset_name, tmp_path, capsys):
     from autoscale_core.io import export_scenes
-    from fiftyone_plugin import runs, scenes
     from fiftyone_plugin.cli import main
+    from fiftyone_plugin.engine import runs, scenes
 
     dataset = scenes.create_scene_dataset(dataset_name("disk"), make_road_batch(2, prefix="small"))
     before, files = snapshot(dataset), _files(small_disk)
@@ -65,8 +65,8 @@ def test_full_disk_during_import_leaves_dataset_and_files_unchanged(fo, small_di
 
 
 def test_full_disk_during_embed_writes_nothing(fo, small_disk, dataset_name):
-    from fiftyone_plugin import scenes
-    from fiftyone_plugin.operators_repr import compute_scene_embeddings, repr_dir
+    from fiftyone_plugin.engine import scenes
+    from fiftyone_plugin.engine.representation import compute_scene_embeddings, repr_dir
 
     dataset = scenes.create_scene_dataset(dataset_name("disk-emb"), make_road_batch(4, prefix="e"))
     # Fill the disk, leaving a few KB.

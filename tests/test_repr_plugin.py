@@ -10,7 +10,7 @@ from conftest import make_road_batch
 
 @pytest.fixture
 def repr_dataset(fo, dataset_name, autoscale_home):
-    from fiftyone_plugin import scenes
+    from fiftyone_plugin.engine import scenes
 
     try:
         from autoscale_core.world import generate_world
@@ -27,8 +27,8 @@ def repr_dataset(fo, dataset_name, autoscale_home):
 
 def test_embed_cluster_value_end_to_end(fo, repr_dataset):
     from autoscale_core.representation import KnnIndex
-    from fiftyone_plugin.operators_repr import cluster_scenes, compute_scene_embeddings, compute_value_scores
-    from fiftyone_plugin.runs import get_run
+    from fiftyone_plugin.engine.representation import cluster_scenes, compute_scene_embeddings, compute_value_scores
+    from fiftyone_plugin.engine.runs import get_run
 
     ds = repr_dataset
     out = compute_scene_embeddings(ds, "graph_rae", steps=4, mc_samples=3, viz_method="pca")
@@ -61,7 +61,7 @@ def test_embed_cluster_value_end_to_end(fo, repr_dataset):
 
 
 def test_bad_input_is_clear_and_writes_nothing(fo, repr_dataset):
-    from fiftyone_plugin.operators_repr import cluster_scenes, compute_scene_embeddings, compute_value_scores
+    from fiftyone_plugin.engine.representation import cluster_scenes, compute_scene_embeddings, compute_value_scores
 
     ds = repr_dataset
     with pytest.raises(ValueError, match="run compute_scene_embeddings"):
@@ -81,7 +81,7 @@ def test_bad_input_is_clear_and_writes_nothing(fo, repr_dataset):
 
 
 def test_error_pattern_embeddings_with_a_trained_planner(fo, repr_dataset):
-    from fiftyone_plugin.operators_repr import compute_scene_embeddings, compute_value_scores
+    from fiftyone_plugin.engine.representation import compute_scene_embeddings, compute_value_scores
 
     ds = repr_dataset
     out = compute_scene_embeddings(ds, "error_pattern", steps=5, mc_samples=3, planner_steps=5, brain=False)
@@ -123,8 +123,8 @@ def test_operators_and_cli(fo, repr_dataset, capsys, plugin_link):
 
 def test_tsne_map_of_low_dimensional_embeddings(fo, dataset_name, autoscale_home):
     """t-SNE is chosen for 50..3000 scenes; 35-d hand-crafted features must not hit its 50-d PCA."""
-    from fiftyone_plugin import scenes
-    from fiftyone_plugin.operators_repr import compute_scene_embeddings
+    from fiftyone_plugin.engine import scenes
+    from fiftyone_plugin.engine.representation import compute_scene_embeddings
 
     ds = scenes.create_scene_dataset(dataset_name("tsne"), make_road_batch(60, prefix="tsne"), render_images=False)
     result = compute_scene_embeddings(ds, "handcrafted")

@@ -123,9 +123,9 @@ def test_streamed_graph_rae_embedding_matches_in_memory(world_scenes):
 
 
 def test_large_view_is_embedded_chunk_by_chunk_in_fiftyone(fo, dataset_name, autoscale_home, world_scenes):
-    from fiftyone_plugin import scenes
-    from fiftyone_plugin.operators_repr import compute_scene_embeddings
-    from fiftyone_plugin.runs import get_run
+    from fiftyone_plugin.engine import scenes
+    from fiftyone_plugin.engine.representation import compute_scene_embeddings
+    from fiftyone_plugin.engine.runs import get_run
 
     ds = scenes.create_scene_dataset(dataset_name("stream"), world_scenes, render_images=False)
     try:

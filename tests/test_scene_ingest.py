@@ -17,7 +17,7 @@ from test_reliability_add_crash import (
 
 
 def test_bulk_documents_read_back_like_add_samples(fo, autoscale_home, dataset_name):
-    from fiftyone_plugin import scenes
+    from fiftyone_plugin.engine import scenes
 
     batch = make_road_batch(6)
     ds = scenes.create_scene_dataset(dataset_name("docs"), batch)
@@ -38,7 +38,7 @@ def test_bulk_documents_read_back_like_add_samples(fo, autoscale_home, dataset_n
 
 
 def test_deferred_render_links_placeholders_then_renders(fo, autoscale_home, dataset_name):
-    from fiftyone_plugin import bev_render, scene_adds, scenes
+    from fiftyone_plugin.engine import bev_render, scene_adds, scenes
 
     batch = make_road_batch(5, prefix="dfr")
     ds = scenes.create_scene_dataset(dataset_name("dfr"), batch, render_images="deferred")
@@ -58,8 +58,8 @@ def test_deferred_render_links_placeholders_then_renders(fo, autoscale_home, dat
 
 def test_kill9_during_world_ingest_then_resume(fo, autoscale_home, dataset_name):
     from autoscale_core.world import generate_world
-    from fiftyone_plugin import scenes
     from fiftyone_plugin.cli import main
+    from fiftyone_plugin.engine import scenes
 
     name = dataset_name("wres")
     world = {"num_scenes": 30, "seed": 3, "cities": None}

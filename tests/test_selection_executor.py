@@ -102,6 +102,25 @@ def test_get_executor_names_and_env(monkeypatch):
         SerialExecutor(retries=-1)
 
 
+def test_one_default_for_an_unnamed_executor(monkeypatch):
+    """get_executor(None), executor_from_choice(None) and the forms all read default_executor():
+    AUTOSCALE_EXECUTOR, else DEFAULT_EXECUTOR; in-process only where the caller asks for it."""
+    from autoscale_core.executor import DEFAULT_EXECUTOR, default_executor, executor_from_choice
+
+    monkeypatch.delenv("AUTOSCALE_EXECUTOR", raising=False)
+    assert DEFAULT_EXECUTOR == "process" and default_executor() == "process"
+    assert isinstance(get_executor(None), ProcessExecutor)
+    assert executor_from_choice(None) == executor_from_choice("") == "process"
+    assert executor_from_choice(None, in_process_by_default=True) is None  # None = in this process
+    assert default_executor(in_process_by_default=True) == "serial"
+    monkeypatch.setenv("AUTOSCALE_EXECUTOR", "process:3")
+    assert default_executor() == default_executor(in_process_by_default=True) == "process:3"
+    assert executor_from_choice(None) == executor_from_choice(None, in_process_by_default=True) == "process:3"
+    assert get_executor(None).max_workers == 3
+    monkeypatch.setenv("AUTOSCALE_EXECUTOR", "serial")
+    assert executor_from_choice(None) is None and isinstance(get_executor(None), SerialExecutor)
+
+
 def test_ray_executor_matches_serial(tmp_path):
     ray = pytest.importorskip("ray")
     from autoscale_core.selection import RayExecutor

@@ -9,7 +9,7 @@ import pytest
 @pytest.fixture(scope="module")
 def world_dataset(fo, tmp_path_factory):
     from autoscale_core.world import generate_world
-    from fiftyone_plugin import scenes
+    from fiftyone_plugin.engine import scenes
 
     name = f"sel-{np.random.default_rng().integers(1e9)}"
     batch = generate_world(70, seed=3)
@@ -24,8 +24,8 @@ def _tagged(dataset, name):
 
 
 def test_active_random_stores_tag_view_and_run(world_dataset):
-    from fiftyone_plugin.operators_selection import SelectionError, delete_selection, select_active
-    from fiftyone_plugin.runs import get_run
+    from fiftyone_plugin.engine.runs import get_run
+    from fiftyone_plugin.engine.selection import SelectionError, delete_selection, select_active
 
     ds = world_dataset
     summary = select_active(ds, "rand-b10", 10, method="random", seed=1)
@@ -53,7 +53,7 @@ def test_active_random_stores_tag_view_and_run(world_dataset):
     ({"name": "ok", "budget": 3, "method": "coreset", "embedding_field": "nope"}, "does not exist"),
 ])
 def test_active_bad_input_writes_nothing(world_dataset, kwargs, match):
-    from fiftyone_plugin.operators_selection import SelectionError, select_active
+    from fiftyone_plugin.engine.selection import SelectionError, select_active
 
     ds = world_dataset
     before = (ds.count_sample_tags(), ds.list_saved_views(), ds.list_runs())
@@ -63,8 +63,8 @@ def test_active_bad_input_writes_nothing(world_dataset, kwargs, match):
 
 
 def test_value_topm_from_fields_and_coreset_from_planner(world_dataset):
-    from fiftyone_plugin import scenes
-    from fiftyone_plugin.operators_selection import select_active
+    from fiftyone_plugin.engine import scenes
+    from fiftyone_plugin.engine.selection import select_active
 
     ds = world_dataset
     ids = ds.values("scene_id")
@@ -81,13 +81,8 @@ def test_value_topm_from_fields_and_coreset_from_planner(world_dataset):
 
 
 def test_mosaic_fit_then_allocate_and_autoscale(world_dataset):
-    from fiftyone_plugin.operators_selection import (
-        SelectionError,
-        allocate_budget,
-        fit_scaling_laws,
-        optimize_mixture,
-    )
-    from fiftyone_plugin.runs import get_run
+    from fiftyone_plugin.engine.runs import get_run
+    from fiftyone_plugin.engine.selection import SelectionError, allocate_budget, fit_scaling_laws, optimize_mixture
 
     ds = world_dataset
     fit = fit_scaling_laws(ds, "topo", 12, pilot_fractions="0.5,1.5", steps=3, executor="serial", val_limit=8)
@@ -113,8 +108,8 @@ def test_autoscale_embedding_field_and_bad_input(world_dataset):
     bad input fails before any training and writes nothing."""
     from fiftyone import ViewField as F
 
-    from fiftyone_plugin.operators_selection import SelectionError, optimize_mixture
-    from fiftyone_plugin.runs import get_run
+    from fiftyone_plugin.engine.runs import get_run
+    from fiftyone_plugin.engine.selection import SelectionError, optimize_mixture
 
     ds = world_dataset
     rng = np.random.default_rng(0)
@@ -153,8 +148,8 @@ def test_cli_select(world_dataset, capsys):
 
 
 def test_failed_write_is_rolled_back_and_recorded(world_dataset):
-    from fiftyone_plugin.operators_selection import select_active
-    from fiftyone_plugin.runs import get_run
+    from fiftyone_plugin.engine.runs import get_run
+    from fiftyone_plugin.engine.selection import select_active
 
     ds = world_dataset
     ds.save_view("slug-x", ds.limit(2))  # a user's view whose URL slug equals that of "slug_x"

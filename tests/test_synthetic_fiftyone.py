@@ -10,14 +10,14 @@ OPERATOR_URI = "@autoscale/autoscale/generate_synthetic_scenes"
 
 @pytest.fixture
 def real_dataset(fo, dataset_name, autoscale_home, road_batch):
-    from fiftyone_plugin import scenes
+    from fiftyone_plugin.engine import scenes
 
     return scenes.create_scene_dataset(dataset_name("syn"), road_batch.subset(np.arange(6)))
 
 
 def test_generate_writes_linked_synthetic_samples(fo, real_dataset):
-    from fiftyone_plugin.operators_synthetic import generate_synthetic_samples
-    from fiftyone_plugin.runs import get_run
+    from fiftyone_plugin.engine.runs import get_run
+    from fiftyone_plugin.engine.synthetic import generate_synthetic_samples
 
     F = fo.ViewField
     ds = real_dataset
@@ -35,7 +35,7 @@ def test_generate_writes_linked_synthetic_samples(fo, real_dataset):
     first = syn.first()
     assert Path(first.filepath).is_file() and len(first.agents.polylines) > 0
     # The arrays round-trip through the store and still validate.
-    from fiftyone_plugin.scenes import load_scenes
+    from fiftyone_plugin.engine.scenes import load_scenes
 
     load_scenes(syn).validate()
     run = get_run(ds, "synthetic_3")
@@ -52,7 +52,7 @@ def test_generate_writes_linked_synthetic_samples(fo, real_dataset):
 
 
 def test_bad_inputs_write_nothing(fo, real_dataset):
-    from fiftyone_plugin.operators_synthetic import generate_synthetic_samples
+    from fiftyone_plugin.engine.synthetic import generate_synthetic_samples
 
     F = fo.ViewField
     ds = real_dataset
@@ -81,7 +81,7 @@ def test_bad_inputs_write_nothing(fo, real_dataset):
 
 
 def test_hard_split_samples(fo, real_dataset):
-    from fiftyone_plugin.operators_synthetic import build_hard_split_samples
+    from fiftyone_plugin.engine.synthetic import build_hard_split_samples
 
     F = fo.ViewField
     ds = real_dataset

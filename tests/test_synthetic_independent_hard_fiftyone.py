@@ -7,7 +7,7 @@ import pytest
 @pytest.fixture
 def world_dataset(fo, dataset_name, autoscale_home):
     from autoscale_core.world import generate_world
-    from fiftyone_plugin import scenes
+    from fiftyone_plugin.engine import scenes
 
     batch = generate_world(16, seed=0)
     return scenes.create_scene_dataset(dataset_name("hard"), batch, render_images=False)
@@ -15,7 +15,7 @@ def world_dataset(fo, dataset_name, autoscale_home):
 
 def test_cli_hard_split_sources_are_independent_of_training(fo, world_dataset, capsys):
     from fiftyone_plugin.cli import main
-    from fiftyone_plugin.runs import get_run
+    from fiftyone_plugin.engine.runs import get_run
 
     F = fo.ViewField
     ds = world_dataset

@@ -42,7 +42,8 @@ from typing import Iterator
 import numpy as np
 
 from ..scene import CYCLIST, OTHER, PEDESTRIAN, STATIC, VEHICLE, SceneBatch, SceneValidationError
-from .av2 import SOURCE_DT, ImportReport, _ego_dynamics, _Log, _slice_log
+from .driving_log import SOURCE_DT, ImportReport, _ego_dynamics, _Log
+from .log_slicing import _slice_log
 from .scenarionet_common import ScenarioNetImportError, resample_tracks
 from .scenarionet_export import embedded_scene
 from .scenarionet_map import build_map

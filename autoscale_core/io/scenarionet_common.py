@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..scene import wrap_angle
-from .av2 import SOURCE_DT
+from .driving_log import SOURCE_DT
 
 
 class ScenarioNetImportError(ValueError):

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..render import safe_file_stem
 from ..scene import AGENT_TYPES, ARRAY_SPECS, TL_GREEN, TL_RED, TL_UNKNOWN, TL_YELLOW, SceneBatch
-from .av2 import SOURCE_DT
+from .driving_log import SOURCE_DT
 from .scenarionet_common import ScenarioNetImportError, resample_tracks
 
 EMBED_KEY, EMBED_FORMAT = "autoscale", 1

@@ -12,7 +12,7 @@ import shapely
 from scipy.spatial import cKDTree
 
 from ..scene import TL_GREEN, TL_NONE, TL_RED, TL_UNKNOWN, TL_YELLOW, wrap_angle
-from .av2 import DEFAULT_SPEED_LIMIT, LANE_POINTS, SOURCE_DT, _Map
+from .driving_log import DEFAULT_SPEED_LIMIT, LANE_POINTS, SOURCE_DT, _Map
 from .scenarionet_common import ScenarioNetImportError
 
 LANE_PIECE_M = 20.0

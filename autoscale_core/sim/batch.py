@@ -13,13 +13,12 @@ for scene(s) '…'``); no chunk is ever left out of the result.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, fields, is_dataclass
 from typing import Any, Callable
 
 import numpy as np
 
-from ..executor import EXECUTOR_ENV, Executor, SceneChunk, resolve_executor
+from ..executor import Executor, SceneChunk, default_executor, resolve_executor
 from ..scene import SceneBatch
 from .scoring import ScoreResult, score_trajectories
 
@@ -79,7 +78,8 @@ def score_trajectories_parallel(
         batch: S scenes.
         trajectories: (S, C, F, 3) plans (see ``score_trajectories``).
         executor: ``"serial"``, ``"process[:N]"``, ``"ray[:address]"`` or an Executor; ``None``
-            reads ``AUTOSCALE_EXECUTOR`` (default ``process``). With a single chunk the scoring
+            is :func:`~autoscale_core.executor.default_executor` (``AUTOSCALE_EXECUTOR``, else
+            ``process``). With a single chunk the scoring
             runs in this process (no pool, no Ray start). A name's executor is closed after use;
             an Executor instance is left open (reuse it across calls, e.g. one Ray session).
         scenes_per_task: scenes per task (bounds each task's memory; more tasks balance better).
@@ -107,7 +107,7 @@ def score_trajectories_parallel(
             raise ValueError(f"{name} has shape {shape}: its first dimension must be the {S} scenes of the batch")
     task = ScoreTask(tuple(sorted(score_kwargs.items())), scorer)
     starts = range(0, max(S, 1), int(scenes_per_task))
-    spec = executor if executor is not None else os.environ.get(EXECUTOR_ENV, "process")
+    spec = executor if executor is not None else default_executor()
     pool, close = resolve_executor(spec, len(starts))
     try:
         chunks = [

@@ -3,7 +3,7 @@
 
 def record_engine_runs(ds) -> None:
     """Run records in the formats the selection operators write (fit_scaling_laws, optimize_mixture)."""
-    from fiftyone_plugin.runs import record_run
+    from fiftyone_plugin.engine.runs import record_run
 
     record_run(ds, "scaling_pilot", "mosaic_scaling_laws", {"budget": 6},
                {"base_score": 0.61, "domain_field": "topology", "pool_size": 12,
