@@ -13,8 +13,8 @@ from ..scene import STATIC, SceneBatch
 from .config import ScorerConfig
 from .lanes import LaneIndex, in_multiple_lanes
 
-
-_WINDOW = 8  # steps per broad-phase window (41 steps → 6 windows)
+_WINDOW = 8  # steps per broad-phase window for sparse candidate sets (41 steps → 6 windows)
+_WINDOW_DENSE = 4  # ... and for dense ones (>= 8 per scene), whose trajectories crowd the same agents
 
 
 def _window_boxes(x, y, heading, speed, tau_max: float, starts: np.ndarray, valid=None, block: int = 1 << 16):
@@ -67,7 +67,7 @@ def _near_entries(st, agents, agent_valid, r_ego, r_agent, S, C, config: ScorerC
     steps) only skip entries that cannot pass it."""
     B, K1, _ = st.shape
     C1, N = agents.shape[1], agents.shape[2]
-    W = _WINDOW
+    W = _WINDOW_DENSE if C >= 8 else _WINDOW
     starts = np.arange(0, K1, W)
     tau_max = max((0.0,) + tuple(config.ttc_horizons))
     e = st.reshape(S, C, K1, 5)
@@ -148,13 +148,9 @@ def collisions(batch: SceneBatch, st, scene_of, cand_of, agents, agent_valid, co
     ego_wid = batch.ego_size[scene_of, 1].astype(np.float64)
     a_len = batch.agent_size[..., 0].astype(np.float64)
     a_wid = batch.agent_size[..., 1].astype(np.float64)
-    # Prune (trajectory, agent, step) entries that can neither overlap now nor at a TTC horizon:
-    # the (projected) centres farther apart than the two half diagonals. Two stages, the same
-    # entries either way: (1) windows of ``_WINDOW`` steps, where the axis-aligned bounding box
-    # of the ego's centres (and their projections) and that of the agent's must come within that
-    # reach of each other (a necessary condition, on (S, C, N, windows) instead of every step);
-    # (2) the exact per-step centre-distance test on the entries of the windows left. All box
-    # tests below run on the entries left.
+    # Only the (trajectory, agent, step) entries whose (projected) centres come within the two
+    # half diagonals can overlap now or at a TTC horizon (:func:`_near_entries`: box stages,
+    # then the per-step test). All box tests below run on those entries.
     S, C = agents.shape[0], B // agents.shape[0]
     r_ego = 0.5 * np.hypot(ego_len, ego_wid)  # (B,)
     r_agent = 0.5 * np.hypot(a_len, a_wid)  # (S, N)

@@ -146,18 +146,34 @@ class LaneIndex:
         M, K, _ = tracks.shape
         on = np.zeros((M, K), dtype=bool)
         hint = np.full(M, -1, dtype=np.int64)
+        nseg = len(self.lane)
+        # The next segment of the same lane (segments are stored lane by lane, in order), tried
+        # when the hint no longer contains the point: a corner moving along its lane.
+        same_next = np.zeros(nseg, dtype=bool)
+        if nseg > 1:
+            same_next[:-1] = (self.lane[1:] == self.lane[:-1]) & (self.scene[1:] == self.scene[:-1])
         for k in range(K):  # over time steps only
             p = tracks[:, k]
             has = np.flatnonzero(hint >= 0)
             hit = np.zeros(M, dtype=bool)
             if len(has):
-                hit[has] = self._distance(p[has], hint[has]) <= self.half_width[hint[has]]
+                h = hint[has]
+                hit[has] = self._distance(p[has], h) <= self.half_width[h]
+                miss = has[~hit[has]]
+                miss = miss[same_next[hint[miss]]]
+                if len(miss):
+                    nxt = hint[miss] + 1
+                    inside = self._distance(p[miss], nxt) <= self.half_width[nxt]
+                    hit[miss[inside]] = True
+                    hint[miss[inside]] = nxt[inside]
             todo = np.flatnonzero(~hit)
             pt, seg, dist = self._pairs(p[todo], *self._cells(scene[todo], p[todo]), self.half_width)
-            found = todo[pt]
+            # The containing segment the point is deepest in becomes its hint (written last).
+            order = np.argsort(dist - self.half_width[seg])[::-1]
+            found = todo[pt[order]]
             hit[found] = True
             hint[todo] = -1
-            hint[found] = seg  # any containing segment (the last one written wins)
+            hint[found] = seg[order]
             on[:, k] = hit
         return on
 
