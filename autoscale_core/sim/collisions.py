@@ -58,13 +58,14 @@ def _boxes_close(a, b, reach) -> np.ndarray:
     return close
 
 
-def _near_entries(st, agents, agent_valid, r_ego, r_agent, S, C, config: ScorerConfig):
+def _near_entries(st, agents, agent_valid, r_ego, r_agent, S, C, config: ScorerConfig, agent_bounds=None):
     """(b, n, k) of the (trajectory, agent, step) entries whose centres, now or projected at a
     TTC horizon, are within the two half diagonals (+1e-3 m), ordered by (b, n) then k.
 
     Exactly the entries of the dense per-step test over (S, C, N, K1); the two box stages (agent
     vs all of its scene's trajectories over the horizon, then per trajectory and window of
-    steps) only skip entries that cannot pass it."""
+    steps) only skip entries that cannot pass it. ``agent_bounds``: optional (S, N) boxes and
+    largest speeds of the agents over the horizon (:func:`.agents.log_bounds`, log replay)."""
     B, K1, _ = st.shape
     C1, N = agents.shape[1], agents.shape[2]
     W = _WINDOW_DENSE if C >= 8 else _WINDOW
@@ -76,11 +77,16 @@ def _near_entries(st, agents, agent_valid, r_ego, r_agent, S, C, config: ScorerC
     # Stage 1: agents near any trajectory of their scene at any time. The agent's box over the
     # horizon from its positions only (reductions without temporaries), grown by its largest
     # speed × the longest horizon (a projection moves it at most that far).
-    red = dict(axis=-1, where=agent_valid)
-    ax, ay, av = agents[..., 0], agents[..., 1], agents[..., 3]
-    grow = np.maximum(np.max(av, initial=0.0, **red), -np.min(av, initial=0.0, **red)) * tau_max
-    agent_box = (np.min(ax, initial=np.inf, **red) - grow, np.max(ax, initial=-np.inf, **red) + grow,
-                 np.min(ay, initial=np.inf, **red) - grow, np.max(ay, initial=-np.inf, **red) + grow)  # (S, C1, N)
+    if agent_bounds is not None and C1 == 1:
+        lo_x, hi_x, lo_y, hi_y, speed = (v[:, None] for v in agent_bounds)
+    else:
+        red = dict(axis=-1, where=agent_valid)
+        ax, ay, av = agents[..., 0], agents[..., 1], agents[..., 3]
+        lo_x, hi_x = np.min(ax, initial=np.inf, **red), np.max(ax, initial=-np.inf, **red)
+        lo_y, hi_y = np.min(ay, initial=np.inf, **red), np.max(ay, initial=-np.inf, **red)
+        speed = np.maximum(np.max(av, initial=0.0, **red), -np.min(av, initial=0.0, **red))
+    grow = speed * tau_max + 1e-6  # + rounding of the interpolation
+    agent_box = (lo_x - grow, hi_x + grow, lo_y - grow, hi_y + grow)  # (S, C1, N)
     r_e = r_ego.reshape(S, C)
     if C1 == 1:
         scene_box = tuple(f(v, axis=(1, 2))[:, None, None] for f, v in zip((np.min, np.max) * 2, ebox))
@@ -134,8 +140,11 @@ def _near_entries(st, agents, agent_valid, r_ego, r_agent, S, C, config: ScorerC
     return bb[order], nn[order], kk[order]
 
 
-def collisions(batch: SceneBatch, st, scene_of, cand_of, agents, agent_valid, config: ScorerConfig, index: LaneIndex):
-    """NC, collision flag and TTC for (B, K1, 5) ego states → three (B,) arrays."""
+def collisions(
+    batch: SceneBatch, st, scene_of, cand_of, agents, agent_valid, config: ScorerConfig, index: LaneIndex, agent_bounds=None
+):
+    """NC, collision flag and TTC for (B, K1, 5) ego states → three (B,) arrays. ``agent_bounds``:
+    optional per-agent bounds over the horizon (:func:`.agents.log_bounds`; log replay only)."""
     B, K1, _ = st.shape
     N = agents.shape[2]
     nc = np.ones(B)
@@ -154,7 +163,7 @@ def collisions(batch: SceneBatch, st, scene_of, cand_of, agents, agent_valid, co
     S, C = agents.shape[0], B // agents.shape[0]
     r_ego = 0.5 * np.hypot(ego_len, ego_wid)  # (B,)
     r_agent = 0.5 * np.hypot(a_len, a_wid)  # (S, N)
-    b, n, k = _near_entries(st, agents, agent_valid, r_ego, r_agent, S, C, config)
+    b, n, k = _near_entries(st, agents, agent_valid, r_ego, r_agent, S, C, config, agent_bounds)
     if len(b) == 0:
         return nc, collision, ttc
     sb = scene_of[b]

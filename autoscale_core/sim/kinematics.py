@@ -47,8 +47,8 @@ class EgoModel:
 
 
 def plan_reference(
-    start: np.ndarray, trajectories: np.ndarray, pose_dt: float, times: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    start: np.ndarray, trajectories: np.ndarray, pose_dt: float, times: np.ndarray, positions_only: bool = False
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """Cubic-spline reference through the start position and planned positions.
 
     Args:
@@ -57,7 +57,8 @@ def plan_reference(
         times: (K,) query times (s); beyond the horizon the end velocity is extrapolated.
 
     Returns:
-        positions, velocities, accelerations, each (..., K, 2).
+        positions, velocities, accelerations, each (..., K, 2) (with ``positions_only``, the
+        last two are None and not computed).
     """
     F = trajectories.shape[-2]
     horizon = F * pose_dt
@@ -67,13 +68,17 @@ def plan_reference(
     axis = points.ndim - 2
     spline = CubicSpline(knots, points, axis=axis, bc_type=((1, v0), "not-a-knot"))
     inside = np.clip(times, 0.0, horizon)
-    pos, vel, acc = spline(inside), spline(inside, 1), spline(inside, 2)
+    pos = spline(inside)
+    vel = acc = None
+    if not positions_only:
+        vel, acc = spline(inside, 1), spline(inside, 2)
     extra = (times - inside)[:, None]  # > 0 beyond the horizon: straight, constant velocity
     if np.any(extra > 0):
         end_vel = spline(np.array([horizon]), 1)  # (..., 1, 2)
         pos = pos + end_vel * extra
-        vel = np.where(extra > 0, end_vel, vel)
-        acc = np.where(extra > 0, 0.0, acc)
+        if not positions_only:
+            vel = np.where(extra > 0, end_vel, vel)
+            acc = np.where(extra > 0, 0.0, acc)
     return pos, vel, acc
 
 
@@ -153,7 +158,7 @@ def simulate_ego(
     # One spline evaluation for both the 10 Hz reference (arc length) and the look-ahead points
     # (look-ahead rounded to whole steps).
     la_steps = int(round(model.lookahead_time / dt_sim))
-    la_pos_all, _, _ = plan_reference(start, traj, batch.dt, np.arange(num_steps + 1 + la_steps) * dt_sim)
+    la_pos_all, _, _ = plan_reference(start, traj, batch.dt, np.arange(num_steps + 1 + la_steps) * dt_sim, positions_only=True)
     la_pos = la_pos_all[..., la_steps:, :]
 
     # Longitudinal: planned arc length (chords; intervals slower than standing_speed count as

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..geometry import box_corners
 from ..scene import TL_RED, TL_UNKNOWN, SceneBatch, wrap_angle
-from .agents import simulate_agents
+from .agents import log_bounds, simulate_agents
 from .collisions import collisions
 from .comfort import comfort_ok
 from .config import ScorerConfig
@@ -49,7 +49,9 @@ def raw_metrics(
     cell = config.grid_cell if C >= 8 else config.grid_cell_sparse
     index = LaneIndex(batch, config.lk_threshold, cell, pad=pad, bounds=bounds)
 
-    nc, collision, ttc = collisions(batch, st, scene_of, cand_of, agents, agent_valid, config, index)
+    # Log replay: the agents' bounds over the horizon from the 0.5 s log (collisions' first prune).
+    bounds = None if reactive else log_bounds(batch, K1 - 1, dt)
+    nc, collision, ttc = collisions(batch, st, scene_of, cand_of, agents, agent_valid, config, index, bounds)
     out.update(nc=nc, collision=collision, ttc=ttc)
     # DAC on footprint corners.
     corners = box_corners(st[..., :2], st[..., 2], ego_len[:, None], ego_wid[:, None]).reshape(-1, 2)
