@@ -83,7 +83,7 @@ class LaneIndex:
         first = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if len(keys) else np.zeros(0, dtype=np.int64)
         self.cell_keys = keys[first]
         self.cell_start = np.r_[first, len(keys)]
-        self._cell_x, self._cell_y = cx[order], cy[order]  # per entry, for the whole-cell flags
+        self._entry_cells = (cx, cy, order)  # for the whole-cell flags, gathered on first use
         self._cell_full = None
 
     @property
@@ -95,8 +95,9 @@ class LaneIndex:
             half_diag = self.cell * np.sqrt(0.5)
             self._cell_full = np.zeros(len(self.cell_keys), dtype=bool)
             if len(self.cell_keys) and half_diag < self.half_width.max():
-                centre = np.stack([(self._cell_x + 0.5) * self.cell + self.origin[0],
-                                   (self._cell_y + 0.5) * self.cell + self.origin[1]], -1)
+                cx, cy, order = self._entry_cells
+                centre = np.stack([(cx[order] + 0.5) * self.cell + self.origin[0],
+                                   (cy[order] + 0.5) * self.cell + self.origin[1]], -1)
                 dist = self._distance(centre, self.segs)
                 full = dist + half_diag <= self.half_width[self.segs] - 1e-9
                 self._cell_full = np.logical_or.reduceat(full, self.cell_start[:-1])
@@ -215,15 +216,23 @@ def points_in_scene_polygons(scene: np.ndarray, points: np.ndarray, batch: Scene
     if use_cells:
         centre = (np.floor(points[first] / fine_cell) + 0.5) * fine_cell
         cell_scene = scene[first]
+    # Each polygon's bounding box: a point outside it (beyond a rounding margin) has no edge
+    # straddling its row, or an even number of crossings, so the even-odd test says outside.
+    verts = edges[0]
+    ok = batch.drivable_vertex_valid[..., None]
+    lo = np.where(ok, verts, np.inf).min(-2) - 1e-6  # (S, D, 2)
+    hi = np.where(ok, verts, -np.inf).max(-2) + 1e-6
+    px, py = points[:, 0], points[:, 1]
     for d in range(D):  # few polygons per scene; vectorized over points and vertices
-        todo = np.arange(len(points))
+        box = (px >= lo[scene, d, 0]) & (px <= hi[scene, d, 0]) & (py >= lo[scene, d, 1]) & (py <= hi[scene, d, 1])
+        todo = np.flatnonzero(box & ~inside_any)
         if use_cells:
             polygon = [x[cell_scene, d] for x in edges]
             inside = points_in_polygon_edges(centre, *polygon)
             edge_dist = distance_to_polygon_boundary(centre, *polygon[:3])
             decided = (edge_dist > fine_cell * np.sqrt(0.5) + 1e-9)[inverse]
             inside_any |= decided & inside[inverse]
-            todo = np.flatnonzero(~decided & ~inside_any)
+            todo = np.flatnonzero(box & ~decided & ~inside_any)
         inside_any[todo] |= points_in_polygon_edges(points[todo], *(x[scene[todo], d] for x in edges))
     return inside_any
 
