@@ -286,9 +286,58 @@ def test_lane_index_track_queries_match_point_queries():
     rng = np.random.default_rng(0)
     tracks = np.cumsum(rng.normal(0.0, 0.8, (2 * 50, 41, 2)), axis=1) + [0.0, 1.5]  # random walks
     scene = np.repeat([0, 1], 50)
-    for pad in (0.0, 0.5):
-        index = LaneIndex(batch, 0.5, 1.5, pad=pad)
+    # Brute force: every point against every segment of its scene.
+    pts = tracks.reshape(-1, 2)
+    pts_scene = np.repeat(scene, 41)
+    a, b = batch.lanes[:, :, :-1].astype(float), batch.lanes[:, :, 1:].astype(float)
+    d = b - a
+    t = np.clip(((pts[:, None, None] - a[pts_scene]) * d[pts_scene]).sum(-1) / np.maximum((d**2).sum(-1), 1e-18)[pts_scene], 0, 1)
+    dist = np.linalg.norm(pts[:, None, None] - (a[pts_scene] + t[..., None] * d[pts_scene]), axis=-1)
+    ok = batch.lane_valid[pts_scene][..., None] & ((d**2).sum(-1) > 1e-18)[pts_scene]
+    brute = ((dist <= 0.5 * batch.lane_width[pts_scene][..., None]) & ok).any((1, 2)).reshape(tracks.shape[:2])
+    for pad, cell in ((0.0, 1.5), (0.5, 1.5), (0.0, 0.5)):  # 0.5 m cells: whole-cell shortcut used
+        index = LaneIndex(batch, 0.5, cell, pad=pad)
         by_track = index.on_lane_tracks(scene, tracks)
         by_point = index.on_lane(np.repeat(scene, 41), tracks.reshape(-1, 2)).reshape(by_track.shape)
         np.testing.assert_array_equal(by_track, by_point)
+        np.testing.assert_array_equal(by_point, brute)
         assert 0.2 < by_track.mean() < 0.9  # both inside and outside the corridors
+    assert index.cell_full.any()
+
+
+@pytest.mark.parametrize("reactive", [False, True])
+@pytest.mark.parametrize("num", [2, 16])
+def test_collision_broad_phase_keeps_exactly_the_dense_per_step_entries(reactive, num):
+    """The box stages before the per-step centre-distance test only skip entries that fail it:
+    the entries left are those of the dense (trajectory, agent, step) test, in the same order."""
+    from test_sim_reference import mixed_scenes, random_plans
+
+    from autoscale_core.sim import collisions as col
+    from autoscale_core.sim.agents import log_bounds, simulate_agents
+    from autoscale_core.sim.kinematics import simulate_ego
+
+    cfg = ScorerConfig()
+    batch = mixed_scenes()
+    S = len(batch)
+    states = simulate_ego(batch, random_plans(batch, num, seed=3))
+    agents, valid = simulate_agents(batch, states, reactive)
+    st = states.reshape(S * num, -1, 5)
+    K1 = st.shape[1]
+    of = np.repeat(np.arange(S), num)
+    r_ego = 0.5 * np.hypot(batch.ego_size[of, 0].astype(float), batch.ego_size[of, 1].astype(float))
+    r_agent = 0.5 * np.hypot(batch.agent_size[..., 0].astype(float), batch.agent_size[..., 1].astype(float))
+    # Dense reference: every (trajectory, agent, step).
+    e = states[:, :, None]
+    dx, dy = agents[..., 0] - e[..., 0], agents[..., 1] - e[..., 1]
+    reach2 = (r_ego.reshape(S, num, 1, 1) + r_agent[:, None, :, None] + 1e-3) ** 2
+    near = dx * dx + dy * dy <= reach2
+    dvx = agents[..., 3] * np.cos(agents[..., 2]) - e[..., 3] * np.cos(e[..., 2])
+    dvy = agents[..., 3] * np.sin(agents[..., 2]) - e[..., 3] * np.sin(e[..., 2])
+    for tau in cfg.ttc_horizons:
+        near |= ((dx + dvx * tau) ** 2 + (dy + dvy * tau) ** 2 <= reach2) & (e[..., 3] >= cfg.stopped_speed)
+    expected = np.nonzero((near & valid).reshape(S * num, -1, K1))
+    assert len(expected[0]) > 0
+    for bounds in ([None] if reactive else [None, log_bounds(batch, K1 - 1)]):
+        got = col._near_entries(st, agents, valid, r_ego, r_agent, S, num, cfg, bounds)
+        for x, y in zip(expected, got):
+            np.testing.assert_array_equal(x, y)

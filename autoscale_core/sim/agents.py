@@ -54,6 +54,24 @@ def interpolate_log(batch: SceneBatch, num_steps: int, dt_sim: float = 0.1) -> t
     return states, valid
 
 
+def log_bounds(batch: SceneBatch, num_steps: int, dt_sim: float = 0.1) -> tuple[np.ndarray, ...]:
+    """Per agent (S, N): a box (lo_x, hi_x, lo_y, hi_y) containing every valid state of
+    :func:`interpolate_log` (``num_steps``, ``dt_sim``) and the largest |speed| among them, from
+    the log samples those states interpolate (each valid state is a convex combination of valid
+    samples, so these bounds hold up to rounding). An agent without valid samples gets an empty
+    box (lo = +inf, hi = -inf) and speed 0."""
+    u = batch.history_steps + np.arange(num_steps + 1) * dt_sim / batch.dt
+    i0 = np.minimum(np.floor(u + 1e-9).astype(int), batch.num_steps - 1)
+    i1 = np.minimum(i0 + 1, batch.num_steps - 1)
+    first, last = int(i0.min()), int(i1.max()) + 1
+    log = batch.agents[:, :, first:last].astype(np.float64)  # (S, N, T', 4)
+    ok = batch.agent_valid[:, :, first:last]
+    x, y, v = log[..., 0], log[..., 1], log[..., 3]
+    return (np.min(x, -1, initial=np.inf, where=ok), np.max(x, -1, initial=-np.inf, where=ok),
+            np.min(y, -1, initial=np.inf, where=ok), np.max(y, -1, initial=-np.inf, where=ok),
+            np.maximum(np.max(v, -1, initial=0.0, where=ok), -np.min(v, -1, initial=0.0, where=ok)))
+
+
 def _path_point(path: np.ndarray, arclen: np.ndarray, end_dir: np.ndarray, s: np.ndarray):
     """Position and heading at arc length ``s`` on polylines, extended straight past the end.
 

@@ -39,8 +39,8 @@ class ScorerConfig:
     ec_yaw_acc: float = 0.1
     weights: tuple[float, float, float, float, float] = (5.0, 5.0, 2.0, 2.0, 2.0)  # EP TTC LK HC EC
     chunk_trajectories: int = 1024  # memory bound: trajectories simulated/scored at once
-    grid_cell: float = 1.5  # lane-index cell (m) for dense candidate sets (>= 8 per scene)
-    grid_cell_sparse: float = 2.5  # ... and for sparse ones: fewer cells to build, as fast to query
+    grid_cell: float = 0.5  # lane-index cell (m) for dense candidate sets (>= 8 per scene)
+    grid_cell_sparse: float = 3.5  # ... and for sparse ones: fewer cells to build, as fast to query
 
 
 @dataclass

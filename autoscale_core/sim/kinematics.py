@@ -47,8 +47,8 @@ class EgoModel:
 
 
 def plan_reference(
-    start: np.ndarray, trajectories: np.ndarray, pose_dt: float, times: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    start: np.ndarray, trajectories: np.ndarray, pose_dt: float, times: np.ndarray, positions_only: bool = False
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """Cubic-spline reference through the start position and planned positions.
 
     Args:
@@ -57,7 +57,8 @@ def plan_reference(
         times: (K,) query times (s); beyond the horizon the end velocity is extrapolated.
 
     Returns:
-        positions, velocities, accelerations, each (..., K, 2).
+        positions, velocities, accelerations, each (..., K, 2) (with ``positions_only``, the
+        last two are None and not computed).
     """
     F = trajectories.shape[-2]
     horizon = F * pose_dt
@@ -67,13 +68,17 @@ def plan_reference(
     axis = points.ndim - 2
     spline = CubicSpline(knots, points, axis=axis, bc_type=((1, v0), "not-a-knot"))
     inside = np.clip(times, 0.0, horizon)
-    pos, vel, acc = spline(inside), spline(inside, 1), spline(inside, 2)
+    pos = spline(inside)
+    vel = acc = None
+    if not positions_only:
+        vel, acc = spline(inside, 1), spline(inside, 2)
     extra = (times - inside)[:, None]  # > 0 beyond the horizon: straight, constant velocity
     if np.any(extra > 0):
         end_vel = spline(np.array([horizon]), 1)  # (..., 1, 2)
         pos = pos + end_vel * extra
-        vel = np.where(extra > 0, end_vel, vel)
-        acc = np.where(extra > 0, 0.0, acc)
+        if not positions_only:
+            vel = np.where(extra > 0, end_vel, vel)
+            acc = np.where(extra > 0, 0.0, acc)
     return pos, vel, acc
 
 
@@ -153,7 +158,7 @@ def simulate_ego(
     # One spline evaluation for both the 10 Hz reference (arc length) and the look-ahead points
     # (look-ahead rounded to whole steps).
     la_steps = int(round(model.lookahead_time / dt_sim))
-    la_pos_all, _, _ = plan_reference(start, traj, batch.dt, np.arange(num_steps + 1 + la_steps) * dt_sim)
+    la_pos_all, _, _ = plan_reference(start, traj, batch.dt, np.arange(num_steps + 1 + la_steps) * dt_sim, positions_only=True)
     la_pos = la_pos_all[..., la_steps:, :]
 
     # Longitudinal: planned arc length (chords; intervals slower than standing_speed count as
@@ -168,24 +173,29 @@ def simulate_ego(
     gain, q = _lq_gains(num_steps, every, F, dt_sim, model.jerk_weight)
     t_target = np.arange(1, F + 1) * batch.dt
 
-    states = np.zeros((S, C, num_steps + 1, 5))
+    # Per-step values are written into (K+1, S, C) component arrays (contiguous rows) and
+    # stacked once at the end.
+    comp = np.zeros((5, num_steps + 1, S, C))
     x, y, h, v = (start[..., i].copy() for i in range(4))
     a_prev = np.broadcast_to(accel0[:, None], (S, C)).copy()
     travelled = np.zeros((S, C))
     steer = np.broadcast_to(steer0[:, None], (S, C)).copy()
     L = model.wheelbase
     max_change = model.max_steer_rate * dt_sim
+    la_x = np.moveaxis(la_pos[..., 0], -1, 0).copy()  # (K+1, S, C)
+    la_y = np.moveaxis(la_pos[..., 1], -1, 0).copy()
+    remaining = [t_target - k * dt_sim for k in range(num_steps)]
     for k in range(num_steps):
-        states[:, :, k, :4] = np.stack([x, y, h, v], -1)
+        comp[0, k], comp[1, k], comp[2, k], comp[3, k] = x, y, h, v
         c, s = np.cos(h), np.sin(h)
         # Longitudinal LQ feedback on the arc-length errors at the remaining target poses.
-        error = arc_target - travelled[..., None] - v[..., None] * (t_target - k * dt_sim)
+        error = arc_target - travelled[..., None] - v[..., None] * remaining[k]
         accel = error @ gain[k] + q[k] * a_prev
         accel = np.clip(accel, a_prev - model.max_jerk * dt_sim, a_prev + model.max_jerk * dt_sim)
         accel = np.clip(accel, -model.max_decel, model.max_accel)
         # Lateral: pure pursuit on the look-ahead point of the reference.
-        dx = la_pos[:, :, k, 0] - x
-        dy = la_pos[:, :, k, 1] - y
+        dx = la_x[k] - x
+        dy = la_y[k] - y
         lx, ly = dx * c + dy * s, -dx * s + dy * c
         dist2 = lx**2 + ly**2
         moving = dist2 > model.min_lookahead**2
@@ -202,9 +212,10 @@ def simulate_ego(
         y = y + v_mid * np.sin(h_mid) * dt_sim
         travelled = travelled + v_mid * dt_sim
         a_prev = (v_new - v) / dt_sim
-        states[:, :, k, 4] = a_prev
+        comp[4, k] = a_prev
         h, v = h_new, v_new
-    states[:, :, num_steps, :4] = np.stack([x, y, h, v], -1)
-    states[:, :, num_steps, 4] = states[:, :, num_steps - 1, 4] if num_steps > 0 else 0.0
-    states[..., 2] = np.pi - np.mod(np.pi - states[..., 2], 2 * np.pi)
+    comp[0, num_steps], comp[1, num_steps], comp[2, num_steps], comp[3, num_steps] = x, y, h, v
+    comp[4, num_steps] = comp[4, num_steps - 1] if num_steps > 0 else 0.0
+    comp[2] = np.pi - np.mod(np.pi - comp[2], 2 * np.pi)
+    states = np.ascontiguousarray(comp.transpose(2, 3, 1, 0))  # (S, C, K+1, 5)
     return states

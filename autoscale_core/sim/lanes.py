@@ -22,25 +22,32 @@ class LaneIndex:
 
     A segment is registered in every cell within its query radius (max(half lane width,
     ``min_radius``) + ``pad``) of it, so every segment within the radius of a point is found in
-    the point's cell. Queries return sparse (point, segment) pairs.
+    the point's cell. Queries return sparse (point, segment) pairs. The occupied cells are kept
+    as sorted keys with each cell's segments contiguous (``cell_start``), and a cell whose whole
+    square lies within half a lane width of one of its segments is flagged ``cell_full``: every
+    point in it is on a lane without a distance computation (:meth:`on_lane`).
     """
 
     def __init__(
         self, batch: SceneBatch, min_radius: float, cell: float = 2.0, pad: float = 0.0, bounds: np.ndarray | None = None
     ):
-        lanes = batch.lanes  # float32: pre-selection only, with a margin; kept segments in float64
-        a, b = lanes[:, :, :-1], lanes[:, :, 1:]
-        keep = np.repeat(batch.lane_valid[:, :, None], a.shape[2], axis=2)  # degenerate segments: dropped below
+        # Valid lanes only (a third of the padded lane slots in generated worlds); float32 for
+        # the pre-selection, with a margin; kept segments in float64.
+        vs, vl = np.nonzero(batch.lane_valid)
+        lanes = batch.lanes[vs, vl]  # (M, P, 2)
+        a, b = lanes[:, :-1], lanes[:, 1:]
+        keep = np.ones(a.shape[:2], dtype=bool)  # degenerate segments: dropped below
         if bounds is not None:
             # Only segments that can be near a query: (S, 4) x0, y0, x1, y1 per scene.
-            r = (np.maximum(0.5 * batch.lane_width, min_radius)[:, :, None] + pad + 1e-3).astype(np.float32)
-            bx = bounds.astype(np.float32)[:, None, None]
+            r = (np.maximum(0.5 * batch.lane_width[vs, vl], min_radius) + pad + 1e-3).astype(np.float32)[:, None]
+            bx = bounds.astype(np.float32)[vs][:, None]  # (M, 1, 4)
             ax, ay, bx_, by = a[..., 0], a[..., 1], b[..., 0], b[..., 1]
             keep &= (np.minimum(ax, bx_) - r <= bx[..., 2]) & (np.maximum(ax, bx_) + r >= bx[..., 0])
             keep &= (np.minimum(ay, by) - r <= bx[..., 3]) & (np.maximum(ay, by) + r >= bx[..., 1])
-        si, li, pi = np.nonzero(keep)
-        start = lanes[si, li, pi].astype(np.float64)
-        d = lanes[si, li, pi + 1].astype(np.float64) - start
+        mi, pi = np.nonzero(keep)
+        si, li = vs[mi], vl[mi]
+        start = lanes[mi, pi].astype(np.float64)
+        d = lanes[mi, pi + 1].astype(np.float64) - start
         ok = (d**2).sum(-1) > 1e-18  # no degenerate segments
         si, li, start, d = si[ok], li[ok], start[ok], d[ok]
         self.scene, self.lane = si, li
@@ -65,13 +72,36 @@ class LaneIndex:
         counts = span.prod(-1)
         rep = np.repeat(np.arange(len(si)), counts)
         offs = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-        cx = c0[rep, 0] + offs % span[rep, 0]
-        cy = c0[rep, 1] + offs // span[rep, 0]
+        sx = span[rep, 0]
+        cx = c0[rep, 0] + offs % sx
+        cy = c0[rep, 1] + offs // sx
         # (Every cell of the segment's padded bounding box: a finer distance filter removes only a
         # few percent of the entries and costs more than it saves.)
         keys = (si[rep].astype(np.int64) * self.ny + cy) * self.nx + cx
         order = np.argsort(keys, kind="stable")
-        self.keys, self.segs = keys[order], rep[order]
+        keys, self.segs = keys[order], rep[order]
+        first = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if len(keys) else np.zeros(0, dtype=np.int64)
+        self.cell_keys = keys[first]
+        self.cell_start = np.r_[first, len(keys)]
+        self._entry_cells = (cx, cy, order)  # for the whole-cell flags, gathered on first use
+        self._cell_full = None
+
+    @property
+    def cell_full(self) -> np.ndarray:
+        """(cells,) bool, computed on first use: the cell's whole square lies within half a lane
+        width of one of its segments (centre distance + half diagonal <= half width; only
+        possible for cells smaller than the lanes)."""
+        if self._cell_full is None:
+            half_diag = self.cell * np.sqrt(0.5)
+            self._cell_full = np.zeros(len(self.cell_keys), dtype=bool)
+            if len(self.cell_keys) and half_diag < self.half_width.max():
+                cx, cy, order = self._entry_cells
+                centre = np.stack([(cx[order] + 0.5) * self.cell + self.origin[0],
+                                   (cy[order] + 0.5) * self.cell + self.origin[1]], -1)
+                dist = self._distance(centre, self.segs)
+                full = dist + half_diag <= self.half_width[self.segs] - 1e-9
+                self._cell_full = np.logical_or.reduceat(full, self.cell_start[:-1])
+        return self._cell_full
 
     def _distance(self, points: np.ndarray, seg: np.ndarray) -> np.ndarray:
         # Written per component: reductions over a length-2 axis are slow in numpy.
@@ -81,20 +111,31 @@ class LaneIndex:
         ex, ey = px - t * dx, py - t * dy
         return np.sqrt(ex * ex + ey * ey)
 
-    def query(self, scene: np.ndarray, points: np.ndarray, extra: float = 0.0):
-        """Pairs within each segment's radius (+ ``extra`` <= pad): (point, segment, distance)."""
+    def _cells(self, scene: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each point's occupied cell (index into ``cell_keys``) and whether it has one."""
         cell = np.floor((points - self.origin) / self.cell).astype(np.int64)
-        inside = (cell >= 0).all(-1) & (cell[:, 0] < self.nx) & (cell[:, 1] < self.ny)
+        inside = (cell[:, 0] >= 0) & (cell[:, 1] >= 0) & (cell[:, 0] < self.nx) & (cell[:, 1] < self.ny)
         key = (scene.astype(np.int64) * self.ny + cell[:, 1]) * self.nx + cell[:, 0]
-        lo = np.searchsorted(self.keys, key, "left")
-        hi = np.searchsorted(self.keys, key, "right")
-        cnt = np.where(inside, hi - lo, 0)
+        pos = np.searchsorted(self.cell_keys, key)
+        found = pos < len(self.cell_keys)
+        found[found] = self.cell_keys[pos[found]] == key[found]
+        return pos, found & inside
+
+    def _pairs(self, points: np.ndarray, pos: np.ndarray, found: np.ndarray, radius: np.ndarray):
+        """(point, segment, distance) pairs of the points' cells within ``radius`` (per segment)."""
+        lo = np.where(found, self.cell_start[np.minimum(pos, len(self.cell_keys) - 1)] if len(self.cell_keys) else 0, 0)
+        cnt = np.where(found, self.cell_start[np.minimum(pos + 1, len(self.cell_keys))] - lo if len(self.cell_keys) else 0, 0)
         pt = np.repeat(np.arange(len(points)), cnt)
-        offs = np.arange(cnt.sum()) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+        offs = np.arange(len(pt)) - np.repeat(np.cumsum(cnt) - cnt, cnt)
         seg = self.segs[np.repeat(lo, cnt) + offs]
         dist = self._distance(points[pt], seg)
-        keep = dist <= self.radius[seg] + extra
+        keep = dist <= radius[seg]
         return pt[keep], seg[keep], dist[keep]
+
+    def query(self, scene: np.ndarray, points: np.ndarray, extra: float = 0.0):
+        """Pairs within each segment's radius (+ ``extra`` <= pad): (point, segment, distance)."""
+        pos, found = self._cells(scene, points)
+        return self._pairs(points, pos, found, self.radius + extra if extra else self.radius)
 
     def on_lane_tracks(self, scene: np.ndarray, tracks: np.ndarray) -> np.ndarray:
         """(M, K) bool: point k of track m within half a lane width of some centerline.
@@ -106,45 +147,54 @@ class LaneIndex:
         M, K, _ = tracks.shape
         on = np.zeros((M, K), dtype=bool)
         hint = np.full(M, -1, dtype=np.int64)
+        nseg = len(self.lane)
+        # The next segment of the same lane (segments are stored lane by lane, in order), tried
+        # when the hint no longer contains the point: a corner moving along its lane.
+        same_next = np.zeros(nseg, dtype=bool)
+        if nseg > 1:
+            same_next[:-1] = (self.lane[1:] == self.lane[:-1]) & (self.scene[1:] == self.scene[:-1])
         for k in range(K):  # over time steps only
             p = tracks[:, k]
             has = np.flatnonzero(hint >= 0)
             hit = np.zeros(M, dtype=bool)
             if len(has):
-                hit[has] = self._distance(p[has], hint[has]) <= self.half_width[hint[has]]
+                h = hint[has]
+                hit[has] = self._distance(p[has], h) <= self.half_width[h]
+                miss = has[~hit[has]]
+                miss = miss[same_next[hint[miss]]]
+                if len(miss):
+                    nxt = hint[miss] + 1
+                    inside = self._distance(p[miss], nxt) <= self.half_width[nxt]
+                    hit[miss[inside]] = True
+                    hint[miss[inside]] = nxt[inside]
             todo = np.flatnonzero(~hit)
-            pt, seg, dist = self.query(scene[todo], p[todo])
-            inside = dist <= self.half_width[seg]
-            found = todo[pt[inside]]
+            pt, seg, dist = self._pairs(p[todo], *self._cells(scene[todo], p[todo]), self.half_width)
+            # The containing segment the point is deepest in becomes its hint (written last).
+            order = np.argsort(dist - self.half_width[seg])[::-1]
+            found = todo[pt[order]]
             hit[found] = True
             hint[todo] = -1
-            hint[found] = seg[inside]  # any containing segment (the last one written wins)
+            hint[found] = seg[order]
             on[:, k] = hit
         return on
 
-    def on_lane(self, scene: np.ndarray, points: np.ndarray, fine_cell: float = 0.5) -> np.ndarray:
+    def on_lane(self, scene: np.ndarray, points: np.ndarray, fine_cell: float | None = None) -> np.ndarray:
         """(M,) bool: within half a lane width of some centerline.
 
-        Many candidates of one scene put their corners in the same places: points are first
-        bucketed into ``fine_cell`` cells, and a cell whose whole square is provably inside a lane
-        corridor (centre distance + half diagonal <= half width) accepts its points without
-        per-point work. Exact either way; the shortcut is used only when it saves work.
+        Points in a cell flagged ``cell_full`` are on a lane without per-point work; the others
+        are tested against their cell's segments. Exact either way. (``fine_cell`` is ignored:
+        the whole-cell test now uses the index's own cells.)
         """
+        pos, found = self._cells(scene, points)
         on = np.zeros(len(points), dtype=bool)
-        half_diag = fine_cell * np.sqrt(0.5)
-        fine = np.floor(points / fine_cell).astype(np.int64)
-        key = (scene.astype(np.int64) << 40) + ((fine[:, 1] + (1 << 19)) << 20) + (fine[:, 0] + (1 << 19))
-        unique, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-        todo = np.arange(len(points))
-        if len(unique) < 0.5 * len(points) and self.pad >= half_diag:
-            centre = (np.floor(points[first] / fine_cell) + 0.5) * fine_cell
-            pt, seg, dist = self.query(scene[first], centre, extra=half_diag)
-            full = np.zeros(len(unique), dtype=bool)
-            full[pt[dist + half_diag <= self.half_width[seg] - 1e-9]] = True
-            on = full[inverse]
-            todo = np.flatnonzero(~on)
-        pt, seg, dist = self.query(scene[todo], points[todo])
-        on[todo[pt[dist <= self.half_width[seg]]]] = True
+        if not found.any():
+            return on
+        full = np.zeros(len(points), dtype=bool)
+        full[found] = self.cell_full[pos[found]]
+        on |= full
+        todo = np.flatnonzero(found & ~full)
+        pt, _, _ = self._pairs(points[todo], pos[todo], found[todo], self.half_width)
+        on[todo[pt]] = True
         return on
 
 
@@ -166,22 +216,35 @@ def points_in_scene_polygons(scene: np.ndarray, points: np.ndarray, batch: Scene
     if use_cells:
         centre = (np.floor(points[first] / fine_cell) + 0.5) * fine_cell
         cell_scene = scene[first]
+    # Each polygon's bounding box: a point outside it (beyond a rounding margin) has no edge
+    # straddling its row, or an even number of crossings, so the even-odd test says outside.
+    verts = edges[0]
+    ok = batch.drivable_vertex_valid[..., None]
+    lo = np.where(ok, verts, np.inf).min(-2) - 1e-6  # (S, D, 2)
+    hi = np.where(ok, verts, -np.inf).max(-2) + 1e-6
+    px, py = points[:, 0], points[:, 1]
     for d in range(D):  # few polygons per scene; vectorized over points and vertices
-        todo = np.arange(len(points))
+        box = (px >= lo[scene, d, 0]) & (px <= hi[scene, d, 0]) & (py >= lo[scene, d, 1]) & (py <= hi[scene, d, 1])
+        todo = np.flatnonzero(box & ~inside_any)
         if use_cells:
             polygon = [x[cell_scene, d] for x in edges]
             inside = points_in_polygon_edges(centre, *polygon)
             edge_dist = distance_to_polygon_boundary(centre, *polygon[:3])
             decided = (edge_dist > fine_cell * np.sqrt(0.5) + 1e-9)[inverse]
             inside_any |= decided & inside[inverse]
-            todo = np.flatnonzero(~decided & ~inside_any)
+            todo = np.flatnonzero(box & ~decided & ~inside_any)
         inside_any[todo] |= points_in_polygon_edges(points[todo], *(x[scene[todo], d] for x in edges))
     return inside_any
 
 
-def route_progress(batch: SceneBatch, scene: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """(M,) arc length (m) of each point's projection on its scene's route polyline."""
+def route_progress(batch: SceneBatch, scene: np.ndarray | None, points: np.ndarray) -> np.ndarray:
+    """(M,) arc length (m) of each point's projection on its scene's route polyline.
+
+    With ``scene`` None, ``points`` are (S, C, 2), C points per scene, projected on their scene's
+    route by broadcasting (no per-point copy of the route); result (S, C)."""
     route = batch.route_polyline.astype(np.float64)  # per scene once, gathered per point
+    if scene is None:
+        return project_on_polyline(points, route[:, None], batch.route_valid[:, None])[0]
     return project_on_polyline(points, route[scene], batch.route_valid[scene])[0]
 
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..geometry import box_corners
 from ..scene import TL_RED, TL_UNKNOWN, SceneBatch, wrap_angle
-from .agents import simulate_agents
+from .agents import log_bounds, simulate_agents
 from .collisions import collisions
 from .comfort import comfort_ok
 from .config import ScorerConfig
@@ -42,18 +42,21 @@ def raw_metrics(
     margin = 0.5 * np.hypot(ego_len, ego_wid).reshape(S, C).max(1)[:, None]
     xy = states[..., :2].reshape(S, -1, 2)
     bounds = np.concatenate([xy.min(1) - margin, xy.max(1) + margin], -1)  # (S, 4)
-    # The 0.5 m padding enables on_lane's whole-cell shortcut, which only pays off when many
-    # candidates of a scene share cells; without it the index is smaller and queries cheaper.
-    pad = 0.5 if C >= 8 else 0.0
+    # Dense candidate sets: small cells, so that most footprint corners fall in cells wholly
+    # inside a lane corridor (no distance computation) and each cell lists few segments; sparse
+    # ones: larger cells, fewer to build.
+    pad = 0.0
     cell = config.grid_cell if C >= 8 else config.grid_cell_sparse
     index = LaneIndex(batch, config.lk_threshold, cell, pad=pad, bounds=bounds)
 
-    nc, collision, ttc = collisions(batch, st, scene_of, cand_of, agents, agent_valid, config, index)
+    # Log replay: the agents' bounds over the horizon from the 0.5 s log (collisions' first prune).
+    bounds = None if reactive else log_bounds(batch, K1 - 1, dt)
+    nc, collision, ttc = collisions(batch, st, scene_of, cand_of, agents, agent_valid, config, index, bounds)
     out.update(nc=nc, collision=collision, ttc=ttc)
     # DAC on footprint corners.
     corners = box_corners(st[..., :2], st[..., 2], ego_len[:, None], ego_wid[:, None]).reshape(-1, 2)
     corner_scene = np.repeat(scene_of, K1 * 4)
-    if index.pad > 0:  # dense candidates: whole-cell shortcut
+    if C >= 8:  # dense candidates: whole-cell shortcut
         on = index.on_lane(corner_scene, corners)
     else:  # sparse: follow each corner over time, reusing the segment that contained it
         tracks = corners.reshape(B, K1, 4, 2).transpose(0, 2, 1, 3).reshape(B * 4, K1, 2)
@@ -112,7 +115,7 @@ def raw_metrics(
     out["hc"] = comfort_ok(st, dt, config).astype(np.float64)
     # Every candidate of a scene starts at the same t0 state: project that once per scene.
     s0 = route_progress(batch, np.arange(S), states[:, 0, 0, :2])
-    s1 = route_progress(batch, scene_of, st[:, -1, :2])
+    s1 = route_progress(batch, None, states[:, :, -1, :2]).reshape(-1)  # (S, C) against each scene's route
     out["progress"] = np.maximum(s1 - s0[scene_of], 0.0)
     return {k: v.reshape(S, C) for k, v in out.items()}
 

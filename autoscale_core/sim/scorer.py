@@ -94,10 +94,13 @@ def _remember_expert(keys: list[tuple], rows, raw: dict[str, np.ndarray], column
         METRIC_CACHE.put(keys[i], tuple(raw[k][j, column] for k in _RAW_KEYS))
 
 
-def expert_raw_metrics(batch: SceneBatch, reactive: bool, config: ScorerConfig) -> dict[str, np.ndarray]:
+def expert_raw_metrics(
+    batch: SceneBatch, reactive: bool, config: ScorerConfig, keys: list[tuple] | None = None
+) -> dict[str, np.ndarray]:
     """Unfiltered metrics of the logged expert per scene (S,), cached per scene content: the human
-    filter needs them on every call, but they depend only on the scene (and the config)."""
-    keys = _expert_keys(batch, reactive, config)
+    filter needs them on every call, but they depend only on the scene (and the config).
+    ``keys``: the scenes' expert cache keys when the caller has them already."""
+    keys = _expert_keys(batch, reactive, config) if keys is None else keys
     rows = [METRIC_CACHE.get(k) for k in keys]
     missing = [i for i, row in enumerate(rows) if row is None]
     if missing:
@@ -118,15 +121,18 @@ def _stored_fail_mask(batch: SceneBatch, reactive: bool, config: ScorerConfig) -
     return mask
 
 
-def _expert_unknown_keys(batch: SceneBatch, reactive: bool, config: ScorerConfig) -> list[tuple] | None:
-    """The expert cache keys when no scene has its expert's metrics stored or cached, else None."""
+def _expert_unknown_keys(batch: SceneBatch, reactive: bool, config: ScorerConfig) -> tuple[list[tuple] | None, list[tuple] | None]:
+    """(cold, keys): the expert cache keys as ``cold`` when no scene has its expert's metrics
+    stored or cached (else None), and as ``keys`` whenever they were computed (else None)."""
     if np.isfinite(_stored_fail_mask(batch, reactive, config)).any():
-        return None
+        return None, None
     keys = _expert_keys(batch, reactive, config)
-    return None if any(k in METRIC_CACHE for k in keys) else keys
+    return (None if any(k in METRIC_CACHE for k in keys) else keys), keys
 
 
-def _expert_filter_metrics(batch: SceneBatch, reactive: bool, config: ScorerConfig) -> dict[str, np.ndarray]:
+def _expert_filter_metrics(
+    batch: SceneBatch, reactive: bool, config: ScorerConfig, keys: list[tuple] | None = None
+) -> dict[str, np.ndarray]:
     """The logged expert's metrics as the human filter needs them: from the stored
     ``human_fail_mask`` where valid (log replay, default config, content unchanged), else
     simulated (and cached). Only the FILTERED keys are meaningful in stored rows."""
@@ -141,7 +147,9 @@ def _expert_filter_metrics(batch: SceneBatch, reactive: bool, config: ScorerConf
             out[k] = np.where((bits >> i) & 1 == 1, 0.0, 1.0)
     missing = np.flatnonzero(~have)
     if len(missing):
-        computed = expert_raw_metrics(batch.subset(missing) if len(missing) < S else batch, reactive, config)
+        whole = len(missing) == S
+        computed = expert_raw_metrics(batch if whole else batch.subset(missing), reactive, config,
+                                      keys if whole else None)
         for k, v in computed.items():
             out[k] = out[k].astype(v.dtype)
             out[k][missing] = v
@@ -193,14 +201,17 @@ def score_plans(
         raise ValueError(f"unknown progress_reference {config.progress_reference!r}")
     # Scenes seen for the first time: the logged expert (for the human filter) is simulated in the
     # same pass as the candidates, sharing the lane index and the agents' interpolation.
-    cold_keys = _expert_unknown_keys(batch, reactive, config) if human_filter else None
+    cold_keys, keys = _expert_unknown_keys(batch, reactive, config) if human_filter else (None, None)
     plans = traj if cold_keys is None else np.concatenate([traj, _logged_plans(batch, config)], 1)
     raw = raw_metrics_chunked(batch, plans, reactive, config)
     if cold_keys is not None:
         _remember_expert(cold_keys, np.arange(S), raw, C)
+        expert_col = {k: raw[k][:, C] for k in _RAW_KEYS}
         raw = {k: v[:, :C] for k, v in raw.items()}
-    if human_filter:
-        expert = _expert_filter_metrics(batch, reactive, config)
+    if cold_keys is not None:  # just simulated: the same values the cache now holds
+        expert = {k: expert_col[k].copy() for k in _RAW_KEYS}
+    elif human_filter:
+        expert = _expert_filter_metrics(batch, reactive, config, keys)
     else:  # placeholder column, ignored by combine
         expert = {k: v[:, 0] for k, v in raw.items()}
     raw = {k: np.concatenate([v, expert[k].astype(v.dtype)[:, None]], 1) for k, v in raw.items()}
