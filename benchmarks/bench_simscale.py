@@ -19,6 +19,11 @@ Design (all data fixed by world seeds; only the training seed varies across repe
   the same step budget, batch size and seed per planner type), then evaluated on test and hard.
   EPDMS is reported ×100 (points), mean ± std over training seeds, and Δ vs real-only as the
   mean ± std of per-seed paired differences with a 95 % paired t interval.
+* rewards-only (SimScale's best arm, scoring planner only): the recovery k× perturbed starts with
+  ``has_expert = False``, so they add reward (sub-score) supervision and no imitation term (the
+  scoring loss masks imitation per scene). Deviation: the scorer's human filter in those scenes
+  still uses the scene's ego future (the recovery label) as the "logged expert"; the label is never
+  an imitation target.
 * the scoring planner's reward targets cost ~32 closed-loop rollouts per training scene, so by
   default it runs on fewer cells (``--scoring-volumes``, default 1× only).
 
@@ -143,6 +148,14 @@ def training_sets(data: dict, volumes, experts) -> dict[tuple[str, int], SceneBa
             a = real.replace(meta={k: real.meta[k] for k in keep})
             b = part.replace(meta={k: part.meta[k] for k in keep})
             sets[(expert, v)] = SceneBatch.concatenate([a, b])
+    if "recovery" in experts:  # rewards-only (SimScale's best arm): the perturbed starts, no trajectory label
+        syn = data["synthetic"]["recovery"]
+        rank = synthetic_rank(syn)
+        for v in volumes:
+            part = syn.subset(np.flatnonzero(rank < v))
+            a = real.replace(meta={**{k: real.meta[k] for k in keep}, "has_expert": np.ones(len(real), bool)})
+            b = part.replace(meta={**{k: part.meta[k] for k in keep}, "has_expert": np.zeros(len(part), bool)})
+            sets[("rewards_only", v)] = SceneBatch.concatenate([a, b])
     for v in volumes:  # "more real data" control: as many added real scenes as recovery k× adds
         added = len(sets.get(("recovery", v), real)) - len(real)
         extra = data["extra_real"].subset(np.arange(min(added, len(data["extra_real"]))))
@@ -172,6 +185,8 @@ def run_cells(args, data, sets) -> list[dict]:
     for planner in args.planners:
         volumes = args.volumes if planner == "regression" else args.scoring_volumes
         conditions = [("real", 0)] + [(e, v) for e in args.experts for v in volumes]
+        if planner == "scoring":  # only a planner that learns from rewards can use unlabelled scenes
+            conditions += [("rewards_only", v) for v in volumes if ("rewards_only", v) in sets]
         conditions += [("more_real", v) for v in volumes if ("more_real", v) in sets]
         extra = {"batch_size": args.scoring_batch_size} if planner == "scoring" else {}
         for expert, volume in conditions:
