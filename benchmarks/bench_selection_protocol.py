@@ -4,7 +4,7 @@ Runs ``autoscale experiment selection`` (see :mod:`fiftyone_plugin.cli.experimen
 ``benchmarks/results/selection_protocol.{json,md,png}``: per split and pooled, test EPDMS, paired
 differences and BRMR with bootstrap intervals, per-seed rows, MOSAIC's fits and the exact command.
 
-Full run (the committed results; about 90 min on 2 cores):
+Full run (the committed results; 1 h 12 min on the 2-core machine):
     .venv/bin/python benchmarks/bench_selection_protocol.py --executor process:2
 Quick (machinery only, ~2-3 min):
     .venv/bin/python benchmarks/bench_selection_protocol.py --quick
