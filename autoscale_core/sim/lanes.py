@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..geometry import distance_to_polygon_boundary, points_in_polygon_edges, polygon_edges, project_on_polyline
+from ..geometry import project_on_polyline
 from ..scene import SceneBatch
+from . import kernels
 
 
 class LaneIndex:
@@ -111,130 +112,60 @@ class LaneIndex:
         ex, ey = px - t * dx, py - t * dy
         return np.sqrt(ex * ex + ey * ey)
 
-    def _cells(self, scene: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Each point's occupied cell (index into ``cell_keys``) and whether it has one."""
-        cell = np.floor((points - self.origin) / self.cell).astype(np.int64)
-        inside = (cell[:, 0] >= 0) & (cell[:, 1] >= 0) & (cell[:, 0] < self.nx) & (cell[:, 1] < self.ny)
-        key = (scene.astype(np.int64) * self.ny + cell[:, 1]) * self.nx + cell[:, 0]
-        pos = np.searchsorted(self.cell_keys, key)
-        found = pos < len(self.cell_keys)
-        found[found] = self.cell_keys[pos[found]] == key[found]
-        return pos, found & inside
-
-    def _pairs(self, points: np.ndarray, pos: np.ndarray, found: np.ndarray, radius: np.ndarray):
-        """(point, segment, distance) pairs of the points' cells within ``radius`` (per segment)."""
-        lo = np.where(found, self.cell_start[np.minimum(pos, len(self.cell_keys) - 1)] if len(self.cell_keys) else 0, 0)
-        cnt = np.where(found, self.cell_start[np.minimum(pos + 1, len(self.cell_keys))] - lo if len(self.cell_keys) else 0, 0)
-        pt = np.repeat(np.arange(len(points)), cnt)
-        offs = np.arange(len(pt)) - np.repeat(np.cumsum(cnt) - cnt, cnt)
-        seg = self.segs[np.repeat(lo, cnt) + offs]
-        dist = self._distance(points[pt], seg)
-        keep = dist <= radius[seg]
-        return pt[keep], seg[keep], dist[keep]
+    def _arrays(self) -> tuple:
+        """The grid and segment arrays the compiled kernels take (see :mod:`.kernels`)."""
+        return (self.origin, float(self.cell), self.nx, self.ny, self.cell_keys, self.cell_start, self.segs,
+                self._ax, self._ay, self._dx, self._dy, self.len2)
 
     def query(self, scene: np.ndarray, points: np.ndarray, extra: float = 0.0):
-        """Pairs within each segment's radius (+ ``extra`` <= pad): (point, segment, distance)."""
-        pos, found = self._cells(scene, points)
-        return self._pairs(points, pos, found, self.radius + extra if extra else self.radius)
+        """Pairs within each segment's radius (+ ``extra`` <= pad): (point, segment, distance),
+        ordered by point, then by the cell's segment order."""
+        radius = self.radius + extra if extra else self.radius
+        return kernels.query_pairs(_ints(scene), _points(points), *self._arrays(), radius)
 
     def on_lane_tracks(self, scene: np.ndarray, tracks: np.ndarray) -> np.ndarray:
-        """(M, K) bool: point k of track m within half a lane width of some centerline.
-
-        ``tracks`` (M, K, 2) are time-ordered (e.g. one footprint corner over the simulation): the
-        segment that contained a track's previous point is tried first (one distance), and only
-        the points it does not contain go through the grid query. Exact either way.
-        """
+        """(M, K) bool: point k of track m (``tracks`` (M, K, 2)) within half a lane width of some
+        centerline (the same as :meth:`on_lane` on the points; kept for callers with tracks)."""
         M, K, _ = tracks.shape
-        on = np.zeros((M, K), dtype=bool)
-        hint = np.full(M, -1, dtype=np.int64)
-        nseg = len(self.lane)
-        # The next segment of the same lane (segments are stored lane by lane, in order), tried
-        # when the hint no longer contains the point: a corner moving along its lane.
-        same_next = np.zeros(nseg, dtype=bool)
-        if nseg > 1:
-            same_next[:-1] = (self.lane[1:] == self.lane[:-1]) & (self.scene[1:] == self.scene[:-1])
-        for k in range(K):  # over time steps only
-            p = tracks[:, k]
-            has = np.flatnonzero(hint >= 0)
-            hit = np.zeros(M, dtype=bool)
-            if len(has):
-                h = hint[has]
-                hit[has] = self._distance(p[has], h) <= self.half_width[h]
-                miss = has[~hit[has]]
-                miss = miss[same_next[hint[miss]]]
-                if len(miss):
-                    nxt = hint[miss] + 1
-                    inside = self._distance(p[miss], nxt) <= self.half_width[nxt]
-                    hit[miss[inside]] = True
-                    hint[miss[inside]] = nxt[inside]
-            todo = np.flatnonzero(~hit)
-            pt, seg, dist = self._pairs(p[todo], *self._cells(scene[todo], p[todo]), self.half_width)
-            # The containing segment the point is deepest in becomes its hint (written last).
-            order = np.argsort(dist - self.half_width[seg])[::-1]
-            found = todo[pt[order]]
-            hit[found] = True
-            hint[todo] = -1
-            hint[found] = seg[order]
-            on[:, k] = hit
-        return on
+        return self.on_lane(np.repeat(scene, K), tracks.reshape(-1, 2), shortcut=False).reshape(M, K)
 
-    def on_lane(self, scene: np.ndarray, points: np.ndarray, fine_cell: float | None = None) -> np.ndarray:
+    def on_lane(self, scene: np.ndarray, points: np.ndarray, fine_cell: float | None = None,
+                shortcut: bool = True) -> np.ndarray:
         """(M,) bool: within half a lane width of some centerline.
 
-        Points in a cell flagged ``cell_full`` are on a lane without per-point work; the others
-        are tested against their cell's segments. Exact either way. (``fine_cell`` is ignored:
-        the whole-cell test now uses the index's own cells.)
+        With ``shortcut``, points in a cell flagged ``cell_full`` are on a lane without per-point
+        work (worth its one-off cost with small cells and many points); the others are tested
+        against their cell's segments, stopping at the first that contains them. Exact either
+        way. (``fine_cell`` is ignored: the whole-cell test uses the index's own cells.)
         """
-        pos, found = self._cells(scene, points)
-        on = np.zeros(len(points), dtype=bool)
-        if not found.any():
-            return on
-        full = np.zeros(len(points), dtype=bool)
-        full[found] = self.cell_full[pos[found]]
-        on |= full
-        todo = np.flatnonzero(found & ~full)
-        pt, _, _ = self._pairs(points[todo], pos[todo], found[todo], self.half_width)
-        on[todo[pt]] = True
-        return on
+        full = self.cell_full if shortcut else np.zeros(len(self.cell_keys), dtype=bool)
+        return kernels.on_lane_points(_ints(scene), _points(points), *self._arrays(), self.half_width, full)
 
 
-def points_in_scene_polygons(scene: np.ndarray, points: np.ndarray, batch: SceneBatch, fine_cell: float = 0.5) -> np.ndarray:
+def _ints(a: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(a, dtype=np.int64)
+
+
+def _points(a: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(a, dtype=np.float64).reshape(-1, 2)
+
+
+def points_in_scene_polygons(scene: np.ndarray, points: np.ndarray, batch: SceneBatch, fine_cell: float | None = None) -> np.ndarray:
     """(M,) bool: point inside any drivable polygon of its scene (even-odd rule).
 
-    As in :meth:`LaneIndex.on_lane`, when many points share ``fine_cell`` cells a cell whose
-    centre is farther than half its diagonal from every polygon edge decides all its points.
+    One compiled pass over the points (:func:`.kernels.points_in_polygons`); each polygon's
+    bounding box (+ a rounding margin) rules it out without its edges: outside it, no edge
+    straddles the point's row an odd number of times. (``fine_cell`` is ignored: the former
+    whole-cell shortcut is not needed by a per-point loop.)
     """
-    inside_any = np.zeros(len(points), dtype=bool)
     D = batch.drivable_polygons.shape[1]
     if D == 0 or len(points) == 0:
-        return inside_any
-    edges = polygon_edges(batch.drivable_polygons.astype(np.float64), batch.drivable_vertex_valid)
-    fine = np.floor(points / fine_cell).astype(np.int64)
-    key = (scene.astype(np.int64) << 40) + ((fine[:, 1] + (1 << 19)) << 20) + (fine[:, 0] + (1 << 19))
-    unique, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-    use_cells = len(unique) < 0.5 * len(points)
-    if use_cells:
-        centre = (np.floor(points[first] / fine_cell) + 0.5) * fine_cell
-        cell_scene = scene[first]
-    # Each polygon's bounding box: a point outside it (beyond a rounding margin) has no edge
-    # straddling its row, or an even number of crossings, so the even-odd test says outside.
-    verts = edges[0]
-    ok = batch.drivable_vertex_valid[..., None]
-    lo = np.where(ok, verts, np.inf).min(-2) - 1e-6  # (S, D, 2)
-    hi = np.where(ok, verts, -np.inf).max(-2) + 1e-6
-    px, py = points[:, 0], points[:, 1]
-    for d in range(D):  # few polygons per scene; vectorized over points and vertices
-        box = (px >= lo[scene, d, 0]) & (px <= hi[scene, d, 0]) & (py >= lo[scene, d, 1]) & (py <= hi[scene, d, 1])
-        todo = np.flatnonzero(box & ~inside_any)
-        if use_cells:
-            polygon = [x[cell_scene, d] for x in edges]
-            inside = points_in_polygon_edges(centre, *polygon)
-            edge_dist = distance_to_polygon_boundary(centre, *polygon[:3])
-            decided = (edge_dist > fine_cell * np.sqrt(0.5) + 1e-9)[inverse]
-            inside_any |= decided & inside[inverse]
-            todo = np.flatnonzero(box & ~decided & ~inside_any)
-        inside_any[todo] |= points_in_polygon_edges(points[todo], *(x[scene[todo], d] for x in edges))
-    return inside_any
+        return np.zeros(len(points), dtype=bool)
+    polygons = batch.drivable_polygons.astype(np.float64)
+    ok = batch.drivable_vertex_valid
+    lo = np.where(ok[..., None], polygons, np.inf).min(-2) - 1e-6  # (S, D, 2)
+    hi = np.where(ok[..., None], polygons, -np.inf).max(-2) + 1e-6
+    return kernels.points_in_polygons(_ints(scene), _points(points), polygons, ok, lo, hi)
 
 
 def route_progress(batch: SceneBatch, scene: np.ndarray | None, points: np.ndarray) -> np.ndarray:

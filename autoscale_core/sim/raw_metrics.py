@@ -56,11 +56,7 @@ def raw_metrics(
     # DAC on footprint corners.
     corners = box_corners(st[..., :2], st[..., 2], ego_len[:, None], ego_wid[:, None]).reshape(-1, 2)
     corner_scene = np.repeat(scene_of, K1 * 4)
-    if C >= 8:  # dense candidates: whole-cell shortcut
-        on = index.on_lane(corner_scene, corners)
-    else:  # sparse: follow each corner over time, reusing the segment that contained it
-        tracks = corners.reshape(B, K1, 4, 2).transpose(0, 2, 1, 3).reshape(B * 4, K1, 2)
-        on = index.on_lane_tracks(np.repeat(scene_of, 4), tracks).reshape(B, 4, K1).transpose(0, 2, 1).reshape(-1)
+    on = index.on_lane(corner_scene, corners, shortcut=C >= 8)  # dense: whole-cell shortcut
     off = np.flatnonzero(~on)
     on[off] = points_in_scene_polygons(corner_scene[off], corners[off], batch)
     out["dac"] = on.reshape(B, K1 * 4).all(-1).astype(np.float64)
