@@ -108,38 +108,209 @@ def query_pairs(scene, points, origin, cell, nx, ny, cell_keys, cell_start, segs
 
 
 @njit(cache=True)
-def points_in_polygons(scene, points, polygons, vertex_valid, lo, hi):
-    """(M,) bool: point inside any polygon of its scene (even-odd rule, as
+def _in_any_polygon(s, x, y, polygons, vertex_valid, lo, hi):
+    """Point (x, y) inside any polygon of scene ``s`` (even-odd rule, as
     :func:`autoscale_core.geometry.points_in_polygon_edges`: each polygon closes at its last valid
-    vertex; fewer than 3 valid vertices contain nothing).
-
-    polygons (S, D, V, 2) float64, vertex_valid (S, D, V) bool, lo / hi (S, D, 2) the polygons'
-    bounding boxes (a point outside one is outside that polygon).
-    """
-    M = len(points)
+    vertex; fewer than 3 valid vertices contain nothing). ``lo`` / ``hi`` (S, D, 2): the polygons'
+    bounding boxes (+ margin); a point outside one is outside that polygon."""
     D, V = polygons.shape[1], polygons.shape[2]
-    out = np.zeros(M, dtype=np.bool_)
-    for i in range(M):
-        s = scene[i]
-        x, y = points[i, 0], points[i, 1]
-        for d in range(D):
-            if not (x >= lo[s, d, 0] and x <= hi[s, d, 0] and y >= lo[s, d, 1] and y <= hi[s, d, 1]):
+    for d in range(D):
+        if not (x >= lo[s, d, 0] and x <= hi[s, d, 0] and y >= lo[s, d, 1] and y <= hi[s, d, 1]):
+            continue
+        count = 0
+        for v in range(V):
+            count += vertex_valid[s, d, v]
+        if count < 3:
+            continue
+        crossings = 0
+        for v in range(V):
+            if not vertex_valid[s, d, v]:
                 continue
-            count = 0
-            for v in range(V):
-                count += vertex_valid[s, d, v]
-            if count < 3:
-                continue
-            crossings = 0
-            for v in range(V):
-                if not vertex_valid[s, d, v]:
-                    continue
-                w = v + 1 if v + 1 < count else 0
-                x1, y1 = polygons[s, d, v, 0], polygons[s, d, v, 1]
-                x2, y2 = polygons[s, d, w, 0], polygons[s, d, w, 1]
-                if (y1 > y) != (y2 > y) and x < x1 + (y - y1) * (x2 - x1) / (y2 - y1):
-                    crossings += 1
-            if crossings % 2 == 1:
-                out[i] = True
+            w = v + 1 if v + 1 < count else 0
+            x1, y1 = polygons[s, d, v, 0], polygons[s, d, v, 1]
+            x2, y2 = polygons[s, d, w, 0], polygons[s, d, w, 1]
+            if (y1 > y) != (y2 > y) and x < x1 + (y - y1) * (x2 - x1) / (y2 - y1):
+                crossings += 1
+        if crossings % 2 == 1:
+            return True
+    return False
+
+
+@njit(cache=True)
+def points_in_polygons(scene, points, polygons, vertex_valid, lo, hi):
+    """(M,) bool: point inside any drivable polygon of its scene (:func:`_in_any_polygon`).
+
+    polygons (S, D, V, 2) float64, vertex_valid (S, D, V) bool, lo / hi (S, D, 2) bounding boxes.
+    """
+    out = np.zeros(len(points), dtype=np.bool_)
+    for i in range(len(points)):
+        out[i] = _in_any_polygon(scene[i], points[i, 0], points[i, 1], polygons, vertex_valid, lo, hi)
+    return out
+
+
+@njit(cache=True)
+def drivable_area_ok(scene, xy, cos_h, sin_h, length, width,
+                     origin, cell, nx, ny, cell_keys, cell_start, segs, ax, ay, dx, dy, len2,
+                     half_width, cell_full, same_next, polygons, vertex_valid, lo, hi):
+    """(B,) bool DAC: every footprint corner at every step within half a lane width of a
+    centerline of its grid cell, or inside a drivable polygon.
+
+    xy (B, K, 2) box centres, cos_h / sin_h (B, K) of the headings, length / width (B,) m; the
+    corners are those of :func:`autoscale_core.geometry.box_corners` (FL, FR, RR, RL), same
+    arithmetic. Each corner is followed over time: the segment that contained it one step
+    earlier is tried first (one distance), then the next segment of that lane (``same_next``
+    (segments,) bool), then its grid cell. A trajectory stops at its first failing corner.
+    """
+    B, K = xy.shape[0], xy.shape[1]
+    out = np.ones(B, dtype=np.bool_)
+    for b in range(B):
+        s = scene[b]
+        for j in range(4):
+            along = (0.5 if j < 2 else -0.5) * length[b]
+            across = (0.5 if j == 0 or j == 3 else -0.5) * width[b]
+            hint = -1
+            for k in range(K):
+                c, sn = cos_h[b, k], sin_h[b, k]
+                x = xy[b, k, 0] + c * along - sn * across
+                y = xy[b, k, 1] + sn * along + c * across
+                found = False
+                if hint >= 0:
+                    if _segment_distance(x, y, ax[hint], ay[hint], dx[hint], dy[hint], len2[hint]) <= half_width[hint]:
+                        found = True
+                    elif same_next[hint]:
+                        g = hint + 1
+                        if _segment_distance(x, y, ax[g], ay[g], dx[g], dy[g], len2[g]) <= half_width[g]:
+                            found = True
+                            hint = g
+                if not found:
+                    ci = _point_cell(s, x, y, origin[0], origin[1], cell, nx, ny, cell_keys)
+                    if ci >= 0:
+                        if cell_full[ci]:
+                            found = True
+                        else:
+                            for e in range(cell_start[ci], cell_start[ci + 1]):
+                                g = segs[e]
+                                if _segment_distance(x, y, ax[g], ay[g], dx[g], dy[g], len2[g]) <= half_width[g]:
+                                    found = True
+                                    hint = g
+                                    break
+                if not found and not _in_any_polygon(s, x, y, polygons, vertex_valid, lo, hi):
+                    out[b] = False
+                    break
+            if not out[b]:
                 break
     return out
+
+
+@njit(cache=True)
+def _wrap_angle(a):
+    """:func:`autoscale_core.scene.wrap_angle` for one value: radians to (-pi, pi]."""
+    return np.pi - np.mod(np.pi - a, 2 * np.pi)
+
+
+@njit(cache=True)
+def _numpy_sum(a):
+    """Sum of a 1-D float64 array in numpy's order (pairwise: 8 interleaved partial sums for
+    8 <= n <= 128), so that thresholds on the sum decide exactly as ``ndarray.sum`` does."""
+    n = len(a)
+    if n < 8:
+        res = 0.0
+        for i in range(n):
+            res += a[i]
+        return res
+    r = a[:8].copy()
+    i = 8
+    while i < n - (n % 8):
+        for j in range(8):
+            r[j] += a[i + j]
+        i += 8
+    res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
+    while i < n:
+        res += a[i]
+        i += 1
+    return 0.0 + res
+
+
+@njit(cache=True)
+def centre_lane_metrics(scene, states, origin, cell, nx, ny, cell_keys, cell_start, segs, ax, ay, dx, dy, len2,
+                        radius, half_width, seg_lane, seg_heading, tangent, lane_tl, tl_index, lane_is_intersection,
+                        tl_alignment, lk_alignment, lk_threshold, tl_red, tl_unknown):
+    """Lane queries of the ego centre for DDC, TLC and LK, per trajectory.
+
+    Every (step, segment) pair with the centre within the segment's ``radius`` (max(half lane
+    width, LK threshold)) is visited once; "in lane" = within half a lane width, "aligned" =
+    |Δheading| below ``tl_alignment`` (TLC) or ``lk_alignment`` (LK).
+
+    Args:
+        scene: (B,) scene of each trajectory; states (B, K1, 5) x, y, heading, speed, accel.
+        origin … len2, radius, half_width, seg_lane, seg_heading, tangent (segments, 2): the
+            :class:`~.lanes.LaneIndex`; lane_tl (S, L, T) light codes, tl_index (K1,) their
+            time index per step; lane_is_intersection (S, L).
+
+    Returns:
+        backwards (B,) m: summed per-step backwards travel along the most favourable containing
+        lane (DDC); red (B,) bool: entered an aligned red-light lane it was not in at t0 while in no
+        aligned lane whose light is not red (TLC); unknown (B,) bool: entered an aligned lane of
+        unknown light state; drift_steps (B,) int: longest run of steps farther than
+        ``lk_threshold`` from every aligned centerline, outside intersection lanes (LK).
+    """
+    B, K1 = states.shape[0], states.shape[1]
+    L = lane_tl.shape[1]
+    backwards = np.zeros(B)
+    red = np.zeros(B, dtype=np.bool_)
+    unknown = np.zeros(B, dtype=np.bool_)
+    drift_steps = np.zeros(B, dtype=np.int64)
+    back = np.zeros(K1)
+    start_lane = np.zeros(L, dtype=np.bool_)
+    for b in range(B):
+        s = scene[b]
+        start_lane[:] = False
+        run = 0
+        longest = 0
+        for k in range(K1):
+            x, y, heading = states[b, k, 0], states[b, k, 1], states[b, k, 2]
+            disp_x = x - states[b, k - 1, 0] if k > 0 else 0.0
+            disp_y = y - states[b, k - 1, 1] if k > 0 else 0.0
+            best = -np.inf
+            nearest = np.inf
+            in_junction = False
+            red_new = False
+            not_red = False
+            ci = _point_cell(s, x, y, origin[0], origin[1], cell, nx, ny, cell_keys)
+            if ci >= 0:
+                for e in range(cell_start[ci], cell_start[ci + 1]):
+                    g = segs[e]
+                    d = _segment_distance(x, y, ax[g], ay[g], dx[g], dy[g], len2[g])
+                    if not d <= radius[g]:
+                        continue
+                    lane = seg_lane[g]
+                    in_lane = d <= half_width[g]
+                    dheading = abs(_wrap_angle(heading - seg_heading[g]))
+                    if in_lane:
+                        best = max(best, disp_x * tangent[g, 0] + disp_y * tangent[g, 1])
+                        if k == 0:
+                            start_lane[lane] = True
+                        if lane_is_intersection[s, lane]:
+                            in_junction = True
+                        if dheading < tl_alignment:
+                            code = lane_tl[s, lane, tl_index[k]]
+                            new_lane = not start_lane[lane]
+                            if code == tl_red:
+                                red_new |= new_lane
+                            else:
+                                not_red = True
+                            if new_lane and code == tl_unknown:
+                                unknown[b] = True
+                    if dheading < lk_alignment:
+                        nearest = min(nearest, d)
+            back[k] = max(-best, 0.0) if np.isfinite(best) else 0.0
+            if red_new and not not_red:
+                red[b] = True
+            if nearest > lk_threshold and not in_junction:
+                run += 1
+                longest = max(longest, run)
+            else:
+                run = 0
+        backwards[b] = _numpy_sum(back)
+        drift_steps[b] = longest
+    return backwards, red, unknown, drift_steps

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..geometry import project_on_polyline
-from ..scene import SceneBatch
+from ..scene import TL_RED, TL_UNKNOWN, SceneBatch
 from . import kernels
 
 
@@ -142,6 +142,47 @@ class LaneIndex:
         return kernels.on_lane_points(_ints(scene), _points(points), *self._arrays(), self.half_width, full)
 
 
+    @property
+    def same_next(self) -> np.ndarray:
+        """(segments,) bool: the next segment continues the same lane (segments are stored lane
+        by lane, in order): a point leaving one segment along its lane is tried on the next."""
+        same = np.zeros(len(self.lane), dtype=bool)
+        if len(self.lane) > 1:
+            same[:-1] = (self.lane[1:] == self.lane[:-1]) & (self.scene[1:] == self.scene[:-1])
+        return same
+
+    def drivable_area_ok(self, batch: SceneBatch, scene: np.ndarray, states: np.ndarray, length: np.ndarray,
+                         width: np.ndarray, shortcut: bool = True) -> np.ndarray:
+        """(B,) bool DAC of ego footprints: each corner of the (length, width) (B,) m box at every
+        state (B, K, >=3 x, y, heading) of scene ``scene`` (B,) within half a lane width of a
+        centerline, or inside a drivable polygon of its scene (:func:`.kernels.drivable_area_ok`).
+        ``shortcut``: use the whole-cell flags (:attr:`cell_full`)."""
+        full = self.cell_full if shortcut else np.zeros(len(self.cell_keys), dtype=bool)
+        polygons, valid, lo, hi = _drivable_polygons(batch)
+        heading = states[..., 2]
+        return kernels.drivable_area_ok(
+            _ints(scene), np.ascontiguousarray(states[..., :2]), np.cos(heading), np.sin(heading),
+            np.ascontiguousarray(length, dtype=np.float64), np.ascontiguousarray(width, dtype=np.float64),
+            *self._arrays(), self.half_width, full, self.same_next, polygons, valid, lo, hi)
+
+
+    def centre_lane_metrics(self, batch: SceneBatch, scene: np.ndarray, states: np.ndarray, dt: float, config):
+        """DDC, TLC and LK inputs from the ego centres: states (B, K1, >=3) at ``dt`` s of scene
+        ``scene`` (B,) (:func:`.kernels.centre_lane_metrics`; the index must be built with
+        ``min_radius = config.lk_threshold``). Returns backwards (B,) m, red (B,) bool,
+        unknown (B,) bool, drift_steps (B,) int."""
+        K1 = states.shape[1]
+        tl_index = np.minimum(
+            batch.history_steps + np.floor(np.arange(K1) * dt / batch.dt + 1e-9).astype(np.int64), batch.num_steps - 1
+        )
+        return kernels.centre_lane_metrics(
+            _ints(scene), np.ascontiguousarray(states, dtype=np.float64), *self._arrays(), self.radius,
+            self.half_width, self.lane, self.heading, np.ascontiguousarray(self.tangent), batch.lane_tl, tl_index,
+            batch.lane_is_intersection, config.tl_alignment, config.lk_alignment, config.lk_threshold,
+            TL_RED, TL_UNKNOWN,
+        )
+
+
 def _ints(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a, dtype=np.int64)
 
@@ -161,11 +202,18 @@ def points_in_scene_polygons(scene: np.ndarray, points: np.ndarray, batch: Scene
     D = batch.drivable_polygons.shape[1]
     if D == 0 or len(points) == 0:
         return np.zeros(len(points), dtype=bool)
+    return kernels.points_in_polygons(_ints(scene), _points(points), *_drivable_polygons(batch))
+
+
+def _drivable_polygons(batch: SceneBatch) -> tuple[np.ndarray, ...]:
+    """Drivable polygons as the kernels take them: vertices (S, D, V, 2) float64, vertex_valid
+    (S, D, V) and the bounding boxes lo, hi (S, D, 2) grown by a rounding margin (empty boxes for
+    polygons without vertices)."""
     polygons = batch.drivable_polygons.astype(np.float64)
     ok = batch.drivable_vertex_valid
-    lo = np.where(ok[..., None], polygons, np.inf).min(-2) - 1e-6  # (S, D, 2)
+    lo = np.where(ok[..., None], polygons, np.inf).min(-2) - 1e-6
     hi = np.where(ok[..., None], polygons, -np.inf).max(-2) + 1e-6
-    return kernels.points_in_polygons(_ints(scene), _points(points), polygons, ok, lo, hi)
+    return polygons, np.ascontiguousarray(ok), lo, hi
 
 
 def route_progress(batch: SceneBatch, scene: np.ndarray | None, points: np.ndarray) -> np.ndarray:
