@@ -10,42 +10,18 @@ import numpy as np
 
 from ..geometry import box_corners, boxes_overlap, boxes_overlap_offset
 from ..scene import STATIC, SceneBatch
+from . import kernels
 from .config import ScorerConfig
 from .lanes import LaneIndex, in_multiple_lanes
 
-_WINDOW = 8  # steps per broad-phase window for sparse candidate sets (41 steps → 6 windows)
-_WINDOW_DENSE = 4  # ... and for dense ones (>= 8 per scene), whose trajectories crowd the same agents
 
-
-def _window_boxes(x, y, heading, speed, tau_max: float, starts: np.ndarray, valid=None, block: int = 1 << 16):
-    """Axis-aligned boxes (lo_x, hi_x, lo_y, hi_y), each (..., windows), around the centres over
-    each window of steps (last axis, windows beginning at ``starts``) and their constant-velocity
-    projections up to ``tau_max`` (each projection lies on the segment from the centre to the
-    one at ``tau_max``). Steps where ``valid`` is False are left out (empty box: lo = +inf).
-
-    Computed in blocks of about ``block`` entries: fresh multi-megabyte temporaries cost more in
-    page faults than the arithmetic on them."""
-    lead, K = x.shape[:-1], x.shape[-1]
-    x, y, heading, speed = (np.reshape(v, (-1, K)) for v in (x, y, heading, speed))
-    if valid is not None:
-        valid = np.reshape(valid, (-1, K))
-    R = len(x)
-    out = np.empty((4, R, len(starts)))
-    rows = max(1, block // max(K, 1))
-    for r0 in range(0, R, rows):
-        r = slice(r0, r0 + rows)
-        px, py = speed[r] * np.cos(heading[r]) * tau_max, speed[r] * np.sin(heading[r]) * tau_max
-        lo_x, hi_x = x[r] + np.minimum(px, 0.0), x[r] + np.maximum(px, 0.0)
-        lo_y, hi_y = y[r] + np.minimum(py, 0.0), y[r] + np.maximum(py, 0.0)
-        if valid is not None:
-            ok = valid[r]
-            lo_x, lo_y = np.where(ok, lo_x, np.inf), np.where(ok, lo_y, np.inf)
-            hi_x, hi_y = np.where(ok, hi_x, -np.inf), np.where(ok, hi_y, -np.inf)
-        np.minimum.reduceat(lo_x, starts, -1, out=out[0, r])
-        np.maximum.reduceat(hi_x, starts, -1, out=out[1, r])
-        np.minimum.reduceat(lo_y, starts, -1, out=out[2, r])
-        np.maximum.reduceat(hi_y, starts, -1, out=out[3, r])
-    return tuple(o.reshape(lead + (len(starts),)) for o in out)
+def _window_boxes(states: np.ndarray, valid, tau_max: float, window: int) -> np.ndarray:
+    """(4, R, nW) boxes lo_x, hi_x, lo_y, hi_y of the centres and their constant-velocity
+    projections up to ``tau_max`` per window of ``window`` steps (:func:`.kernels.window_boxes`)
+    for rows of states (R, K, >=4: x, y, heading, speed); ``valid`` (R, K) or None (all)."""
+    st = np.ascontiguousarray(states)
+    valid = np.ones(st.shape[:2], dtype=bool) if valid is None else np.ascontiguousarray(valid)
+    return kernels.window_boxes(st[..., 0], st[..., 1], st[..., 2], st[..., 3], valid, float(tau_max), window)
 
 
 def _boxes_close(a, b, reach) -> np.ndarray:
@@ -58,25 +34,25 @@ def _boxes_close(a, b, reach) -> np.ndarray:
     return close
 
 
-def _near_entries(st, agents, agent_valid, r_ego, r_agent, S, C, config: ScorerConfig, agent_bounds=None):
-    """(b, n, k) of the (trajectory, agent, step) entries whose centres, now or projected at a
-    TTC horizon, are within the two half diagonals (+1e-3 m), ordered by (b, n) then k.
+_WINDOW = 8  # steps per broad-phase window for sparse candidate sets (41 steps → 6 windows)
+_WINDOW_DENSE = 4  # ... and for dense ones (>= 8 per scene), whose trajectories crowd the same agents
 
-    Exactly the entries of the dense per-step test over (S, C, N, K1); the two box stages (agent
-    vs all of its scene's trajectories over the horizon, then per trajectory and window of
-    steps) only skip entries that cannot pass it. ``agent_bounds``: optional (S, N) boxes and
-    largest speeds of the agents over the horizon (:func:`.agents.log_bounds`, log replay)."""
+
+def _agents_near_scene(st, agents, agent_valid, r_ego, r_agent, S, C, config: ScorerConfig, agent_bounds=None):
+    """First prune: which agents come near any trajectory of their scene at any time.
+
+    Returns keep (S, N) bool and the trajectories' boxes of centres and constant-velocity
+    projections per window of steps (4, B, nW) (see :func:`_window_boxes`). The agents' box
+    over the horizon comes from their positions only (reductions without temporaries), or
+    ``agent_bounds`` in log replay, grown by their largest speed × the longest TTC horizon (a
+    projection moves an agent at most that far)."""
     B, K1, _ = st.shape
-    C1, N = agents.shape[1], agents.shape[2]
+    C1 = agents.shape[1] if agents is not None else 1
     W = _WINDOW_DENSE if C >= 8 else _WINDOW
-    starts = np.arange(0, K1, W)
     tau_max = max((0.0,) + tuple(config.ttc_horizons))
-    e = st.reshape(S, C, K1, 5)
-    ebox = _window_boxes(e[..., 0], e[..., 1], e[..., 2], e[..., 3], tau_max, starts)  # 4 × (S, C, nW)
+    ego_box = _window_boxes(st, None, tau_max, W)  # (4, B, nW)
+    ebox = tuple(v.reshape(S, C, -1) for v in ego_box)  # 4 × (S, C, nW)
     margin = 1e-3 + 1e-6  # the per-step test's margin + rounding
-    # Stage 1: agents near any trajectory of their scene at any time. The agent's box over the
-    # horizon from its positions only (reductions without temporaries), grown by its largest
-    # speed × the longest horizon (a projection moves it at most that far).
     if agent_bounds is not None and C1 == 1:
         lo_x, hi_x, lo_y, hi_y, speed = (v[:, None] for v in agent_bounds)
     else:
@@ -95,49 +71,42 @@ def _near_entries(st, agents, agent_valid, r_ego, r_agent, S, C, config: ScorerC
         scene_box = tuple(f(v, axis=2)[:, :, None] for f, v in zip((np.min, np.max) * 2, ebox))
         reach = r_e[:, :, None] + r_agent[:, None] + margin
     keep = _boxes_close(agent_box, scene_box, reach).any(1)  # (S, N)
-    ps, pn = np.nonzero(keep)
-    if len(ps) == 0:
-        z = np.zeros(0, dtype=np.int64)
-        return z, z, z
-    # Stage 2: per (scene, agent) pair left × trajectory × window (P, C, nW), with the exact
-    # boxes of the agent's centres and projections per window.
-    pa = agents[ps, :, pn]  # (P, C1, K1, 4)
-    abox = _window_boxes(pa[..., 0], pa[..., 1], pa[..., 2], pa[..., 3], tau_max, starts, agent_valid[ps, :, pn])
-    close = _boxes_close(
-        abox,  # (P, C1, nW), broadcast against the C trajectories
-        tuple(v[ps] for v in ebox),
-        (r_e[ps] + r_agent[ps, pn][:, None])[:, :, None] + margin,
+    return keep, ego_box
+
+
+def _pair_entries(st, pair_scene, pair_agent, pair_states, pair_valid, ego_box, r_ego, r_agent, S, C,
+                  config: ScorerConfig):
+    """Per-window box test and per-step test (:func:`.kernels.near_entries`) on the (scene,
+    agent) pairs left by :func:`_agents_near_scene` (ordered by scene, then agent): pair_states
+    (P, C1, K1, 4) and pair_valid (P, C1, K1) their agents' states, ego_box (4, B, nW).
+    Returns (b, p, k): trajectory, pair row, step."""
+    K1 = st.shape[1]
+    W = _WINDOW_DENSE if C >= 8 else _WINDOW
+    tau_max = max((0.0,) + tuple(config.ttc_horizons))
+    P, C1 = pair_states.shape[:2]
+    pa = np.ascontiguousarray(pair_states)
+    num_windows = -(-K1 // W)
+    abox = _window_boxes(pa.reshape(P * C1, K1, 4), pair_valid.reshape(P * C1, K1), tau_max, W).reshape(4, P, C1, num_windows)
+    return kernels.near_entries(
+        np.searchsorted(pair_scene, np.arange(S + 1)), C, W, ego_box, abox, r_ego, r_agent[pair_scene, pair_agent],
+        st, pa, np.ascontiguousarray(pair_valid), np.asarray(config.ttc_horizons, dtype=np.float64),
+        config.stopped_speed, 1e-3 + 1e-6,
     )
-    p, c, w = np.nonzero(close.reshape(len(ps), C, -1))
-    bb, nn = ps[p] * C + c, pn[p]
-    # Expand the windows left into their steps.
-    kk = w[:, None] * W + np.arange(W)
-    inside = kk < K1
-    bb = np.broadcast_to(bb[:, None], kk.shape)[inside]
-    nn = np.broadcast_to(nn[:, None], kk.shape)[inside]
-    kk = kk[inside]
-    sb = bb // C
-    cb = bb % C if C1 > 1 else np.zeros_like(bb)
-    a_row = ((sb * C1 + cb) * N + nn) * K1 + kk
-    valid = agent_valid.reshape(-1)[a_row]
-    bb, nn, kk, a_row = bb[valid], nn[valid], kk[valid], a_row[valid]
-    # The per-step test, elementwise as on the dense layout.
-    ev = st.reshape(-1, 5)[bb * K1 + kk]
-    av = agents.reshape(-1, 4)[a_row]
-    dx = av[:, 0] - ev[:, 0]
-    dy = av[:, 1] - ev[:, 1]
-    reach2 = (r_ego[bb] + r_agent[bb // C, nn] + 1e-3) ** 2  # margin: the box tests round differently
-    near = dx * dx + dy * dy <= reach2
-    if config.ttc_horizons:
-        moving = ev[:, 3] >= config.stopped_speed
-        dvx = av[:, 3] * np.cos(av[:, 2]) - ev[:, 3] * np.cos(ev[:, 2])
-        dvy = av[:, 3] * np.sin(av[:, 2]) - ev[:, 3] * np.sin(ev[:, 2])
-        for tau in config.ttc_horizons:
-            px, py = dx + dvx * tau, dy + dvy * tau
-            near |= (px * px + py * py <= reach2) & moving
-    bb, nn, kk = bb[near], nn[near], kk[near]
-    order = np.argsort((bb * N + nn) * K1 + kk)
-    return bb[order], nn[order], kk[order]
+
+
+def _near_entries(st, agents, agent_valid, r_ego, r_agent, S, C, config: ScorerConfig, agent_bounds=None):
+    """(b, n, k) of the (trajectory, agent, step) entries whose centres, now or projected at a
+    TTC horizon, are within the two half diagonals (+1e-3 m), ordered by (b, n) then k.
+
+    Exactly the entries of the dense per-step test over (S, C, N, K1); the box stages (agent
+    vs all of its scene's trajectories over the horizon, then agent vs each trajectory) only skip
+    entries that cannot pass it. ``agent_bounds``: optional (S, N) boxes and largest speeds of
+    the agents over the horizon (:func:`.agents.log_bounds`, log replay)."""
+    keep, ego_box = _agents_near_scene(st, agents, agent_valid, r_ego, r_agent, S, C, config, agent_bounds)
+    ps, pn = np.nonzero(keep)
+    b, p, k = _pair_entries(st, ps, pn, agents[ps, :, pn], agent_valid[ps, :, pn], ego_box, r_ego, r_agent, S, C,
+                            config)
+    return b, pn[p], k
 
 
 def collisions(

@@ -3,8 +3,10 @@
 The numpy versions of these queries build (point, candidate) pair arrays before reducing them;
 here each point walks its own few candidates and stops at the first hit, without temporaries.
 Every kernel does the same float64 arithmetic, in the same order, as the numpy code it replaces
-(numba does not contract a*b + c into FMA or reorder sums without ``fastmath``), so results are
-bit-identical. ``cache=True`` keeps the machine code on disk (``__pycache__``): the first call in
+(numba does not contract a*b + c into FMA or reorder sums without ``fastmath``, and its cos,
+sin and hypot are the C library's, as numpy's are), so results are bit-identical. (numpy's tan,
+arctan and arctan2 are its own SIMD versions, which differ from the C library's in the last bit
+for some inputs: the kernels take such values precomputed, or do not need them.) ``cache=True`` keeps the machine code on disk (``__pycache__``): the first call in
 a fresh environment compiles (about a second or two per kernel), later processes load it.
 
 Units: metres; points are (M, 2) float64 in their scene's frame with a (M,) scene index.
@@ -314,3 +316,117 @@ def centre_lane_metrics(scene, states, origin, cell, nx, ny, cell_keys, cell_sta
         backwards[b] = _numpy_sum(back)
         drift_steps[b] = longest
     return backwards, red, unknown, drift_steps
+
+
+@njit(cache=True)
+def _boxes_close(a_lo_x, a_hi_x, a_lo_y, a_hi_y, b_lo_x, b_hi_x, b_lo_y, b_hi_y, reach):
+    """Boxes a and b within ``reach`` of each other per axis (as ``collisions._boxes_close``;
+    empty boxes, lo = +inf, are never close)."""
+    close_x = abs((a_lo_x + a_hi_x) - (b_lo_x + b_hi_x)) <= (a_hi_x - a_lo_x) + (b_hi_x - b_lo_x) + 2.0 * reach
+    close_y = abs((a_lo_y + a_hi_y) - (b_lo_y + b_hi_y)) <= (a_hi_y - a_lo_y) + (b_hi_y - b_lo_y) + 2.0 * reach
+    return close_x and close_y
+
+
+@njit(cache=True)
+def near_entries(pair_start, C, window, ego_box, agent_box, r_ego, r_pair, states, pair_states, pair_valid,
+                 horizons, stopped_speed, box_margin):
+    """The (trajectory, agent, step) entries whose centres, now or projected at a TTC horizon,
+    are within the two half diagonals (+1e-3 m): the per-step test of
+    ``collisions._near_entries``, same arithmetic, on the (scene, agent) pairs left by its first
+    prune and, per trajectory, only in the windows of ``window`` steps where the boxes of the
+    two centres and their projections come within the half diagonals (+ ``box_margin``).
+
+    Args:
+        pair_start: (S+1,) the pairs of scene s are rows pair_start[s]:pair_start[s+1] (agent
+            index ascending); C: trajectories per scene (trajectory b = s·C + c).
+        ego_box: (4, B, nW) lo_x, hi_x, lo_y, hi_y per trajectory and window; agent_box: (4, P,
+            C1, nW) the same for each pair's agent (per trajectory when reactive, C1 = C, else
+            C1 = 1); r_ego (B,), r_pair (P,) half diagonals (m).
+        states: (B, K1, 5) ego x, y, heading, speed, accel.
+        pair_states: (P, C1, K1, 4) agent x, y, heading, speed; pair_valid (P, C1, K1).
+        horizons: (H,) TTC projection times (s).
+
+    Returns:
+        b, p, k (E,) int64: trajectory, pair row and step of each entry, ordered by (b, agent, k).
+    """
+    S = len(pair_start) - 1
+    K1 = states.shape[1]
+    C1 = pair_states.shape[1]
+    num_windows = ego_box.shape[2]
+    cap = 1024
+    out_b = np.empty(cap, dtype=np.int64)
+    out_p = np.empty(cap, dtype=np.int64)
+    out_k = np.empty(cap, dtype=np.int64)
+    n = 0
+    for s in range(S):
+        for c in range(C):
+            b = s * C + c
+            ca = c if C1 > 1 else 0
+            for p in range(pair_start[s], pair_start[s + 1]):
+                reach = r_ego[b] + r_pair[p] + box_margin
+                q = r_ego[b] + r_pair[p] + 1e-3
+                reach2 = q * q
+                for w in range(num_windows):
+                    if not _boxes_close(ego_box[0, b, w], ego_box[1, b, w], ego_box[2, b, w], ego_box[3, b, w],
+                                        agent_box[0, p, ca, w], agent_box[1, p, ca, w], agent_box[2, p, ca, w],
+                                        agent_box[3, p, ca, w], reach):
+                        continue
+                    for k in range(w * window, min((w + 1) * window, K1)):
+                        if not pair_valid[p, ca, k]:
+                            continue
+                        dx = pair_states[p, ca, k, 0] - states[b, k, 0]
+                        dy = pair_states[p, ca, k, 1] - states[b, k, 1]
+                        near = dx * dx + dy * dy <= reach2
+                        if not near and states[b, k, 3] >= stopped_speed:
+                            va, ve = pair_states[p, ca, k, 3], states[b, k, 3]
+                            ha, he = pair_states[p, ca, k, 2], states[b, k, 2]
+                            dvx = va * np.cos(ha) - ve * np.cos(he)
+                            dvy = va * np.sin(ha) - ve * np.sin(he)
+                            for tau in horizons:
+                                px, py = dx + dvx * tau, dy + dvy * tau
+                                if px * px + py * py <= reach2:
+                                    near = True
+                                    break
+                        if near:
+                            if n == cap:
+                                cap *= 2
+                                out_b, out_p, out_k = _grow(out_b, cap), _grow(out_p, cap), _grow(out_k, cap)
+                            out_b[n], out_p[n], out_k[n] = b, p, k
+                            n += 1
+    return out_b[:n], out_p[:n], out_k[:n]
+
+
+@njit(cache=True)
+def _grow(a, cap):
+    out = np.empty(cap, dtype=a.dtype)
+    out[: len(a)] = a
+    return out
+
+
+@njit(cache=True)
+def window_boxes(x, y, heading, speed, valid, tau_max, window):
+    """Axis-aligned boxes around centres (x, y) and their constant-velocity projections up to
+    ``tau_max`` s (each projection at tau <= tau_max lies on the segment from the centre to the
+    one at tau_max), per window of ``window`` steps.
+
+    x, y, heading, speed, valid: (R, K) rows of states over time (steps where ``valid`` is
+    False are left out). Returns (4, R, nW) lo_x, hi_x, lo_y, hi_y; a window without valid steps
+    is an empty box (lo = +inf, hi = -inf).
+    """
+    R, K = x.shape
+    num_windows = (K + window - 1) // window
+    out = np.empty((4, R, num_windows))
+    for r in range(R):
+        for w in range(num_windows):
+            lo_x, hi_x, lo_y, hi_y = np.inf, -np.inf, np.inf, -np.inf
+            for k in range(w * window, min((w + 1) * window, K)):
+                if not valid[r, k]:
+                    continue
+                px = speed[r, k] * np.cos(heading[r, k]) * tau_max
+                py = speed[r, k] * np.sin(heading[r, k]) * tau_max
+                lo_x = min(lo_x, x[r, k] + min(px, 0.0))
+                hi_x = max(hi_x, x[r, k] + max(px, 0.0))
+                lo_y = min(lo_y, y[r, k] + min(py, 0.0))
+                hi_y = max(hi_y, y[r, k] + max(py, 0.0))
+            out[0, r, w], out[1, r, w], out[2, r, w], out[3, r, w] = lo_x, hi_x, lo_y, hi_y
+    return out
