@@ -18,12 +18,18 @@ from ..scene import CYCLIST, VEHICLE, SceneBatch, wrap_angle
 from .idm import IDMParams, idm_acceleration
 
 
-def interpolate_log(batch: SceneBatch, num_steps: int, dt_sim: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+def interpolate_log(
+    batch: SceneBatch, num_steps: int, dt_sim: float = 0.1, rows: tuple[np.ndarray, np.ndarray] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Logged agent states from t0 at ``dt_sim``.
+
+    ``rows``: optional (scene, agent) index arrays (P,) to interpolate only those agents (the
+    same values as the full result's rows).
 
     Returns:
         states (S, N, num_steps+1, 4) float64 x, y, heading, speed; valid (S, N, num_steps+1) bool
-        (both bracketing log samples valid; beyond the log end invalid).
+        (both bracketing log samples valid; beyond the log end invalid). With ``rows``: (P,
+        num_steps+1, 4) and (P, num_steps+1).
     """
     u = batch.history_steps + np.arange(num_steps + 1) * dt_sim / batch.dt
     i0 = np.floor(u + 1e-9).astype(int)
@@ -38,7 +44,12 @@ def interpolate_log(batch: SceneBatch, num_steps: int, dt_sim: float = 0.1) -> t
     weights = np.zeros((num_steps + 1, last - first))
     np.add.at(weights, (np.arange(num_steps + 1), i0 - first), 1.0 - w)
     np.add.at(weights, (np.arange(num_steps + 1), i1 - first), w)
-    log = batch.agents[:, :, first:last].astype(np.float64)  # (S, N, T', 4)
+    if rows is None:
+        log = batch.agents[:, :, first:last].astype(np.float64)  # (S, N, T', 4)
+        agent_valid = batch.agent_valid
+    else:  # one leading axis of P rows (as (P, 1, T', 4))
+        log = batch.agents[rows[0], rows[1], first:last].astype(np.float64)[:, None]
+        agent_valid = batch.agent_valid[rows[0], rows[1]][:, None]
     # Headings: unwrap along time (each step by its wrapped difference) before interpolating.
     h = log[..., 2]
     if h.shape[-1] > 1:
@@ -49,8 +60,10 @@ def interpolate_log(batch: SceneBatch, num_steps: int, dt_sim: float = 0.1) -> t
     heading = states[..., 2]
     wrap = np.abs(heading) > np.pi  # only those: np.mod on every entry is slow
     heading[wrap] = wrap_angle(heading[wrap])
-    valid = batch.agent_valid[:, :, i0] & (batch.agent_valid[:, :, i1] | exact) & inside
+    valid = agent_valid[:, :, i0] & (agent_valid[:, :, i1] | exact) & inside
     states[~valid] = 0.0
+    if rows is not None:
+        return states[:, 0], valid[:, 0]
     return states, valid
 
 

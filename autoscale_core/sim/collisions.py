@@ -11,6 +11,7 @@ import numpy as np
 from ..geometry import box_corners, boxes_overlap, boxes_overlap_offset
 from ..scene import STATIC, SceneBatch
 from . import kernels
+from .agents import interpolate_log
 from .config import ScorerConfig
 from .lanes import LaneIndex, in_multiple_lanes
 
@@ -112,32 +113,46 @@ def _near_entries(st, agents, agent_valid, r_ego, r_agent, S, C, config: ScorerC
 def collisions(
     batch: SceneBatch, st, scene_of, cand_of, agents, agent_valid, config: ScorerConfig, index: LaneIndex, agent_bounds=None
 ):
-    """NC, collision flag and TTC for (B, K1, 5) ego states → three (B,) arrays. ``agent_bounds``:
-    optional per-agent bounds over the horizon (:func:`.agents.log_bounds`; log replay only)."""
+    """NC, collision flag and TTC for (B, K1, 5) ego states → three (B,) arrays.
+
+    ``agents``, ``agent_valid``: (S, C|1, N, K1, 4) and (S, C|1, N, K1) from
+    :func:`.agents.simulate_agents`, or both None in log replay: then ``agent_bounds``
+    (:func:`.agents.log_bounds`) makes the first prune and only the agents it keeps are
+    interpolated (:func:`.agents.interpolate_log` ``rows``). ``agent_bounds`` is optional otherwise.
+    """
     B, K1, _ = st.shape
-    N = agents.shape[2]
+    N = batch.agents.shape[1]
     nc = np.ones(B)
     collision = np.zeros(B, dtype=bool)
     ttc = np.ones(B)
     if N == 0:
         return nc, collision, ttc
-    cand = cand_of if agents.shape[1] > 1 else np.zeros_like(cand_of)
+    S = len(batch)
+    C = B // S
+    cand = cand_of if agents is not None and agents.shape[1] > 1 else np.zeros_like(cand_of)
     ego_len = batch.ego_size[scene_of, 0].astype(np.float64)
     ego_wid = batch.ego_size[scene_of, 1].astype(np.float64)
     a_len = batch.agent_size[..., 0].astype(np.float64)
     a_wid = batch.agent_size[..., 1].astype(np.float64)
     # Only the (trajectory, agent, step) entries whose (projected) centres come within the two
-    # half diagonals can overlap now or at a TTC horizon (:func:`_near_entries`: box stages,
-    # then the per-step test). All box tests below run on those entries.
-    S, C = agents.shape[0], B // agents.shape[0]
+    # half diagonals can overlap now or at a TTC horizon (box stages, then the per-step test, as
+    # in :func:`_near_entries`). All box tests below run on those entries.
     r_ego = 0.5 * np.hypot(ego_len, ego_wid)  # (B,)
     r_agent = 0.5 * np.hypot(a_len, a_wid)  # (S, N)
-    b, n, k = _near_entries(st, agents, agent_valid, r_ego, r_agent, S, C, config, agent_bounds)
+    keep, ego_box = _agents_near_scene(st, agents, agent_valid, r_ego, r_agent, S, C, config, agent_bounds)
+    ps, pn = np.nonzero(keep)
+    if agents is None:  # log replay: interpolate only the agents kept
+        pair_states, pair_valid = interpolate_log(batch, K1 - 1, config.dt_sim, rows=(ps, pn))
+        pair_states, pair_valid = pair_states[:, None], pair_valid[:, None]
+    else:
+        pair_states, pair_valid = agents[ps, :, pn], agent_valid[ps, :, pn]
+    b, p, k = _pair_entries(st, ps, pn, pair_states, pair_valid, ego_box, r_ego, r_agent, S, C, config)
     if len(b) == 0:
         return nc, collision, ttc
+    n = pn[p]
     sb = scene_of[b]
     e = st.reshape(-1, 5)[b * K1 + k]  # (E, 5)
-    a = agents.reshape(-1, 4)[((sb * agents.shape[1] + cand[b]) * N + n) * K1 + k]  # (E, 4)
+    a = pair_states[p, cand[b], k]  # (E, 4)
     el, ew = ego_len[b], ego_wid[b]
     al, aw = a_len[sb, n], a_wid[sb, n]
     c, s = np.cos(e[:, 2]), np.sin(e[:, 2])

@@ -29,7 +29,8 @@ def raw_metrics(
     dt = config.dt_sim
     states = simulate_ego(batch, traj, dt)  # (S, C, K1, 5)
     K1 = states.shape[2]
-    agents, agent_valid = simulate_agents(batch, states, reactive, dt)  # (S, C|1, N, K1, ·)
+    # Reactive agents (S, C, N, K1, ·); log replay: interpolated in `collisions`, only those near the ego.
+    agents, agent_valid = simulate_agents(batch, states, True, dt) if reactive else (None, None)
     B = S * C
     st = states.reshape(B, K1, 5)
     scene_of = np.repeat(np.arange(S), C)
