@@ -430,3 +430,61 @@ def window_boxes(x, y, heading, speed, valid, tau_max, window):
                 hi_y = max(hi_y, y[r, k] + max(py, 0.0))
             out[0, r, w], out[1, r, w], out[2, r, w], out[3, r, w] = lo_x, hi_x, lo_y, hi_y
     return out
+
+
+@njit(cache=True)
+def lane_segments_near(lanes, lane_valid, lane_width, bounds, use_bounds, min_radius, pad):
+    """(scene, lane, point) of the centerline segments (point → point + 1) of valid lanes that
+    can be within their query radius of a box: max(half lane width, ``min_radius``) + ``pad``
+    (+ 1e-3 m margin, float32 like the lanes) of the scene's ``bounds`` (S, 4) x0, y0, x1, y1
+    (every segment of a valid lane when ``use_bounds`` is False).
+
+    lanes (S, L, P, 2) float32, lane_valid (S, L) bool, lane_width (S, L) float32. Ordered by
+    scene, lane, point.
+    """
+    S, L, P = lanes.shape[0], lanes.shape[1], lanes.shape[2]
+    cap = max(16, int(lane_valid.sum()) * (P - 1))
+    out_s = np.empty(cap, dtype=np.int64)
+    out_l = np.empty(cap, dtype=np.int64)
+    out_p = np.empty(cap, dtype=np.int64)
+    n = 0
+    for s in range(S):
+        x0, y0 = np.float32(bounds[s, 0]), np.float32(bounds[s, 1])
+        x1, y1 = np.float32(bounds[s, 2]), np.float32(bounds[s, 3])
+        for lane in range(L):
+            if not lane_valid[s, lane]:
+                continue
+            # float32 throughout, as numpy computes it on the float32 lane arrays
+            r = max(np.float32(0.5) * lane_width[s, lane], np.float32(min_radius)) + np.float32(pad) + np.float32(1e-3)
+            for p in range(P - 1):
+                ax, ay = lanes[s, lane, p, 0], lanes[s, lane, p, 1]
+                bx, by = lanes[s, lane, p + 1, 0], lanes[s, lane, p + 1, 1]
+                if use_bounds and not (min(ax, bx) - r <= x1 and max(ax, bx) + r >= x0
+                                       and min(ay, by) - r <= y1 and max(ay, by) + r >= y0):
+                    continue
+                out_s[n], out_l[n], out_p[n] = s, lane, p
+                n += 1
+    return out_s[:n], out_l[:n], out_p[:n]
+
+
+@njit(cache=True)
+def grid_entries(scene, c0, c1, nx, ny):
+    """Every grid cell of each segment's padded bounding box, cells c0 … c1 (M, 2) int64 (x, y):
+    returns key = (scene·ny + cy)·nx + cx, the segment, cx and cy per entry (segment by
+    segment, each box's cells row by row)."""
+    M = len(scene)
+    total = 0
+    for i in range(M):
+        total += (c1[i, 0] - c0[i, 0] + 1) * (c1[i, 1] - c0[i, 1] + 1)
+    keys = np.empty(total, dtype=np.int64)
+    seg = np.empty(total, dtype=np.int64)
+    cx = np.empty(total, dtype=np.int64)
+    cy = np.empty(total, dtype=np.int64)
+    n = 0
+    for i in range(M):
+        for y in range(c0[i, 1], c1[i, 1] + 1):
+            for x in range(c0[i, 0], c1[i, 0] + 1):
+                keys[n] = (scene[i] * ny + y) * nx + x
+                seg[n], cx[n], cy[n] = i, x, y
+                n += 1
+    return keys, seg, cx, cy

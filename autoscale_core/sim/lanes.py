@@ -32,24 +32,16 @@ class LaneIndex:
     def __init__(
         self, batch: SceneBatch, min_radius: float, cell: float = 2.0, pad: float = 0.0, bounds: np.ndarray | None = None
     ):
-        # Valid lanes only (a third of the padded lane slots in generated worlds); float32 for
-        # the pre-selection, with a margin; kept segments in float64.
-        vs, vl = np.nonzero(batch.lane_valid)
-        lanes = batch.lanes[vs, vl]  # (M, P, 2)
-        a, b = lanes[:, :-1], lanes[:, 1:]
-        keep = np.ones(a.shape[:2], dtype=bool)  # degenerate segments: dropped below
-        if bounds is not None:
-            # Only segments that can be near a query: (S, 4) x0, y0, x1, y1 per scene.
-            r = (np.maximum(0.5 * batch.lane_width[vs, vl], min_radius) + pad + 1e-3).astype(np.float32)[:, None]
-            bx = bounds.astype(np.float32)[vs][:, None]  # (M, 1, 4)
-            ax, ay, bx_, by = a[..., 0], a[..., 1], b[..., 0], b[..., 1]
-            keep &= (np.minimum(ax, bx_) - r <= bx[..., 2]) & (np.maximum(ax, bx_) + r >= bx[..., 0])
-            keep &= (np.minimum(ay, by) - r <= bx[..., 3]) & (np.maximum(ay, by) + r >= bx[..., 1])
-        mi, pi = np.nonzero(keep)
-        si, li = vs[mi], vl[mi]
-        start = lanes[mi, pi].astype(np.float64)
-        d = lanes[mi, pi + 1].astype(np.float64) - start
-        ok = (d**2).sum(-1) > 1e-18  # no degenerate segments
+        # Valid lanes only (a third of the padded lane slots in generated worlds), and with
+        # ``bounds`` only segments that can be near a query: (S, 4) x0, y0, x1, y1 per scene
+        # (float32 like the lanes, with a margin); kept segments in float64.
+        use_bounds = bounds is not None
+        box = np.asarray(bounds, dtype=np.float32) if use_bounds else np.zeros((len(batch), 4), np.float32)
+        si, li, pi = kernels.lane_segments_near(batch.lanes, batch.lane_valid, batch.lane_width, box, use_bounds,
+                                                float(min_radius), float(pad))
+        start = batch.lanes[si, li, pi].astype(np.float64)
+        d = batch.lanes[si, li, pi + 1].astype(np.float64) - start
+        ok = d[:, 0] * d[:, 0] + d[:, 1] * d[:, 1] > 1e-18  # no degenerate segments
         si, li, start, d = si[ok], li[ok], start[ok], d[ok]
         self.scene, self.lane = si, li
         self.a, self.d = start, d
@@ -69,16 +61,9 @@ class LaneIndex:
         c0 = np.floor((lo - self.origin) / cell).astype(np.int64)
         c1 = np.floor((hi - self.origin) / cell).astype(np.int64)
         self.nx, self.ny = (int(c1[:, i].max()) + 1 if len(si) else 1 for i in (0, 1))
-        span = c1 - c0 + 1
-        counts = span.prod(-1)
-        rep = np.repeat(np.arange(len(si)), counts)
-        offs = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-        sx = span[rep, 0]
-        cx = c0[rep, 0] + offs % sx
-        cy = c0[rep, 1] + offs // sx
-        # (Every cell of the segment's padded bounding box: a finer distance filter removes only a
-        # few percent of the entries and costs more than it saves.)
-        keys = (si[rep].astype(np.int64) * self.ny + cy) * self.nx + cx
+        # Every cell of the segment's padded bounding box (a finer distance filter removes only a
+        # few percent of the entries and costs more than it saves).
+        keys, rep, cx, cy = kernels.grid_entries(si.astype(np.int64), c0, c1, self.nx, self.ny)
         order = np.argsort(keys, kind="stable")
         keys, self.segs = keys[order], rep[order]
         first = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if len(keys) else np.zeros(0, dtype=np.int64)
