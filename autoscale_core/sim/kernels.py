@@ -19,28 +19,55 @@ from numba import njit
 
 
 @njit(cache=True)
-def _find_cell(cell_keys, key):
-    """Index of ``key`` in the sorted ``cell_keys``, or -1 (np.searchsorted + equality)."""
-    lo, hi = 0, len(cell_keys)
-    while lo < hi:
+def _find_cell(cell_keys, key, guess):
+    """Position of ``key`` in the sorted ``cell_keys`` (or -1) and its insertion position.
+
+    Queries come in space order (steps of a trajectory, points of a track), so the search
+    gallops outwards from ``guess`` (the previous query's position) before bisecting: a few
+    cache-local probes instead of a full binary search over all cells.
+    """
+    n = len(cell_keys)
+    if n == 0:
+        return -1, 0
+    g = min(max(guess, 0), n - 1)
+    if cell_keys[g] == key:
+        return g, g
+    if cell_keys[g] < key:  # answer in (g, n]: gallop right
+        lo, step = g + 1, 1
+        hi = lo
+        while hi < n and cell_keys[hi] < key:
+            lo = hi + 1
+            hi = lo + step
+            step *= 2
+        hi = min(hi, n)
+    else:  # answer in [0, g]: gallop left
+        hi, step = g, 1
+        lo = hi - 1
+        while lo >= 0 and cell_keys[lo] >= key:
+            hi = lo
+            lo = hi - step
+            step *= 2
+        lo = max(lo + 1, 0)
+    while lo < hi:  # first position with cell_keys[pos] >= key, in [lo, hi]
         mid = (lo + hi) >> 1
         if cell_keys[mid] < key:
             lo = mid + 1
         else:
             hi = mid
-    if lo < len(cell_keys) and cell_keys[lo] == key:
-        return lo
-    return -1
+    if lo < n and cell_keys[lo] == key:
+        return lo, lo
+    return -1, lo
 
 
 @njit(cache=True)
-def _point_cell(scene, x, y, origin_x, origin_y, cell, nx, ny, cell_keys):
-    """Occupied grid cell of one point (index into ``cell_keys``) or -1, as ``LaneIndex._cells``."""
+def _point_cell(scene, x, y, origin_x, origin_y, cell, nx, ny, cell_keys, guess):
+    """Occupied grid cell of one point (index into ``cell_keys``) or -1, as ``LaneIndex._cells``,
+    and the search position to start the next query from (see :func:`_find_cell`)."""
     cx = np.floor((x - origin_x) / cell)
     cy = np.floor((y - origin_y) / cell)
     if not (cx >= 0 and cy >= 0 and cx < nx and cy < ny):
-        return -1
-    return _find_cell(cell_keys, (np.int64(scene) * ny + np.int64(cy)) * nx + np.int64(cx))
+        return -1, guess
+    return _find_cell(cell_keys, (np.int64(scene) * ny + np.int64(cy)) * nx + np.int64(cx), guess)
 
 
 @njit(cache=True)
@@ -62,9 +89,10 @@ def on_lane_points(scene, points, origin, cell, nx, ny, cell_keys, cell_start, s
     """
     M = len(points)
     out = np.zeros(M, dtype=np.bool_)
+    guess = 0
     for i in range(M):
         x, y = points[i, 0], points[i, 1]
-        c = _point_cell(scene[i], x, y, origin[0], origin[1], cell, nx, ny, cell_keys)
+        c, guess = _point_cell(scene[i], x, y, origin[0], origin[1], cell, nx, ny, cell_keys, guess)
         if c < 0:
             continue
         if cell_full[c]:
@@ -86,8 +114,10 @@ def query_pairs(scene, points, origin, cell, nx, ny, cell_keys, cell_start, segs
     M = len(points)
     cells = np.empty(M, dtype=np.int64)
     total = 0
+    guess = 0
     for i in range(M):
-        c = _point_cell(scene[i], points[i, 0], points[i, 1], origin[0], origin[1], cell, nx, ny, cell_keys)
+        c, guess = _point_cell(scene[i], points[i, 0], points[i, 1], origin[0], origin[1], cell, nx, ny, cell_keys,
+                               guess)
         cells[i] = c
         if c >= 0:
             total += cell_start[c + 1] - cell_start[c]
@@ -165,6 +195,7 @@ def drivable_area_ok(scene, xy, cos_h, sin_h, length, width,
     """
     B, K = xy.shape[0], xy.shape[1]
     out = np.ones(B, dtype=np.bool_)
+    guess = 0
     for b in range(B):
         s = scene[b]
         for j in range(4):
@@ -185,7 +216,7 @@ def drivable_area_ok(scene, xy, cos_h, sin_h, length, width,
                             found = True
                             hint = g
                 if not found:
-                    ci = _point_cell(s, x, y, origin[0], origin[1], cell, nx, ny, cell_keys)
+                    ci, guess = _point_cell(s, x, y, origin[0], origin[1], cell, nx, ny, cell_keys, guess)
                     if ci >= 0:
                         if cell_full[ci]:
                             found = True
@@ -264,6 +295,7 @@ def centre_lane_metrics(scene, states, origin, cell, nx, ny, cell_keys, cell_sta
     drift_steps = np.zeros(B, dtype=np.int64)
     back = np.zeros(K1)
     start_lane = np.zeros(L, dtype=np.bool_)
+    guess = 0
     for b in range(B):
         s = scene[b]
         start_lane[:] = False
@@ -278,7 +310,7 @@ def centre_lane_metrics(scene, states, origin, cell, nx, ny, cell_keys, cell_sta
             in_junction = False
             red_new = False
             not_red = False
-            ci = _point_cell(s, x, y, origin[0], origin[1], cell, nx, ny, cell_keys)
+            ci, guess = _point_cell(s, x, y, origin[0], origin[1], cell, nx, ny, cell_keys, guess)
             if ci >= 0:
                 for e in range(cell_start[ci], cell_start[ci + 1]):
                     g = segs[e]
