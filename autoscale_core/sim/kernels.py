@@ -500,23 +500,74 @@ def lane_segments_near(lanes, lane_valid, lane_width, bounds, use_bounds, min_ra
 
 
 @njit(cache=True)
-def grid_entries(scene, c0, c1, nx, ny):
-    """Every grid cell of each segment's padded bounding box, cells c0 … c1 (M, 2) int64 (x, y):
-    returns key = (scene·ny + cy)·nx + cx, the segment, cx and cy per entry (segment by
-    segment, each box's cells row by row)."""
+def grid_cells(scene, c0, c1, nx, ny):
+    """Register each segment in every grid cell of its padded bounding box, cells c0 … c1 (M, 2)
+    int64 (x, y), grouped by cell (key = (scene·ny + cy)·nx + cx, ascending; within a cell, by
+    segment index): a counting sort per scene over the scene's range of keys.
+
+    ``scene`` (M,) must be non-decreasing. Returns cell_keys (cells,), cell_start (cells + 1,)
+    (the entries of cell i are cell_start[i]:cell_start[i + 1]), and per entry its segment, cx, cy.
+    """
     M = len(scene)
     total = 0
     for i in range(M):
         total += (c1[i, 0] - c0[i, 0] + 1) * (c1[i, 1] - c0[i, 1] + 1)
-    keys = np.empty(total, dtype=np.int64)
-    seg = np.empty(total, dtype=np.int64)
+    segs = np.empty(total, dtype=np.int64)
     cx = np.empty(total, dtype=np.int64)
     cy = np.empty(total, dtype=np.int64)
-    n = 0
-    for i in range(M):
-        for y in range(c0[i, 1], c1[i, 1] + 1):
-            for x in range(c0[i, 0], c1[i, 0] + 1):
-                keys[n] = (scene[i] * ny + y) * nx + x
-                seg[n], cx[n], cy[n] = i, x, y
-                n += 1
-    return keys, seg, cx, cy
+    cell_keys = np.empty(total, dtype=np.int64)
+    cell_start = np.empty(total + 1, dtype=np.int64)
+    counts = np.zeros(0, dtype=np.int64)
+    num_cells = 0
+    pos = 0
+    i0 = 0
+    while i0 < M:  # one scene: segments i0 … i1 - 1
+        s = scene[i0]
+        i1 = i0
+        row0, row1 = c0[i0, 1], c1[i0, 1]
+        while i1 < M and scene[i1] == s:
+            row0, row1 = min(row0, c0[i1, 1]), max(row1, c1[i1, 1])
+            i1 += 1
+        base = (s * ny + row0) * nx  # the scene's keys lie in base … base + R - 1
+        R = (row1 - row0 + 1) * nx
+        if len(counts) < R:
+            counts = np.zeros(R, dtype=np.int64)
+        for i in range(i0, i1):
+            for y in range(c0[i, 1], c1[i, 1] + 1):
+                for x in range(c0[i, 0], c1[i, 0] + 1):
+                    counts[(y - row0) * nx + x] += 1
+        # Occupied cells in key order; counts become each cell's next write position.
+        for r in range(R):
+            if counts[r] > 0:
+                cell_keys[num_cells] = base + r
+                cell_start[num_cells] = pos
+                num_cells += 1
+                pos, counts[r] = pos + counts[r], pos
+        for i in range(i0, i1):  # scatter in segment order: stable within each cell
+            for y in range(c0[i, 1], c1[i, 1] + 1):
+                for x in range(c0[i, 0], c1[i, 0] + 1):
+                    r = (y - row0) * nx + x
+                    e = counts[r]
+                    segs[e], cx[e], cy[e] = i, x, y
+                    counts[r] = e + 1
+        counts[:R] = 0
+        i0 = i1
+    cell_start[num_cells] = pos
+    return cell_keys[:num_cells].copy(), cell_start[: num_cells + 1].copy(), segs, cx, cy
+
+
+@njit(cache=True)
+def full_cells(cell_start, segs, cx, cy, origin, cell, half_diag, ax, ay, dx, dy, len2, half_width):
+    """(cells,) bool: the cell's centre is within half a lane width − ``half_diag`` (− 1e-9) of one
+    of its segments, so its whole square is on that lane (``LaneIndex.cell_full``)."""
+    num_cells = len(cell_start) - 1
+    full = np.zeros(num_cells, dtype=np.bool_)
+    for c in range(num_cells):
+        for e in range(cell_start[c], cell_start[c + 1]):
+            g = segs[e]
+            x = (cx[e] + 0.5) * cell + origin[0]
+            y = (cy[e] + 0.5) * cell + origin[1]
+            if _segment_distance(x, y, ax[g], ay[g], dx[g], dy[g], len2[g]) + half_diag <= half_width[g] - 1e-9:
+                full[c] = True
+                break
+    return full

@@ -62,14 +62,9 @@ class LaneIndex:
         c1 = np.floor((hi - self.origin) / cell).astype(np.int64)
         self.nx, self.ny = (int(c1[:, i].max()) + 1 if len(si) else 1 for i in (0, 1))
         # Every cell of the segment's padded bounding box (a finer distance filter removes only a
-        # few percent of the entries and costs more than it saves).
-        keys, rep, cx, cy = kernels.grid_entries(si.astype(np.int64), c0, c1, self.nx, self.ny)
-        order = np.argsort(keys, kind="stable")
-        keys, self.segs = keys[order], rep[order]
-        first = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if len(keys) else np.zeros(0, dtype=np.int64)
-        self.cell_keys = keys[first]
-        self.cell_start = np.r_[first, len(keys)]
-        self._entry_cells = (cx, cy, order)  # for the whole-cell flags, gathered on first use
+        # few percent of the entries and costs more than it saves), grouped by cell.
+        self.cell_keys, self.cell_start, self.segs, cx, cy = kernels.grid_cells(si, c0, c1, self.nx, self.ny)
+        self._entry_cells = (cx, cy)  # for the whole-cell flags, on first use
         self._cell_full = None
 
     @property
@@ -81,21 +76,10 @@ class LaneIndex:
             half_diag = self.cell * np.sqrt(0.5)
             self._cell_full = np.zeros(len(self.cell_keys), dtype=bool)
             if len(self.cell_keys) and half_diag < self.half_width.max():
-                cx, cy, order = self._entry_cells
-                centre = np.stack([(cx[order] + 0.5) * self.cell + self.origin[0],
-                                   (cy[order] + 0.5) * self.cell + self.origin[1]], -1)
-                dist = self._distance(centre, self.segs)
-                full = dist + half_diag <= self.half_width[self.segs] - 1e-9
-                self._cell_full = np.logical_or.reduceat(full, self.cell_start[:-1])
+                self._cell_full = kernels.full_cells(
+                    self.cell_start, self.segs, *self._entry_cells, self.origin, float(self.cell), half_diag,
+                    self._ax, self._ay, self._dx, self._dy, self.len2, self.half_width)
         return self._cell_full
-
-    def _distance(self, points: np.ndarray, seg: np.ndarray) -> np.ndarray:
-        # Written per component: reductions over a length-2 axis are slow in numpy.
-        ax, ay, dx, dy = self._ax[seg], self._ay[seg], self._dx[seg], self._dy[seg]
-        px, py = points[:, 0] - ax, points[:, 1] - ay
-        t = np.clip((px * dx + py * dy) / self.len2[seg], 0.0, 1.0)
-        ex, ey = px - t * dx, py - t * dy
-        return np.sqrt(ex * ex + ey * ey)
 
     def _arrays(self) -> tuple:
         """The grid and segment arrays the compiled kernels take (see :mod:`.kernels`)."""
