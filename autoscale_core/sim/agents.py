@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..scene import CYCLIST, VEHICLE, SceneBatch, wrap_angle
+from . import kernels
 from .idm import IDMParams, idm_acceleration
 
 
@@ -77,12 +78,7 @@ def log_bounds(batch: SceneBatch, num_steps: int, dt_sim: float = 0.1) -> tuple[
     i0 = np.minimum(np.floor(u + 1e-9).astype(int), batch.num_steps - 1)
     i1 = np.minimum(i0 + 1, batch.num_steps - 1)
     first, last = int(i0.min()), int(i1.max()) + 1
-    log = batch.agents[:, :, first:last].astype(np.float64)  # (S, N, T', 4)
-    ok = batch.agent_valid[:, :, first:last]
-    x, y, v = log[..., 0], log[..., 1], log[..., 3]
-    return (np.min(x, -1, initial=np.inf, where=ok), np.max(x, -1, initial=-np.inf, where=ok),
-            np.min(y, -1, initial=np.inf, where=ok), np.max(y, -1, initial=-np.inf, where=ok),
-            np.maximum(np.max(v, -1, initial=0.0, where=ok), -np.min(v, -1, initial=0.0, where=ok)))
+    return tuple(kernels.log_bounds(batch.agents[:, :, first:last], batch.agent_valid[:, :, first:last]))
 
 
 def _path_point(path: np.ndarray, arclen: np.ndarray, end_dir: np.ndarray, s: np.ndarray):

@@ -571,3 +571,59 @@ def full_cells(cell_start, segs, cx, cy, origin, cell, half_diag, ax, ay, dx, dy
                 full[c] = True
                 break
     return full
+
+
+@njit(cache=True)
+def log_bounds(agents, agent_valid):
+    """Per agent (S, N): lo_x, hi_x, lo_y, hi_y over its valid log samples (S, N, T, 4) x, y, ·,
+    speed (float32 or float64), and the largest |speed| (0 without samples; empty box then)."""
+    S, N, T = agents.shape[0], agents.shape[1], agents.shape[2]
+    out = np.empty((5, S, N))
+    for s in range(S):
+        for n in range(N):
+            lo_x, hi_x, lo_y, hi_y = np.inf, -np.inf, np.inf, -np.inf
+            v_hi, v_lo = 0.0, 0.0
+            for t in range(T):
+                if not agent_valid[s, n, t]:
+                    continue
+                x, y, v = np.float64(agents[s, n, t, 0]), np.float64(agents[s, n, t, 1]), np.float64(agents[s, n, t, 3])
+                lo_x, hi_x = min(lo_x, x), max(hi_x, x)
+                lo_y, hi_y = min(lo_y, y), max(hi_y, y)
+                v_hi, v_lo = max(v_hi, v), min(v_lo, v)
+            out[0, s, n], out[1, s, n], out[2, s, n], out[3, s, n] = lo_x, hi_x, lo_y, hi_y
+            out[4, s, n] = max(v_hi, -v_lo)
+    return out
+
+
+@njit(cache=True)
+def route_arc(scene, points, route, route_valid):
+    """(M,) arc length (m) along its scene's route polyline of each point's projection on the
+    nearest valid segment (as :func:`autoscale_core.geometry.project_on_polyline`, same
+    arithmetic; the first nearest segment on ties; segment 0 when none is valid).
+
+    scene (M,), points (M, 2), route (S, Q, 2) float64, route_valid (S, Q) bool (a segment is
+    valid when both ends are).
+    """
+    S, Q = route.shape[0], route.shape[1]
+    cum = np.zeros((S, Q))  # arc length at each route point (:func:`polyline_arclength`)
+    for s in range(S):
+        for q in range(Q - 1):
+            sx, sy = route[s, q + 1, 0] - route[s, q, 0], route[s, q + 1, 1] - route[s, q, 1]
+            length = np.sqrt(sx * sx + sy * sy) if route_valid[s, q + 1] and route_valid[s, q] else 0.0
+            cum[s, q + 1] = cum[s, q] + length
+    out = np.empty(len(points))
+    for i in range(len(points)):
+        s = scene[i]
+        best, best_t, best_sq, j = np.inf, 0.0, 0.0, 0
+        for q in range(Q - 1):
+            ax, ay = route[s, q, 0], route[s, q, 1]
+            dx, dy = route[s, q + 1, 0] - ax, route[s, q + 1, 1] - ay
+            squared = dx * dx + dy * dy
+            px, py = points[i, 0] - ax, points[i, 1] - ay
+            t = min(max((px * dx + py * dy) / max(squared, 1e-12), 0.0), 1.0)
+            ex, ey = px - t * dx, py - t * dy
+            d2 = ex * ex + ey * ey if route_valid[s, q + 1] and route_valid[s, q] else np.inf
+            if q == 0 or d2 < best:  # numpy's argmin: the first smallest
+                best, best_t, best_sq, j = d2, t, squared, q
+        out[i] = cum[s, j] + best_t * np.sqrt(best_sq)
+    return out

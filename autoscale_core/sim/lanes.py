@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..geometry import project_on_polyline
 from ..scene import TL_RED, TL_UNKNOWN, SceneBatch
 from . import kernels
 
@@ -186,14 +185,15 @@ def _drivable_polygons(batch: SceneBatch) -> tuple[np.ndarray, ...]:
 
 
 def route_progress(batch: SceneBatch, scene: np.ndarray | None, points: np.ndarray) -> np.ndarray:
-    """(M,) arc length (m) of each point's projection on its scene's route polyline.
+    """(M,) arc length (m) of each point's projection on its scene's route polyline
+    (:func:`.kernels.route_arc`, the arithmetic of :func:`autoscale_core.geometry.project_on_polyline`).
 
-    With ``scene`` None, ``points`` are (S, C, 2), C points per scene, projected on their scene's
-    route by broadcasting (no per-point copy of the route); result (S, C)."""
-    route = batch.route_polyline.astype(np.float64)  # per scene once, gathered per point
+    With ``scene`` None, ``points`` are (S, C, 2), C points per scene; result (S, C)."""
+    route = batch.route_polyline.astype(np.float64)
     if scene is None:
-        return project_on_polyline(points, route[:, None], batch.route_valid[:, None])[0]
-    return project_on_polyline(points, route[scene], batch.route_valid[scene])[0]
+        S, C = points.shape[:2]
+        return kernels.route_arc(np.repeat(np.arange(S), C), _points(points), route, batch.route_valid).reshape(S, C)
+    return kernels.route_arc(_ints(scene), _points(points), route, batch.route_valid)
 
 
 def in_multiple_lanes(index: LaneIndex, scene: np.ndarray, corners: np.ndarray) -> np.ndarray:
