@@ -627,3 +627,63 @@ def route_arc(scene, points, route, route_valid):
                 best, best_t, best_sq, j = d2, t, squared, q
         out[i] = cum[s, j] + best_t * np.sqrt(best_sq)
     return out
+
+
+@njit(cache=True)
+def _savgol_at(x, k, index, coef):
+    """Savitzky–Golay output k of ``x`` (K,) from banded taps (``comfort._savgol_taps``), summed
+    in numpy's order (first tap, then += each further tap)."""
+    out = x[index[k, 0]] * coef[k, 0]
+    for j in range(1, index.shape[1]):
+        out += x[index[k, j]] * coef[k, j]
+    return out
+
+
+@njit(cache=True)
+def comfort_ok(states, index, coef0, coef1, coef2, lon_acc_lo, lon_acc_hi, lat_acc_max, yaw_rate_max,
+               yaw_acc_max, lon_jerk_max, jerk_max):
+    """(B,) bool HC (``comfort.comfort_ok``, same arithmetic): on (B, K, 5) driven states
+    x, y, heading, speed, accel, the unwrapped heading's Savitzky–Golay yaw rate and yaw
+    acceleration, the smoothed longitudinal acceleration and jerk, the lateral acceleration
+    (speed × yaw rate) and the jerk of the acceleration vector stay within the bounds (given
+    with their tolerance added). ``index``, ``coef0/1/2``: (K, window) taps of derivative 0/1/2.
+    """
+    B, K = states.shape[0], states.shape[1]
+    out = np.ones(B, dtype=np.bool_)
+    heading = np.empty(K)
+    accel = np.empty(K)
+    ax = np.empty(K)
+    ay = np.empty(K)
+    for b in range(B):
+        # np.unwrap (period 2π): corrections accumulate from the second sample on.
+        heading[0] = states[b, 0, 2]
+        correction = 0.0
+        for k in range(1, K):
+            dd = states[b, k, 2] - states[b, k - 1, 2]
+            ddmod = np.mod(dd + np.pi, 2 * np.pi) - np.pi
+            if ddmod == -np.pi and dd > 0:
+                ddmod = np.pi
+            step = 0.0 if abs(dd) < np.pi else ddmod - dd
+            correction = step if k == 1 else correction + step
+            heading[k] = states[b, k, 2] + correction
+        for k in range(K):
+            accel[k] = states[b, k, 4]
+        ok = True
+        for k in range(K):
+            lon_acc = _savgol_at(accel, k, index, coef0)
+            yaw_rate = _savgol_at(heading, k, index, coef1)
+            yaw_acc = _savgol_at(heading, k, index, coef2)
+            lat_acc = states[b, k, 3] * yaw_rate
+            lon_jerk = _savgol_at(accel, k, index, coef1)
+            ok &= lon_acc >= lon_acc_lo and lon_acc <= lon_acc_hi and abs(lat_acc) <= lat_acc_max
+            ok &= abs(yaw_rate) <= yaw_rate_max and abs(yaw_acc) <= yaw_acc_max and abs(lon_jerk) <= lon_jerk_max
+            c, s = np.cos(heading[k]), np.sin(heading[k])
+            ax[k] = lon_acc * c - lat_acc * s
+            ay[k] = lon_acc * s + lat_acc * c
+        if ok:
+            for k in range(K):
+                if not np.hypot(_savgol_at(ax, k, index, coef1), _savgol_at(ay, k, index, coef1)) <= jerk_max:
+                    ok = False
+                    break
+        out[b] = ok
+    return out
