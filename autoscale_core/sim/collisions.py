@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..geometry import box_corners, boxes_overlap, boxes_overlap_offset
+from ..geometry import box_corners, boxes_overlap
 from ..scene import STATIC, SceneBatch
 from . import kernels
 from .agents import interpolate_log
@@ -155,12 +155,11 @@ def collisions(
     a = pair_states[p, cand[b], k]  # (E, 4)
     el, ew = ego_len[b], ego_wid[b]
     al, aw = a_len[sb, n], a_wid[sb, n]
-    c, s = np.cos(e[:, 2]), np.sin(e[:, 2])
-    ca, sa = np.cos(a[:, 2]), np.sin(a[:, 2])
-    rx, ry = a[:, 0] - e[:, 0], a[:, 1] - e[:, 1]  # agent centre relative to the ego's
-    overlap = boxes_overlap_offset(rx, ry, c, s, el, ew, ca, sa, al, aw)
-    # Agent centre in the ego frame: behind the rear bumper = hit from behind.
-    behind = rx * c + ry * s < -0.5 * el
+    # Box overlap and "behind" per entry, and TTC: constant-velocity projections from every step
+    # with the ego moving, the agent not behind and the boxes not yet overlapping.
+    overlap, behind, ttc_hit = kernels.entry_overlaps(
+        b, e, a, el, ew, al, aw, np.asarray(config.ttc_horizons, dtype=np.float64), config.stopped_speed, B)
+    ttc[ttc_hit] = 0.0
     # First overlap of each (trajectory, agent) pair: entries are ordered by pair, then step.
     pair = b.astype(np.int64) * N + n
     o = np.flatnonzero(overlap)
@@ -171,7 +170,8 @@ def collisions(
         # nuPlan's collision classes at the first overlap (see the module docstring).
         ego_moving = e[f, 3] >= config.stopped_speed
         agent_stopped = a[f, 3] < config.stopped_speed
-        bumper = np.stack([e[f, 0] + 0.5 * el[f] * c[f], e[f, 1] + 0.5 * el[f] * s[f]], -1)
+        c, s = np.cos(e[f, 2]), np.sin(e[f, 2])
+        bumper = np.stack([e[f, 0] + 0.5 * el[f] * c, e[f, 1] + 0.5 * el[f] * s], -1)
         front = boxes_overlap(bumper, e[f, 2], 0.0, ew[f], a[f, :2], a[f, 2], al[f], aw[f])
         side = ego_moving & ~agent_stopped & ~behind[f] & ~front
         lane_change = np.zeros(len(f), dtype=bool)
@@ -182,19 +182,4 @@ def collisions(
         at_fault = ego_moving & (agent_stopped | (~behind[f] & (front | lane_change)))
         value = np.where(batch.agent_type[sb[f], n[f]] == STATIC, 0.5, 0.0)
         np.minimum.at(nc, b[f][at_fault], value[at_fault])
-    # TTC: constant-velocity projections from every step with the ego moving; a trajectory already
-    # in danger needs no further test, and a projection whose centres are farther apart than the
-    # two half diagonals cannot overlap (pruned before the box test).
-    i = np.flatnonzero(~overlap & ~behind & (e[:, 3] >= config.stopped_speed))
-    reach2 = ((0.5 * np.hypot(el, ew) + 0.5 * np.hypot(al, aw))[i] + 1e-6) ** 2
-    e_i, a_i, traj_i = e[i], a[i], b[i]
-    ve_x, ve_y = e_i[:, 3] * c[i], e_i[:, 3] * s[i]
-    va_x, va_y = a_i[:, 3] * ca[i], a_i[:, 3] * sa[i]
-    for tau in config.ttc_horizons:
-        dx = (a_i[:, 0] + va_x * tau) - (e_i[:, 0] + ve_x * tau)
-        dy = (a_i[:, 1] + va_y * tau) - (e_i[:, 1] + ve_y * tau)
-        m = np.flatnonzero((dx * dx + dy * dy <= reach2) & (ttc[traj_i] > 0.0))
-        j = i[m]
-        hit = boxes_overlap_offset(dx[m], dy[m], c[j], s[j], el[j], ew[j], ca[j], sa[j], al[j], aw[j])
-        ttc[traj_i[m[hit]]] = 0.0
     return nc, collision, ttc

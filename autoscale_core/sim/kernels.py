@@ -687,3 +687,58 @@ def comfort_ok(states, index, coef0, coef1, coef2, lon_acc_lo, lon_acc_hi, lat_a
                     break
         out[b] = ok
     return out
+
+
+@njit(cache=True)
+def _boxes_overlap_offset(dx, dy, cos_a, sin_a, length_a, width_a, cos_b, sin_b, length_b, width_b):
+    """:func:`autoscale_core.geometry.boxes_overlap_offset` for one pair (same arithmetic)."""
+    cos_d = abs(cos_a * cos_b + sin_a * sin_b)
+    sin_d = abs(sin_a * cos_b - cos_a * sin_b)
+    if abs(dx * cos_a + dy * sin_a) > 0.5 * length_a + 0.5 * length_b * cos_d + 0.5 * width_b * sin_d:
+        return False
+    if abs(-dx * sin_a + dy * cos_a) > 0.5 * width_a + 0.5 * length_b * sin_d + 0.5 * width_b * cos_d:
+        return False
+    if abs(dx * cos_b + dy * sin_b) > 0.5 * length_b + 0.5 * length_a * cos_d + 0.5 * width_a * sin_d:
+        return False
+    return not abs(-dx * sin_b + dy * cos_b) > 0.5 * width_b + 0.5 * length_a * sin_d + 0.5 * width_a * cos_d
+
+
+@njit(cache=True)
+def entry_overlaps(traj, ego, agent, ego_len, ego_wid, agent_len, agent_wid, horizons, stopped_speed, num_traj):
+    """Oriented-box tests on the (trajectory, agent, step) entries left by :func:`near_entries`.
+
+    Args:
+        traj: (E,) trajectory of each entry; ego (E, >=4) x, y, heading, speed; agent (E, 4)
+            x, y, heading, speed; ego_len … agent_wid (E,) box sizes (m).
+        horizons: (H,) TTC projection times (s); num_traj: number of trajectories.
+
+    Returns:
+        overlap (E,) bool: the boxes overlap; behind (E,) bool: the agent's centre is behind the
+        ego's rear bumper; ttc (num_traj,) bool: some entry with the ego moving, no overlap and
+        the agent not behind overlaps when both are projected at constant velocity to a horizon.
+    """
+    E = len(traj)
+    overlap = np.zeros(E, dtype=np.bool_)
+    behind = np.zeros(E, dtype=np.bool_)
+    ttc = np.zeros(num_traj, dtype=np.bool_)
+    for i in range(E):
+        el, ew, al, aw = ego_len[i], ego_wid[i], agent_len[i], agent_wid[i]
+        c, s = np.cos(ego[i, 2]), np.sin(ego[i, 2])
+        ca, sa = np.cos(agent[i, 2]), np.sin(agent[i, 2])
+        rx, ry = agent[i, 0] - ego[i, 0], agent[i, 1] - ego[i, 1]
+        overlap[i] = _boxes_overlap_offset(rx, ry, c, s, el, ew, ca, sa, al, aw)
+        behind[i] = rx * c + ry * s < -0.5 * el
+        b = traj[i]
+        if overlap[i] or behind[i] or not ego[i, 3] >= stopped_speed or ttc[b]:
+            continue
+        q = 0.5 * np.hypot(el, ew) + 0.5 * np.hypot(al, aw) + 1e-6
+        reach2 = q * q
+        ve_x, ve_y = ego[i, 3] * c, ego[i, 3] * s
+        va_x, va_y = agent[i, 3] * ca, agent[i, 3] * sa
+        for tau in horizons:
+            dx = (agent[i, 0] + va_x * tau) - (ego[i, 0] + ve_x * tau)
+            dy = (agent[i, 1] + va_y * tau) - (ego[i, 1] + ve_y * tau)
+            if dx * dx + dy * dy <= reach2 and _boxes_overlap_offset(dx, dy, c, s, el, ew, ca, sa, al, aw):
+                ttc[b] = True
+                break
+    return overlap, behind, ttc
