@@ -28,6 +28,7 @@ import numpy as np
 from scipy.interpolate import CubicSpline
 
 from ..scene import SceneBatch, wrap_angle
+from . import kernels
 
 
 @dataclass(frozen=True)
@@ -174,46 +175,32 @@ def simulate_ego(
     t_target = np.arange(1, F + 1) * batch.dt
 
     # Per-step values are written into (K+1, S, C) component arrays (contiguous rows) and
-    # stacked once at the end.
+    # stacked once at the end. The per-step arithmetic runs in compiled loops over the B = S·C
+    # trajectories (:mod:`.kernels`, ``tracker_*``); numpy keeps the gain product and arctan/tan.
+    B = S * C
     comp = np.zeros((5, num_steps + 1, S, C))
-    x, y, h, v = (start[..., i].copy() for i in range(4))
-    a_prev = np.broadcast_to(accel0[:, None], (S, C)).copy()
-    travelled = np.zeros((S, C))
-    steer = np.broadcast_to(steer0[:, None], (S, C)).copy()
+    x, y, h, v = (np.array(start[..., i]).reshape(B) for i in range(4))  # copies: updated in place
+    a_prev = np.repeat(accel0, C)
+    travelled = np.zeros(B)
+    steer = np.repeat(steer0, C)
+    accel, lcurv, moving = np.empty(B), np.empty(B), np.empty(B, dtype=bool)
+    error = np.empty((S, C, F))  # arc-length errors, (S, C, F) @ (F,) as the gain product's shape
+    la_x = np.moveaxis(la_pos[..., 0], -1, 0).reshape(-1, B).copy()  # (K+1, B)
+    la_y = np.moveaxis(la_pos[..., 1], -1, 0).reshape(-1, B).copy()
+    target = np.ascontiguousarray(arc_target).reshape(B, F)
+    rows, err = comp.reshape(5, num_steps + 1, B), error.reshape(B, F)
     L = model.wheelbase
-    max_change = model.max_steer_rate * dt_sim
-    la_x = np.moveaxis(la_pos[..., 0], -1, 0).copy()  # (K+1, S, C)
-    la_y = np.moveaxis(la_pos[..., 1], -1, 0).copy()
-    remaining = [t_target - k * dt_sim for k in range(num_steps)]
     for k in range(num_steps):
-        comp[0, k], comp[1, k], comp[2, k], comp[3, k] = x, y, h, v
-        c, s = np.cos(h), np.sin(h)
-        # Longitudinal LQ feedback on the arc-length errors at the remaining target poses.
-        error = arc_target - travelled[..., None] - v[..., None] * remaining[k]
-        accel = error @ gain[k] + q[k] * a_prev
-        accel = np.clip(accel, a_prev - model.max_jerk * dt_sim, a_prev + model.max_jerk * dt_sim)
-        accel = np.clip(accel, -model.max_decel, model.max_accel)
-        # Lateral: pure pursuit on the look-ahead point of the reference.
-        dx = la_x[k] - x
-        dy = la_y[k] - y
-        lx, ly = dx * c + dy * s, -dx * s + dy * c
-        dist2 = lx**2 + ly**2
-        moving = dist2 > model.min_lookahead**2
-        curvature = np.where(moving, 2.0 * ly / np.maximum(dist2, 1e-9), 0.0)
-        steer_target = np.where(moving, np.arctan(L * curvature), steer)
-        steer_target = np.clip(steer_target, -model.max_steer, model.max_steer)
-        steer = steer + np.clip(steer_target - steer, -max_change, max_change)
-        # Kinematic bicycle (reference point = box centre), midpoint integration; no reversing.
-        v_new = np.maximum(v + accel * dt_sim, 0.0)
-        v_mid = 0.5 * (v + v_new)
-        h_new = h + v_mid * np.tan(steer) / L * dt_sim
-        h_mid = 0.5 * (h + h_new)
-        x = x + v_mid * np.cos(h_mid) * dt_sim
-        y = y + v_mid * np.sin(h_mid) * dt_sim
-        travelled = travelled + v_mid * dt_sim
-        a_prev = (v_new - v) / dt_sim
-        comp[4, k] = a_prev
-        h, v = h_new, v_new
+        kernels.tracker_prepare(k, rows, x, y, h, v, travelled, target, t_target - k * dt_sim, la_x[k], la_y[k], L,
+                                model.min_lookahead**2, err, lcurv, moving)
+        # Longitudinal LQ feedback on the arc-length errors at the remaining target poses;
+        # lateral: pure pursuit on the look-ahead point of the reference.
+        feedback = (error @ gain[k]).reshape(B)
+        kernels.tracker_steer(feedback, q[k], a_prev, np.arctan(lcurv), moving, steer, accel,
+                              model.max_jerk * dt_sim, model.max_decel, model.max_accel, model.max_steer,
+                              model.max_steer_rate * dt_sim)
+        kernels.tracker_integrate(k, rows, x, y, h, v, travelled, a_prev, accel, np.tan(steer), L, dt_sim)
+    x, y, h, v = (u.reshape(S, C) for u in (x, y, h, v))
     comp[0, num_steps], comp[1, num_steps], comp[2, num_steps], comp[3, num_steps] = x, y, h, v
     comp[4, num_steps] = comp[4, num_steps - 1] if num_steps > 0 else 0.0
     comp[2] = np.pi - np.mod(np.pi - comp[2], 2 * np.pi)
