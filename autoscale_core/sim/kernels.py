@@ -236,9 +236,21 @@ def drivable_area_ok(scene, xy, cos_h, sin_h, length, width,
 
 
 @njit(cache=True)
+def _mod_2pi(y):
+    """``np.mod(y, 2π)`` (numpy's remainder: fmod, then + 2π for a negative result) without the
+    fmod call for |y| < 2π, the usual case (fmod(y, 2π) = y exactly there)."""
+    two_pi = 2 * np.pi
+    if 0.0 <= y < two_pi:
+        return y
+    if -two_pi < y < 0.0:
+        return y + two_pi
+    return np.mod(y, two_pi)
+
+
+@njit(cache=True)
 def _wrap_angle(a):
     """:func:`autoscale_core.scene.wrap_angle` for one value: radians to (-pi, pi]."""
-    return np.pi - np.mod(np.pi - a, 2 * np.pi)
+    return np.pi - _mod_2pi(np.pi - a)
 
 
 @njit(cache=True)
@@ -503,7 +515,7 @@ def lane_segments_near(lanes, lane_valid, lane_width, bounds, use_bounds, min_ra
 def grid_cells(scene, c0, c1, nx, ny):
     """Register each segment in every grid cell of its padded bounding box, cells c0 … c1 (M, 2)
     int64 (x, y), grouped by cell (key = (scene·ny + cy)·nx + cx, ascending; within a cell, by
-    segment index): a counting sort per scene over the scene's range of keys.
+    segment index): a counting sort per scene over the box of cells its segments cover.
 
     ``scene`` (M,) must be non-decreasing. Returns cell_keys (cells,), cell_start (cells + 1,)
     (the entries of cell i are cell_start[i]:cell_start[i + 1]), and per entry its segment, cx, cy.
@@ -524,29 +536,31 @@ def grid_cells(scene, c0, c1, nx, ny):
     while i0 < M:  # one scene: segments i0 … i1 - 1
         s = scene[i0]
         i1 = i0
-        row0, row1 = c0[i0, 1], c1[i0, 1]
+        row0, row1, col0, col1 = c0[i0, 1], c1[i0, 1], c0[i0, 0], c1[i0, 0]
         while i1 < M and scene[i1] == s:
             row0, row1 = min(row0, c0[i1, 1]), max(row1, c1[i1, 1])
+            col0, col1 = min(col0, c0[i1, 0]), max(col1, c1[i1, 0])
             i1 += 1
-        base = (s * ny + row0) * nx  # the scene's keys lie in base … base + R - 1
-        R = (row1 - row0 + 1) * nx
+        # The scene's cells: a (row1 - row0 + 1) × W box; row-major order = key order.
+        W = col1 - col0 + 1
+        R = (row1 - row0 + 1) * W
         if len(counts) < R:
             counts = np.zeros(R, dtype=np.int64)
         for i in range(i0, i1):
             for y in range(c0[i, 1], c1[i, 1] + 1):
                 for x in range(c0[i, 0], c1[i, 0] + 1):
-                    counts[(y - row0) * nx + x] += 1
+                    counts[(y - row0) * W + x - col0] += 1
         # Occupied cells in key order; counts become each cell's next write position.
         for r in range(R):
             if counts[r] > 0:
-                cell_keys[num_cells] = base + r
+                cell_keys[num_cells] = (s * ny + row0 + r // W) * nx + col0 + r % W
                 cell_start[num_cells] = pos
                 num_cells += 1
                 pos, counts[r] = pos + counts[r], pos
         for i in range(i0, i1):  # scatter in segment order: stable within each cell
             for y in range(c0[i, 1], c1[i, 1] + 1):
                 for x in range(c0[i, 0], c1[i, 0] + 1):
-                    r = (y - row0) * nx + x
+                    r = (y - row0) * W + x - col0
                     e = counts[r]
                     segs[e], cx[e], cy[e] = i, x, y
                     counts[r] = e + 1
@@ -660,7 +674,7 @@ def comfort_ok(states, index, coef0, coef1, coef2, lon_acc_lo, lon_acc_hi, lat_a
         correction = 0.0
         for k in range(1, K):
             dd = states[b, k, 2] - states[b, k - 1, 2]
-            ddmod = np.mod(dd + np.pi, 2 * np.pi) - np.pi
+            ddmod = _mod_2pi(dd + np.pi) - np.pi
             if ddmod == -np.pi and dd > 0:
                 ddmod = np.pi
             step = 0.0 if abs(dd) < np.pi else ddmod - dd
