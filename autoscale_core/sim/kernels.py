@@ -181,31 +181,33 @@ def points_in_polygons(scene, points, polygons, vertex_valid, lo, hi):
 
 
 @njit(cache=True)
-def drivable_area_ok(scene, xy, cos_h, sin_h, length, width,
+def drivable_area_ok(scene, states, length, width,
                      origin, cell, nx, ny, cell_keys, cell_start, segs, ax, ay, dx, dy, len2,
                      half_width, cell_full, same_next, polygons, vertex_valid, lo, hi):
     """(B,) bool DAC: every footprint corner at every step within half a lane width of a
     centerline of its grid cell, or inside a drivable polygon.
 
-    xy (B, K, 2) box centres, cos_h / sin_h (B, K) of the headings, length / width (B,) m; the
-    corners are those of :func:`autoscale_core.geometry.box_corners` (FL, FR, RR, RL), same
-    arithmetic. Each corner is followed over time: the segment that contained it one step
+    states (B, K, >=3) box centres x, y and headings, length / width (B,) m; the corners are
+    those of :func:`autoscale_core.geometry.box_corners` (FL, FR, RR, RL), same arithmetic. Each corner is followed over time: the segment that contained it one step
     earlier is tried first (one distance), then the next segment of that lane (``same_next``
     (segments,) bool), then its grid cell. A trajectory stops at its first failing corner.
     """
-    B, K = xy.shape[0], xy.shape[1]
+    B, K = states.shape[0], states.shape[1]
     out = np.ones(B, dtype=np.bool_)
     guess = 0
+    cos_h, sin_h = np.empty(K), np.empty(K)
     for b in range(B):
         s = scene[b]
+        for k in range(K):
+            cos_h[k], sin_h[k] = np.cos(states[b, k, 2]), np.sin(states[b, k, 2])
         for j in range(4):
             along = (0.5 if j < 2 else -0.5) * length[b]
             across = (0.5 if j == 0 or j == 3 else -0.5) * width[b]
             hint = -1
             for k in range(K):
-                c, sn = cos_h[b, k], sin_h[b, k]
-                x = xy[b, k, 0] + c * along - sn * across
-                y = xy[b, k, 1] + sn * along + c * across
+                c, sn = cos_h[k], sin_h[k]
+                x = states[b, k, 0] + c * along - sn * across
+                y = states[b, k, 1] + sn * along + c * across
                 found = False
                 if hint >= 0:
                     if _segment_distance(x, y, ax[hint], ay[hint], dx[hint], dy[hint], len2[hint]) <= half_width[hint]:
@@ -397,6 +399,9 @@ def near_entries(pair_start, C, window, ego_box, agent_box, r_ego, r_pair, state
     K1 = states.shape[1]
     C1 = pair_states.shape[1]
     num_windows = ego_box.shape[2]
+    tau_max = 0.0
+    for tau in horizons:
+        tau_max = max(tau_max, tau)
     cap = 1024
     out_b = np.empty(cap, dtype=np.int64)
     out_p = np.empty(cap, dtype=np.int64)
@@ -421,8 +426,11 @@ def near_entries(pair_start, C, window, ego_box, agent_box, r_ego, r_pair, state
                         dx = pair_states[p, ca, k, 0] - states[b, k, 0]
                         dy = pair_states[p, ca, k, 1] - states[b, k, 1]
                         near = dx * dx + dy * dy <= reach2
-                        if not near and states[b, k, 3] >= stopped_speed:
-                            va, ve = pair_states[p, ca, k, 3], states[b, k, 3]
+                        va, ve = pair_states[p, ca, k, 3], states[b, k, 3]
+                        # A projection to tau <= tau_max moves the centres at most tau_max·(|va| +
+                        # |ve|) closer: farther apart than that (+ 1e-6 m for rounding), none is near.
+                        reachable = np.sqrt(dx * dx + dy * dy) - tau_max * (abs(va) + abs(ve)) <= q + 1e-6
+                        if not near and reachable and ve >= stopped_speed:
                             ha, he = pair_states[p, ca, k, 2], states[b, k, 2]
                             dvx = va * np.cos(ha) - ve * np.cos(he)
                             dvy = va * np.sin(ha) - ve * np.sin(he)

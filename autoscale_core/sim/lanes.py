@@ -127,9 +127,8 @@ class LaneIndex:
         ``shortcut``: use the whole-cell flags (:attr:`cell_full`)."""
         full = self.cell_full if shortcut else np.zeros(len(self.cell_keys), dtype=bool)
         polygons, valid, lo, hi = _drivable_polygons(batch)
-        heading = states[..., 2]
         return kernels.drivable_area_ok(
-            _ints(scene), np.ascontiguousarray(states[..., :2]), np.cos(heading), np.sin(heading),
+            _ints(scene), np.ascontiguousarray(states, dtype=np.float64),
             np.ascontiguousarray(length, dtype=np.float64), np.ascontiguousarray(width, dtype=np.float64),
             *self._arrays(), self.half_width, full, self.same_next, polygons, valid, lo, hi)
 
