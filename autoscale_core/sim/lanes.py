@@ -1,4 +1,7 @@
-"""Map queries of the EPDMS scorer, vectorized over scenes × trajectories × steps.
+"""Map queries of the EPDMS scorer over scenes × trajectories × steps.
+
+The index is built with numpy; the per-point queries run in compiled loops (:mod:`.kernels`):
+each point walks its own grid cell's few segments and stops at the first that contains it.
 
 * :class:`LaneIndex` — lane centerline segments hashed on a grid: exact "within half a lane width"
   and near-segment queries (DAC, DDC, TLC, LK, lane changes).
