@@ -16,13 +16,19 @@ from .config import ScorerConfig
 from .lanes import LaneIndex, in_multiple_lanes
 
 
-def _window_boxes(states: np.ndarray, valid, tau_max: float, window: int) -> np.ndarray:
+def _trig(states: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """cos and sin (...) of the headings of states (..., >=3): computed once, shared by the kernels."""
+    return np.cos(states[..., 2]), np.sin(states[..., 2])
+
+
+def _window_boxes(states: np.ndarray, trig, valid, tau_max: float, window: int) -> np.ndarray:
     """(4, R, nW) boxes lo_x, hi_x, lo_y, hi_y of the centres and their constant-velocity
     projections up to ``tau_max`` per window of ``window`` steps (:func:`.kernels.window_boxes`)
-    for rows of states (R, K, >=4: x, y, heading, speed); ``valid`` (R, K) or None (all)."""
+    for rows of states (R, K, >=4: x, y, heading, speed); ``trig`` (cos, sin) (R, K) of the
+    headings; ``valid`` (R, K) or None (all)."""
     st = np.ascontiguousarray(states)
     valid = np.ones(st.shape[:2], dtype=bool) if valid is None else np.ascontiguousarray(valid)
-    return kernels.window_boxes(st[..., 0], st[..., 1], st[..., 2], st[..., 3], valid, float(tau_max), window)
+    return kernels.window_boxes(st[..., 0], st[..., 1], *trig, st[..., 3], valid, float(tau_max), window)
 
 
 def _boxes_close(a, b, reach) -> np.ndarray:
@@ -39,7 +45,8 @@ _WINDOW = 8  # steps per broad-phase window for sparse candidate sets (41 steps 
 _WINDOW_DENSE = 4  # ... and for dense ones (>= 8 per scene), whose trajectories crowd the same agents
 
 
-def _agents_near_scene(st, agents, agent_valid, r_ego, r_agent, S, C, config: ScorerConfig, agent_bounds=None):
+def _agents_near_scene(st, ego_trig, agents, agent_valid, r_ego, r_agent, S, C, config: ScorerConfig,
+                       agent_bounds=None):
     """First prune: which agents come near any trajectory of their scene at any time.
 
     Returns keep (S, N) bool and the trajectories' boxes of centres and constant-velocity
@@ -51,7 +58,7 @@ def _agents_near_scene(st, agents, agent_valid, r_ego, r_agent, S, C, config: Sc
     C1 = agents.shape[1] if agents is not None else 1
     W = _WINDOW_DENSE if C >= 8 else _WINDOW
     tau_max = max((0.0,) + tuple(config.ttc_horizons))
-    ego_box = _window_boxes(st, None, tau_max, W)  # (4, B, nW)
+    ego_box = _window_boxes(st, ego_trig, None, tau_max, W)  # (4, B, nW)
     ebox = tuple(v.reshape(S, C, -1) for v in ego_box)  # 4 × (S, C, nW)
     margin = 1e-3 + 1e-6  # the per-step test's margin + rounding
     if agent_bounds is not None and C1 == 1:
@@ -75,7 +82,7 @@ def _agents_near_scene(st, agents, agent_valid, r_ego, r_agent, S, C, config: Sc
     return keep, ego_box
 
 
-def _pair_entries(st, pair_scene, pair_agent, pair_states, pair_valid, ego_box, r_ego, r_agent, S, C,
+def _pair_entries(st, ego_trig, pair_scene, pair_agent, pair_states, pair_valid, ego_box, r_ego, r_agent, S, C,
                   config: ScorerConfig):
     """Per-window box test and per-step test (:func:`.kernels.near_entries`) on the (scene,
     agent) pairs left by :func:`_agents_near_scene` (ordered by scene, then agent): pair_states
@@ -87,10 +94,12 @@ def _pair_entries(st, pair_scene, pair_agent, pair_states, pair_valid, ego_box, 
     P, C1 = pair_states.shape[:2]
     pa = np.ascontiguousarray(pair_states)
     num_windows = -(-K1 // W)
-    abox = _window_boxes(pa.reshape(P * C1, K1, 4), pair_valid.reshape(P * C1, K1), tau_max, W).reshape(4, P, C1, num_windows)
+    pair_trig = _trig(pa)  # (P, C1, K1) each
+    abox = _window_boxes(pa.reshape(P * C1, K1, 4), tuple(v.reshape(P * C1, K1) for v in pair_trig),
+                         pair_valid.reshape(P * C1, K1), tau_max, W).reshape(4, P, C1, num_windows)
     return kernels.near_entries(
         np.searchsorted(pair_scene, np.arange(S + 1)), C, W, ego_box, abox, r_ego, r_agent[pair_scene, pair_agent],
-        st, pa, np.ascontiguousarray(pair_valid), np.asarray(config.ttc_horizons, dtype=np.float64),
+        st, *ego_trig, pa, np.ascontiguousarray(pair_valid), *pair_trig, np.asarray(config.ttc_horizons, dtype=np.float64),
         config.stopped_speed, 1e-3 + 1e-6,
     )
 
@@ -103,15 +112,17 @@ def _near_entries(st, agents, agent_valid, r_ego, r_agent, S, C, config: ScorerC
     vs all of its scene's trajectories over the horizon, then agent vs each trajectory) only skip
     entries that cannot pass it. ``agent_bounds``: optional (S, N) boxes and largest speeds of
     the agents over the horizon (:func:`.agents.log_bounds`, log replay)."""
-    keep, ego_box = _agents_near_scene(st, agents, agent_valid, r_ego, r_agent, S, C, config, agent_bounds)
+    ego_trig = _trig(st)
+    keep, ego_box = _agents_near_scene(st, ego_trig, agents, agent_valid, r_ego, r_agent, S, C, config, agent_bounds)
     ps, pn = np.nonzero(keep)
-    b, p, k = _pair_entries(st, ps, pn, agents[ps, :, pn], agent_valid[ps, :, pn], ego_box, r_ego, r_agent, S, C,
-                            config)
+    b, p, k = _pair_entries(st, ego_trig, ps, pn, agents[ps, :, pn], agent_valid[ps, :, pn], ego_box, r_ego, r_agent,
+                            S, C, config)
     return b, pn[p], k
 
 
 def collisions(
-    batch: SceneBatch, st, scene_of, cand_of, agents, agent_valid, config: ScorerConfig, index: LaneIndex, agent_bounds=None
+    batch: SceneBatch, st, scene_of, cand_of, agents, agent_valid, config: ScorerConfig, index: LaneIndex, agent_bounds=None,
+    ego_trig=None,
 ):
     """NC, collision flag and TTC for (B, K1, 5) ego states → three (B,) arrays.
 
@@ -119,6 +130,7 @@ def collisions(
     :func:`.agents.simulate_agents`, or both None in log replay: then ``agent_bounds``
     (:func:`.agents.log_bounds`) makes the first prune and only the agents it keeps are
     interpolated (:func:`.agents.interpolate_log` ``rows``). ``agent_bounds`` is optional otherwise.
+    ``ego_trig``: optional (cos, sin) (B, K1) of the ego headings, when the caller has them.
     """
     B, K1, _ = st.shape
     N = batch.agents.shape[1]
@@ -139,14 +151,15 @@ def collisions(
     # in :func:`_near_entries`). All box tests below run on those entries.
     r_ego = 0.5 * np.hypot(ego_len, ego_wid)  # (B,)
     r_agent = 0.5 * np.hypot(a_len, a_wid)  # (S, N)
-    keep, ego_box = _agents_near_scene(st, agents, agent_valid, r_ego, r_agent, S, C, config, agent_bounds)
+    ego_trig = _trig(st) if ego_trig is None else ego_trig
+    keep, ego_box = _agents_near_scene(st, ego_trig, agents, agent_valid, r_ego, r_agent, S, C, config, agent_bounds)
     ps, pn = np.nonzero(keep)
     if agents is None:  # log replay: interpolate only the agents kept
         pair_states, pair_valid = interpolate_log(batch, K1 - 1, config.dt_sim, rows=(ps, pn))
         pair_states, pair_valid = pair_states[:, None], pair_valid[:, None]
     else:
         pair_states, pair_valid = agents[ps, :, pn], agent_valid[ps, :, pn]
-    b, p, k = _pair_entries(st, ps, pn, pair_states, pair_valid, ego_box, r_ego, r_agent, S, C, config)
+    b, p, k = _pair_entries(st, ego_trig, ps, pn, pair_states, pair_valid, ego_box, r_ego, r_agent, S, C, config)
     if len(b) == 0:
         return nc, collision, ttc
     n = pn[p]

@@ -181,31 +181,29 @@ def points_in_polygons(scene, points, polygons, vertex_valid, lo, hi):
 
 
 @njit(cache=True)
-def drivable_area_ok(scene, states, length, width,
+def drivable_area_ok(scene, states, cos_h, sin_h, length, width,
                      origin, cell, nx, ny, cell_keys, cell_start, segs, ax, ay, dx, dy, len2,
                      half_width, cell_full, same_next, polygons, vertex_valid, lo, hi):
     """(B,) bool DAC: every footprint corner at every step within half a lane width of a
     centerline of its grid cell, or inside a drivable polygon.
 
-    states (B, K, >=3) box centres x, y and headings, length / width (B,) m; the corners are
-    those of :func:`autoscale_core.geometry.box_corners` (FL, FR, RR, RL), same arithmetic. Each corner is followed over time: the segment that contained it one step
+    states (B, K, >=2) box centres x, y, cos_h / sin_h (B, K) of the headings, length / width
+    (B,) m; the corners are those of :func:`autoscale_core.geometry.box_corners` (FL, FR, RR,
+    RL), same arithmetic. Each corner is followed over time: the segment that contained it one step
     earlier is tried first (one distance), then the next segment of that lane (``same_next``
     (segments,) bool), then its grid cell. A trajectory stops at its first failing corner.
     """
     B, K = states.shape[0], states.shape[1]
     out = np.ones(B, dtype=np.bool_)
     guess = 0
-    cos_h, sin_h = np.empty(K), np.empty(K)
     for b in range(B):
         s = scene[b]
-        for k in range(K):
-            cos_h[k], sin_h[k] = np.cos(states[b, k, 2]), np.sin(states[b, k, 2])
         for j in range(4):
             along = (0.5 if j < 2 else -0.5) * length[b]
             across = (0.5 if j == 0 or j == 3 else -0.5) * width[b]
             hint = -1
             for k in range(K):
-                c, sn = cos_h[k], sin_h[k]
+                c, sn = cos_h[b, k], sin_h[b, k]
                 x = states[b, k, 0] + c * along - sn * across
                 y = states[b, k, 1] + sn * along + c * across
                 found = False
@@ -374,8 +372,8 @@ def _boxes_close(a_lo_x, a_hi_x, a_lo_y, a_hi_y, b_lo_x, b_hi_x, b_lo_y, b_hi_y,
 
 
 @njit(cache=True)
-def near_entries(pair_start, C, window, ego_box, agent_box, r_ego, r_pair, states, pair_states, pair_valid,
-                 horizons, stopped_speed, box_margin):
+def near_entries(pair_start, C, window, ego_box, agent_box, r_ego, r_pair, states, ego_cos, ego_sin, pair_states,
+                 pair_valid, pair_cos, pair_sin, horizons, stopped_speed, box_margin):
     """The (trajectory, agent, step) entries whose centres, now or projected at a TTC horizon,
     are within the two half diagonals (+1e-3 m): the per-step test of
     ``collisions._near_entries``, same arithmetic, on the (scene, agent) pairs left by its first
@@ -388,8 +386,9 @@ def near_entries(pair_start, C, window, ego_box, agent_box, r_ego, r_pair, state
         ego_box: (4, B, nW) lo_x, hi_x, lo_y, hi_y per trajectory and window; agent_box: (4, P,
             C1, nW) the same for each pair's agent (per trajectory when reactive, C1 = C, else
             C1 = 1); r_ego (B,), r_pair (P,) half diagonals (m).
-        states: (B, K1, 5) ego x, y, heading, speed, accel.
-        pair_states: (P, C1, K1, 4) agent x, y, heading, speed; pair_valid (P, C1, K1).
+        states: (B, K1, 5) ego x, y, heading, speed, accel; ego_cos / ego_sin (B, K1) of its headings.
+        pair_states: (P, C1, K1, 4) agent x, y, heading, speed; pair_valid (P, C1, K1);
+            pair_cos / pair_sin (P, C1, K1).
         horizons: (H,) TTC projection times (s).
 
     Returns:
@@ -431,9 +430,8 @@ def near_entries(pair_start, C, window, ego_box, agent_box, r_ego, r_pair, state
                         # |ve|) closer: farther apart than that (+ 1e-6 m for rounding), none is near.
                         reachable = np.sqrt(dx * dx + dy * dy) - tau_max * (abs(va) + abs(ve)) <= q + 1e-6
                         if not near and reachable and ve >= stopped_speed:
-                            ha, he = pair_states[p, ca, k, 2], states[b, k, 2]
-                            dvx = va * np.cos(ha) - ve * np.cos(he)
-                            dvy = va * np.sin(ha) - ve * np.sin(he)
+                            dvx = va * pair_cos[p, ca, k] - ve * ego_cos[b, k]
+                            dvy = va * pair_sin[p, ca, k] - ve * ego_sin[b, k]
                             for tau in horizons:
                                 px, py = dx + dvx * tau, dy + dvy * tau
                                 if px * px + py * py <= reach2:
@@ -456,12 +454,12 @@ def _grow(a, cap):
 
 
 @njit(cache=True)
-def window_boxes(x, y, heading, speed, valid, tau_max, window):
+def window_boxes(x, y, cos_h, sin_h, speed, valid, tau_max, window):
     """Axis-aligned boxes around centres (x, y) and their constant-velocity projections up to
     ``tau_max`` s (each projection at tau <= tau_max lies on the segment from the centre to the
     one at tau_max), per window of ``window`` steps.
 
-    x, y, heading, speed, valid: (R, K) rows of states over time (steps where ``valid`` is
+    x, y, cos_h, sin_h (of the heading), speed, valid: (R, K) rows of states over time (steps where ``valid`` is
     False are left out). Returns (4, R, nW) lo_x, hi_x, lo_y, hi_y; a window without valid steps
     is an empty box (lo = +inf, hi = -inf).
     """
@@ -474,8 +472,8 @@ def window_boxes(x, y, heading, speed, valid, tau_max, window):
             for k in range(w * window, min((w + 1) * window, K)):
                 if not valid[r, k]:
                     continue
-                px = speed[r, k] * np.cos(heading[r, k]) * tau_max
-                py = speed[r, k] * np.sin(heading[r, k]) * tau_max
+                px = speed[r, k] * cos_h[r, k] * tau_max
+                py = speed[r, k] * sin_h[r, k] * tau_max
                 lo_x = min(lo_x, x[r, k] + min(px, 0.0))
                 hi_x = max(hi_x, x[r, k] + max(px, 0.0))
                 lo_y = min(lo_y, y[r, k] + min(py, 0.0))

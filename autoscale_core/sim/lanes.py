@@ -123,15 +123,17 @@ class LaneIndex:
         return same
 
     def drivable_area_ok(self, batch: SceneBatch, scene: np.ndarray, states: np.ndarray, length: np.ndarray,
-                         width: np.ndarray, shortcut: bool = True) -> np.ndarray:
+                         width: np.ndarray, shortcut: bool = True, trig=None) -> np.ndarray:
         """(B,) bool DAC of ego footprints: each corner of the (length, width) (B,) m box at every
         state (B, K, >=3 x, y, heading) of scene ``scene`` (B,) within half a lane width of a
         centerline, or inside a drivable polygon of its scene (:func:`.kernels.drivable_area_ok`).
-        ``shortcut``: use the whole-cell flags (:attr:`cell_full`)."""
+        ``shortcut``: use the whole-cell flags (:attr:`cell_full`); ``trig``: optional (cos, sin)
+        (B, K) of the headings."""
         full = self.cell_full if shortcut else np.zeros(len(self.cell_keys), dtype=bool)
         polygons, valid, lo, hi = _drivable_polygons(batch)
+        cos_h, sin_h = (np.cos(states[..., 2]), np.sin(states[..., 2])) if trig is None else trig
         return kernels.drivable_area_ok(
-            _ints(scene), np.ascontiguousarray(states, dtype=np.float64),
+            _ints(scene), np.ascontiguousarray(states, dtype=np.float64), cos_h, sin_h,
             np.ascontiguousarray(length, dtype=np.float64), np.ascontiguousarray(width, dtype=np.float64),
             *self._arrays(), self.half_width, full, self.same_next, polygons, valid, lo, hi)
 

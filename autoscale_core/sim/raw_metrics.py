@@ -51,10 +51,12 @@ def raw_metrics(
 
     # Log replay: the agents' bounds over the horizon from the 0.5 s log (collisions' first prune).
     bounds = None if reactive else log_bounds(batch, K1 - 1, dt)
-    nc, collision, ttc = collisions(batch, st, scene_of, cand_of, agents, agent_valid, config, index, bounds)
+    trig = np.cos(st[..., 2]), np.sin(st[..., 2])  # of the ego headings (B, K1), shared below
+    nc, collision, ttc = collisions(batch, st, scene_of, cand_of, agents, agent_valid, config, index, bounds, trig)
     out.update(nc=nc, collision=collision, ttc=ttc)
     # DAC on footprint corners (dense candidate sets: whole-cell shortcut).
-    out["dac"] = index.drivable_area_ok(batch, scene_of, st, ego_len, ego_wid, shortcut=C >= 8).astype(np.float64)
+    dac = index.drivable_area_ok(batch, scene_of, st, ego_len, ego_wid, shortcut=C >= 8, trig=trig)
+    out["dac"] = dac.astype(np.float64)
 
     # Centre-point lane queries for DDC, TLC and LK, one compiled pass per trajectory.
     backwards, red, unknown, drift_steps = index.centre_lane_metrics(batch, scene_of, st, dt, config)
