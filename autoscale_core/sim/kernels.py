@@ -140,32 +140,38 @@ def query_pairs(scene, points, origin, cell, nx, ny, cell_keys, cell_start, segs
 
 
 @njit(cache=True)
-def _in_any_polygon(s, x, y, polygons, vertex_valid, lo, hi):
-    """Point (x, y) inside any polygon of scene ``s`` (even-odd rule, as
-    :func:`autoscale_core.geometry.points_in_polygon_edges`: each polygon closes at its last valid
+def _in_polygon(s, d, x, y, polygons, vertex_valid, lo, hi):
+    """Point (x, y) inside polygon d of scene s (even-odd rule, as
+    :func:`autoscale_core.geometry.points_in_polygon_edges`: the polygon closes at its last valid
     vertex; fewer than 3 valid vertices contain nothing). ``lo`` / ``hi`` (S, D, 2): the polygons'
     bounding boxes (+ margin); a point outside one is outside that polygon."""
-    D, V = polygons.shape[1], polygons.shape[2]
-    for d in range(D):
-        if not (x >= lo[s, d, 0] and x <= hi[s, d, 0] and y >= lo[s, d, 1] and y <= hi[s, d, 1]):
+    if not (x >= lo[s, d, 0] and x <= hi[s, d, 0] and y >= lo[s, d, 1] and y <= hi[s, d, 1]):
+        return False
+    V = polygons.shape[2]
+    count = 0
+    for v in range(V):
+        count += vertex_valid[s, d, v]
+    if count < 3:
+        return False
+    crossings = 0
+    for v in range(V):
+        if not vertex_valid[s, d, v]:
             continue
-        count = 0
-        for v in range(V):
-            count += vertex_valid[s, d, v]
-        if count < 3:
-            continue
-        crossings = 0
-        for v in range(V):
-            if not vertex_valid[s, d, v]:
-                continue
-            w = v + 1 if v + 1 < count else 0
-            x1, y1 = polygons[s, d, v, 0], polygons[s, d, v, 1]
-            x2, y2 = polygons[s, d, w, 0], polygons[s, d, w, 1]
-            if (y1 > y) != (y2 > y) and x < x1 + (y - y1) * (x2 - x1) / (y2 - y1):
-                crossings += 1
-        if crossings % 2 == 1:
-            return True
-    return False
+        w = v + 1 if v + 1 < count else 0
+        x1, y1 = polygons[s, d, v, 0], polygons[s, d, v, 1]
+        x2, y2 = polygons[s, d, w, 0], polygons[s, d, w, 1]
+        if (y1 > y) != (y2 > y) and x < x1 + (y - y1) * (x2 - x1) / (y2 - y1):
+            crossings += 1
+    return crossings % 2 == 1
+
+
+@njit(cache=True)
+def _in_any_polygon(s, x, y, polygons, vertex_valid, lo, hi):
+    """The first polygon of scene ``s`` that contains (x, y) (:func:`_in_polygon`), or -1."""
+    for d in range(polygons.shape[1]):
+        if _in_polygon(s, d, x, y, polygons, vertex_valid, lo, hi):
+            return d
+    return -1
 
 
 @njit(cache=True)
@@ -176,7 +182,7 @@ def points_in_polygons(scene, points, polygons, vertex_valid, lo, hi):
     """
     out = np.zeros(len(points), dtype=np.bool_)
     for i in range(len(points)):
-        out[i] = _in_any_polygon(scene[i], points[i, 0], points[i, 1], polygons, vertex_valid, lo, hi)
+        out[i] = _in_any_polygon(scene[i], points[i, 0], points[i, 1], polygons, vertex_valid, lo, hi) >= 0
     return out
 
 
@@ -191,7 +197,8 @@ def drivable_area_ok(scene, states, cos_h, sin_h, length, width,
     (B,) m; the corners are those of :func:`autoscale_core.geometry.box_corners` (FL, FR, RR,
     RL), same arithmetic. Each corner is followed over time: the segment that contained it one step
     earlier is tried first (one distance), then the next segment of that lane (``same_next``
-    (segments,) bool), then its grid cell. A trajectory stops at its first failing corner.
+    (segments,) bool), then its grid cell; off the lanes, the drivable polygon that contained it
+    last, then all of them. A trajectory stops at its first failing corner.
     """
     B, K = states.shape[0], states.shape[1]
     out = np.ones(B, dtype=np.bool_)
@@ -201,7 +208,7 @@ def drivable_area_ok(scene, states, cos_h, sin_h, length, width,
         for j in range(4):
             along = (0.5 if j < 2 else -0.5) * length[b]
             across = (0.5 if j == 0 or j == 3 else -0.5) * width[b]
-            hint = -1
+            hint, polygon = -1, -1
             for k in range(K):
                 c, sn = cos_h[b, k], sin_h[b, k]
                 x = states[b, k, 0] + c * along - sn * across
@@ -227,9 +234,13 @@ def drivable_area_ok(scene, states, cos_h, sin_h, length, width,
                                     found = True
                                     hint = g
                                     break
-                if not found and not _in_any_polygon(s, x, y, polygons, vertex_valid, lo, hi):
-                    out[b] = False
-                    break
+                if not found and polygon >= 0:  # off the lanes: the polygon that held it last first
+                    found = _in_polygon(s, polygon, x, y, polygons, vertex_valid, lo, hi)
+                if not found:
+                    polygon = _in_any_polygon(s, x, y, polygons, vertex_valid, lo, hi)
+                    if polygon < 0:
+                        out[b] = False
+                        break
             if not out[b]:
                 break
     return out
