@@ -94,7 +94,7 @@ def compare(batch: SceneBatch, plans: np.ndarray, reference: np.ndarray, repeats
     """Both scorers on the whole workload; vectorized cold (best of ``repeats``) and warm."""
     cold, warm = [], []
     # Not timed: compiles the scorer's numba kernels for these inputs if this process has not yet
-    # (the compiled code is also cached on disk; first use in a fresh environment ~15 s CPU).
+    # (the compiled code is also cached on disk; first use in a fresh environment ~15-20 s CPU).
     score_trajectories(batch, plans, reference_progress=reference)
     for _ in range(repeats):
         scoring._EXPERT_CACHE.clear()
