@@ -828,3 +828,59 @@ def tracker_integrate(k, comp, x, y, h, v, travelled, a_prev, accel, tan_steer, 
         a_prev[i] = (v_new - v[i]) / dt
         comp[4, k, i] = a_prev[i]
         h[i], v[i] = h_new, v_new
+
+
+@njit(cache=True)
+def tracker_run(x0, y0, h0, v0, a0, steer0, arc_target, t_target, gain, q, la_x, la_y, dt, wheelbase,
+                min_lookahead2, max_jerk_step, max_decel, max_accel, max_steer, max_change, states):
+    """The whole tracker (all K steps) for B trajectories, one trajectory at a time.
+
+    Args:
+        x0, y0, h0, v0, a0, steer0: (B,) start pose (m, rad), speed (m/s), acceleration (m/s²)
+            and steering angle (rad).
+        arc_target: (B, F) planned arc length (m) at the target times ``t_target`` (F,) s.
+        gain, q: (K, F) LQ gains on the arc-length errors and (K,) gain on the previous
+            acceleration (``_lq_gains``).
+        la_x, la_y: (B, K+1) look-ahead point of the reference at each step (m).
+        states: (B, K+1, 5) output x, y, heading, speed, accel; heading is unwrapped here
+            (the caller wraps it).
+
+    Same arithmetic as ``tracker_prepare`` / ``tracker_steer`` / ``tracker_integrate`` except
+    that the gain product is a plain loop and arctan/tan are the C library's: results differ
+    from the numpy-assisted steps in the last bit (~1e-15 m), not more.
+    """
+    B, F = arc_target.shape
+    K = gain.shape[0]
+    for i in range(B):
+        x, y, h, v = x0[i], y0[i], h0[i], v0[i]
+        a_prev, steer, travelled = a0[i], steer0[i], 0.0
+        for k in range(K):
+            states[i, k, 0], states[i, k, 1], states[i, k, 2], states[i, k, 3] = x, y, h, v
+            # Longitudinal: LQ feedback on the arc-length errors at the remaining target times.
+            fb = 0.0
+            for f in range(F):
+                fb += (arc_target[i, f] - travelled - v * (t_target[f] - k * dt)) * gain[k, f]
+            a = fb + q[k] * a_prev
+            a = min(max(a, a_prev - max_jerk_step), a_prev + max_jerk_step)
+            accel = min(max(a, -max_decel), max_accel)
+            # Lateral: pure pursuit on the look-ahead point (no change while it is too close).
+            c, s = np.cos(h), np.sin(h)
+            dx, dy = la_x[i, k] - x, la_y[i, k] - y
+            lx, ly = dx * c + dy * s, -dx * s + dy * c
+            dist2 = lx * lx + ly * ly
+            target = np.arctan(wheelbase * (2.0 * ly / max(dist2, 1e-9))) if dist2 > min_lookahead2 else steer
+            target = min(max(target, -max_steer), max_steer)
+            steer = steer + min(max(target - steer, -max_change), max_change)
+            # Kinematic bicycle, midpoint integration, no reversing.
+            v_new = max(v + accel * dt, 0.0)
+            v_mid = 0.5 * (v + v_new)
+            h_new = h + v_mid * np.tan(steer) / wheelbase * dt
+            h_mid = 0.5 * (h + h_new)
+            x = x + v_mid * np.cos(h_mid) * dt
+            y = y + v_mid * np.sin(h_mid) * dt
+            travelled = travelled + v_mid * dt
+            a_prev = (v_new - v) / dt
+            states[i, k, 4] = a_prev
+            h, v = h_new, v_new
+        states[i, K, 0], states[i, K, 1], states[i, K, 2], states[i, K, 3] = x, y, h, v
+        states[i, K, 4] = states[i, K - 1, 4] if K > 0 else 0.0

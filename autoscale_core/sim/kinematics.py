@@ -174,35 +174,20 @@ def simulate_ego(
     gain, q = _lq_gains(num_steps, every, F, dt_sim, model.jerk_weight)
     t_target = np.arange(1, F + 1) * batch.dt
 
-    # Per-step values are written into (K+1, S, C) component arrays (contiguous rows) and
-    # stacked once at the end. The per-step arithmetic runs in compiled loops over the B = S·C
-    # trajectories (:mod:`.kernels`, ``tracker_*``); numpy keeps the gain product and arctan/tan.
+    # The per-step loop (LQ speed feedback, pure pursuit, bicycle integration) runs compiled,
+    # one trajectory at a time (:func:`.kernels.tracker_run`); the gain product there is a
+    # plain loop and arctan/tan are the C library's, so states may differ from a numpy
+    # evaluation in the last bit (~1e-15 m).
     B = S * C
-    comp = np.zeros((5, num_steps + 1, S, C))
-    x, y, h, v = (np.array(start[..., i]).reshape(B) for i in range(4))  # copies: updated in place
-    a_prev = np.repeat(accel0, C)
-    travelled = np.zeros(B)
-    steer = np.repeat(steer0, C)
-    accel, lcurv, moving = np.empty(B), np.empty(B), np.empty(B, dtype=bool)
-    error = np.empty((S, C, F))  # arc-length errors, (S, C, F) @ (F,) as the gain product's shape
-    la_x = np.moveaxis(la_pos[..., 0], -1, 0).reshape(-1, B).copy()  # (K+1, B)
-    la_y = np.moveaxis(la_pos[..., 1], -1, 0).reshape(-1, B).copy()
-    target = np.ascontiguousarray(arc_target).reshape(B, F)
-    rows, err = comp.reshape(5, num_steps + 1, B), error.reshape(B, F)
-    L = model.wheelbase
-    for k in range(num_steps):
-        kernels.tracker_prepare(k, rows, x, y, h, v, travelled, target, t_target - k * dt_sim, la_x[k], la_y[k], L,
-                                model.min_lookahead**2, err, lcurv, moving)
-        # Longitudinal LQ feedback on the arc-length errors at the remaining target poses;
-        # lateral: pure pursuit on the look-ahead point of the reference.
-        feedback = (error @ gain[k]).reshape(B)
-        kernels.tracker_steer(feedback, q[k], a_prev, np.arctan(lcurv), moving, steer, accel,
-                              model.max_jerk * dt_sim, model.max_decel, model.max_accel, model.max_steer,
-                              model.max_steer_rate * dt_sim)
-        kernels.tracker_integrate(k, rows, x, y, h, v, travelled, a_prev, accel, np.tan(steer), L, dt_sim)
-    x, y, h, v = (u.reshape(S, C) for u in (x, y, h, v))
-    comp[0, num_steps], comp[1, num_steps], comp[2, num_steps], comp[3, num_steps] = x, y, h, v
-    comp[4, num_steps] = comp[4, num_steps - 1] if num_steps > 0 else 0.0
-    comp[2] = np.pi - np.mod(np.pi - comp[2], 2 * np.pi)
-    states = np.ascontiguousarray(comp.transpose(2, 3, 1, 0))  # (S, C, K+1, 5)
+    states = np.empty((S, C, num_steps + 1, 5))
+    start_b = np.ascontiguousarray(start).reshape(B, 4)
+    la_x = np.ascontiguousarray(la_pos[..., 0]).reshape(B, -1)  # (B, K+1)
+    la_y = np.ascontiguousarray(la_pos[..., 1]).reshape(B, -1)
+    kernels.tracker_run(
+        start_b[:, 0].copy(), start_b[:, 1].copy(), start_b[:, 2].copy(), start_b[:, 3].copy(),
+        np.repeat(accel0, C), np.repeat(steer0, C), np.ascontiguousarray(arc_target).reshape(B, F),
+        t_target, np.ascontiguousarray(gain), np.ascontiguousarray(q, dtype=np.float64), la_x, la_y,
+        dt_sim, model.wheelbase, model.min_lookahead**2, model.max_jerk * dt_sim, model.max_decel,
+        model.max_accel, model.max_steer, model.max_steer_rate * dt_sim, states.reshape(B, num_steps + 1, 5))
+    states[..., 2] = np.pi - np.mod(np.pi - states[..., 2], 2 * np.pi)
     return states
