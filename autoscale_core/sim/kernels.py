@@ -832,7 +832,7 @@ def tracker_integrate(k, comp, x, y, h, v, travelled, a_prev, accel, tan_steer, 
 
 @njit(cache=True)
 def tracker_run(x0, y0, h0, v0, a0, steer0, arc_target, t_target, gain, q, la_x, la_y, dt, wheelbase,
-                min_lookahead2, max_jerk_step, max_decel, max_accel, max_steer, max_change, states):
+                min_lookahead2, max_jerk_step, max_decel, max_accel, max_steer, max_change, states, cos_h, sin_h):
     """The whole tracker (all K steps) for B trajectories, one trajectory at a time.
 
     Args:
@@ -842,8 +842,9 @@ def tracker_run(x0, y0, h0, v0, a0, steer0, arc_target, t_target, gain, q, la_x,
         gain, q: (K, F) LQ gains on the arc-length errors and (K,) gain on the previous
             acceleration (``_lq_gains``).
         la_x, la_y: (B, K+1) look-ahead point of the reference at each step (m).
-        states: (B, K+1, 5) output x, y, heading, speed, accel; heading is unwrapped here
-            (the caller wraps it).
+        states: (B, K+1, 5) output x, y, heading (wrapped to (-pi, pi]), speed, accel.
+        cos_h, sin_h: (B, K+1) output cosine and sine of the stored (wrapped) headings, as
+            ``np.cos(states[..., 2])`` would give them (the collision and DAC kernels use them).
 
     Same arithmetic as ``tracker_prepare`` / ``tracker_steer`` / ``tracker_integrate`` except
     that the gain product is a plain loop and arctan/tan are the C library's: results differ
@@ -855,7 +856,7 @@ def tracker_run(x0, y0, h0, v0, a0, steer0, arc_target, t_target, gain, q, la_x,
         x, y, h, v = x0[i], y0[i], h0[i], v0[i]
         a_prev, steer, travelled = a0[i], steer0[i], 0.0
         for k in range(K):
-            states[i, k, 0], states[i, k, 1], states[i, k, 2], states[i, k, 3] = x, y, h, v
+            _tracker_store(states, cos_h, sin_h, i, k, x, y, h, v)
             # Longitudinal: LQ feedback on the arc-length errors at the remaining target times.
             fb = 0.0
             for f in range(F):
@@ -882,5 +883,14 @@ def tracker_run(x0, y0, h0, v0, a0, steer0, arc_target, t_target, gain, q, la_x,
             a_prev = (v_new - v) / dt
             states[i, k, 4] = a_prev
             h, v = h_new, v_new
-        states[i, K, 0], states[i, K, 1], states[i, K, 2], states[i, K, 3] = x, y, h, v
+        _tracker_store(states, cos_h, sin_h, i, K, x, y, h, v)
         states[i, K, 4] = states[i, K - 1, 4] if K > 0 else 0.0
+
+
+@njit(cache=True)
+def _tracker_store(states, cos_h, sin_h, i, k, x, y, h, v):
+    """Record state k of trajectory i; the heading wrapped to (-pi, pi] (the integration
+    itself continues with the unwrapped ``h``)."""
+    hw = _wrap_angle(h)
+    states[i, k, 0], states[i, k, 1], states[i, k, 2], states[i, k, 3] = x, y, hw, v
+    cos_h[i, k], sin_h[i, k] = np.cos(hw), np.sin(hw)

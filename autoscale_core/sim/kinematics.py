@@ -161,6 +161,8 @@ def simulate_ego(
 ) -> np.ndarray:
     """Drive each planned trajectory from the ego's logged t0 state.
 
+    (:func:`simulate_ego_trig` also returns the cosine and sine of the headings.)
+
     Args:
         batch: S scenes (the ego's t0 state is ``batch.ego[:, batch.history_steps]``: position,
             heading, speed and acceleration; the steering angle follows from the logged yaw rate).
@@ -173,6 +175,14 @@ def simulate_ego(
         (K = F·dt / dt_sim; 41 states for NAVSIM's 4 s). ``accel`` at step k is the acceleration
         applied from k to k+1 (the last entry repeats the previous one).
     """
+    return simulate_ego_trig(batch, trajectories, dt_sim, model)[0]
+
+
+def simulate_ego_trig(
+    batch: SceneBatch, trajectories: np.ndarray, dt_sim: float = 0.1, model: EgoModel = EgoModel()
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """:func:`simulate_ego`, plus (cos, sin) of the state headings, each (S·C, K+1), computed
+    in the same compiled pass (same values as ``np.cos`` / ``np.sin`` of ``states[..., 2]``)."""
     traj = np.asarray(trajectories, dtype=np.float64)
     if traj.ndim != 4 or traj.shape[-1] != 3 or traj.shape[0] != len(batch):
         raise ValueError(f"trajectories must be (S={len(batch)}, C, F, 3), got {traj.shape}")
@@ -207,6 +217,7 @@ def simulate_ego(
     # evaluation in the last bit (~1e-15 m).
     B = S * C
     states = np.empty((S, C, num_steps + 1, 5))
+    cos_h, sin_h = np.empty((B, num_steps + 1)), np.empty((B, num_steps + 1))
     start_b = np.ascontiguousarray(start).reshape(B, 4)
     la_x = np.ascontiguousarray(la_pos[..., 0]).reshape(B, -1)  # (B, K+1)
     la_y = np.ascontiguousarray(la_pos[..., 1]).reshape(B, -1)
@@ -215,6 +226,6 @@ def simulate_ego(
         np.repeat(accel0, C), np.repeat(steer0, C), np.ascontiguousarray(arc_target).reshape(B, F),
         t_target, np.ascontiguousarray(gain), np.ascontiguousarray(q, dtype=np.float64), la_x, la_y,
         dt_sim, model.wheelbase, model.min_lookahead**2, model.max_jerk * dt_sim, model.max_decel,
-        model.max_accel, model.max_steer, model.max_steer_rate * dt_sim, states.reshape(B, num_steps + 1, 5))
-    states[..., 2] = np.pi - np.mod(np.pi - states[..., 2], 2 * np.pi)
-    return states
+        model.max_accel, model.max_steer, model.max_steer_rate * dt_sim,
+        states.reshape(B, num_steps + 1, 5), cos_h, sin_h)
+    return states, (cos_h, sin_h)

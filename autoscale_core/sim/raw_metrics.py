@@ -14,7 +14,7 @@ from .agents import log_bounds, simulate_agents
 from .collisions import collisions
 from .comfort import comfort_ok
 from .config import ScorerConfig
-from .kinematics import simulate_ego
+from .kinematics import simulate_ego_trig
 from .lanes import LaneIndex, route_progress
 
 
@@ -27,7 +27,9 @@ def raw_metrics(
     """
     S, C = traj.shape[:2]
     dt = config.dt_sim
-    states = simulate_ego(batch, traj, dt)  # (S, C, K1, 5)
+    # States (S, C, K1, 5) and the cos/sin of their headings (B, K1), shared by the collision
+    # and DAC kernels below.
+    states, trig = simulate_ego_trig(batch, traj, dt)
     K1 = states.shape[2]
     # Reactive agents (S, C, N, K1, ·); log replay: interpolated in `collisions`, only those near the ego.
     agents, agent_valid = simulate_agents(batch, states, True, dt) if reactive else (None, None)
@@ -51,7 +53,6 @@ def raw_metrics(
 
     # Log replay: the agents' bounds over the horizon from the 0.5 s log (collisions' first prune).
     bounds = None if reactive else log_bounds(batch, K1 - 1, dt)
-    trig = np.cos(st[..., 2]), np.sin(st[..., 2])  # of the ego headings (B, K1), shared below
     nc, collision, ttc = collisions(batch, st, scene_of, cand_of, agents, agent_valid, config, index, bounds, trig)
     out.update(nc=nc, collision=collision, ttc=ttc)
     # DAC on footprint corners (dense candidate sets: whole-cell shortcut).
