@@ -832,7 +832,8 @@ def tracker_integrate(k, comp, x, y, h, v, travelled, a_prev, accel, tan_steer, 
 
 @njit(cache=True)
 def tracker_run(x0, y0, h0, v0, a0, steer0, arc_target, t_target, gain, q, la_x, la_y, dt, wheelbase,
-                min_lookahead2, max_jerk_step, max_decel, max_accel, max_steer, max_change, states, cos_h, sin_h):
+                min_lookahead2, max_jerk_step, max_decel, max_accel, max_steer, max_change, states, cos_h, sin_h,
+                la_offset):
     """The whole tracker (all K steps) for B trajectories, one trajectory at a time.
 
     Args:
@@ -841,7 +842,8 @@ def tracker_run(x0, y0, h0, v0, a0, steer0, arc_target, t_target, gain, q, la_x,
         arc_target: (B, F) planned arc length (m) at the target times ``t_target`` (F,) s.
         gain, q: (K, F) LQ gains on the arc-length errors and (K,) gain on the previous
             acceleration (``_lq_gains``).
-        la_x, la_y: (B, K+1) look-ahead point of the reference at each step (m).
+        la_x, la_y: (B, K+1+la_offset) reference positions at steps 0, 1, … (m); the look-ahead
+            point at step k is entry k + ``la_offset``.
         states: (B, K+1, 5) output x, y, heading (wrapped to (-pi, pi]), speed, accel.
         cos_h, sin_h: (B, K+1) output cosine and sine of the stored (wrapped) headings, as
             ``np.cos(states[..., 2])`` would give them (the collision and DAC kernels use them).
@@ -856,7 +858,8 @@ def tracker_run(x0, y0, h0, v0, a0, steer0, arc_target, t_target, gain, q, la_x,
         x, y, h, v = x0[i], y0[i], h0[i], v0[i]
         a_prev, steer, travelled = a0[i], steer0[i], 0.0
         for k in range(K):
-            _tracker_store(states, cos_h, sin_h, i, k, x, y, h, v)
+            c, s = np.cos(h), np.sin(h)
+            _tracker_store(states, cos_h, sin_h, i, k, x, y, h, v, c, s)
             # Longitudinal: LQ feedback on the arc-length errors at the remaining target times.
             fb = 0.0
             for f in range(F):
@@ -865,8 +868,7 @@ def tracker_run(x0, y0, h0, v0, a0, steer0, arc_target, t_target, gain, q, la_x,
             a = min(max(a, a_prev - max_jerk_step), a_prev + max_jerk_step)
             accel = min(max(a, -max_decel), max_accel)
             # Lateral: pure pursuit on the look-ahead point (no change while it is too close).
-            c, s = np.cos(h), np.sin(h)
-            dx, dy = la_x[i, k] - x, la_y[i, k] - y
+            dx, dy = la_x[i, k + la_offset] - x, la_y[i, k + la_offset] - y
             lx, ly = dx * c + dy * s, -dx * s + dy * c
             dist2 = lx * lx + ly * ly
             target = np.arctan(wheelbase * (2.0 * ly / max(dist2, 1e-9))) if dist2 > min_lookahead2 else steer
@@ -883,14 +885,45 @@ def tracker_run(x0, y0, h0, v0, a0, steer0, arc_target, t_target, gain, q, la_x,
             a_prev = (v_new - v) / dt
             states[i, k, 4] = a_prev
             h, v = h_new, v_new
-        _tracker_store(states, cos_h, sin_h, i, K, x, y, h, v)
+        _tracker_store(states, cos_h, sin_h, i, K, x, y, h, v, np.cos(h), np.sin(h))
         states[i, K, 4] = states[i, K - 1, 4] if K > 0 else 0.0
 
 
 @njit(cache=True)
-def _tracker_store(states, cos_h, sin_h, i, k, x, y, h, v):
+def _tracker_store(states, cos_h, sin_h, i, k, x, y, h, v, cos_unwrapped, sin_unwrapped):
     """Record state k of trajectory i; the heading wrapped to (-pi, pi] (the integration
-    itself continues with the unwrapped ``h``)."""
+    itself continues with the unwrapped ``h``). The cosine and sine of the unwrapped heading
+    (already needed by pure pursuit) are reused where wrapping leaves the value unchanged."""
     hw = _wrap_angle(h)
     states[i, k, 0], states[i, k, 1], states[i, k, 2], states[i, k, 3] = x, y, hw, v
-    cos_h[i, k], sin_h[i, k] = np.cos(hw), np.sin(hw)
+    if hw == h and h != 0.0:  # (not for ±0: sin keeps the sign of zero)
+        cos_h[i, k], sin_h[i, k] = cos_unwrapped, sin_unwrapped
+    else:
+        cos_h[i, k], sin_h[i, k] = np.cos(hw), np.sin(hw)
+
+
+@njit(cache=True)
+def tracker_arc_target(start_x, start_y, traj, ref_x, ref_y, every, standing_dist, out):
+    """Planned arc length (m) at each target pose, (B, F) into ``out``.
+
+    Per interval between consecutive poses (the start position, then ``traj`` (B, F, 3)): the
+    larger of the chord and the spline's length as ``every`` chords of the reference positions
+    ``ref_x``/``ref_y`` (B, ≥ F·every+1) at the simulation steps; 0 for an interval with a chord
+    below ``standing_dist`` (a parked car's position noise must not make it creep); summed.
+    Same arithmetic as numpy's norm / sum / cumsum of these values.
+    """
+    B, F = out.shape
+    for i in range(B):
+        px, py = start_x[i], start_y[i]
+        arc = 0.0
+        for f in range(F):
+            dx, dy = traj[i, f, 0] - px, traj[i, f, 1] - py
+            chord = np.sqrt(dx * dx + dy * dy)
+            fine = 0.0
+            for j in range(f * every, (f + 1) * every):
+                ex, ey = ref_x[i, j + 1] - ref_x[i, j], ref_y[i, j + 1] - ref_y[i, j]
+                fine += np.sqrt(ex * ex + ey * ey)
+            if not chord < standing_dist:
+                arc += max(fine, chord)
+            out[i, f] = arc
+            px, py = traj[i, f, 0], traj[i, f, 1]

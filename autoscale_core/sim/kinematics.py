@@ -197,17 +197,18 @@ def simulate_ego_trig(
     # (look-ahead rounded to whole steps).
     la_steps = int(round(model.lookahead_time / dt_sim))
     la_pos_all, _, _ = plan_reference(start, traj, batch.dt, np.arange(num_steps + 1 + la_steps) * dt_sim, positions_only=True)
-    la_pos = la_pos_all[..., la_steps:, :]
+    B = S * C
+    ref_x = np.ascontiguousarray(la_pos_all[..., 0]).reshape(B, -1)  # (B, K+1+la_steps)
+    ref_y = np.ascontiguousarray(la_pos_all[..., 1]).reshape(B, -1)
+    start_b = np.ascontiguousarray(start).reshape(B, 4)
 
-    # Longitudinal: planned arc length (chords; intervals slower than standing_speed count as
-    # standing, so position noise of a parked car does not make it creep) → LQ accelerations.
-    points = np.concatenate([start[..., None, :2], traj[..., :2]], -2)
-    chord = np.linalg.norm(np.diff(points, axis=-2), axis=-1)  # (S, C, F)
-    standing_interval = chord < model.standing_speed * batch.dt
-    # Arc length along the spline (10 Hz chords, exact to mm on curves where 0.5 s chords are not).
-    ref_pos = la_pos_all[..., : num_steps + 1, :]
-    fine = np.linalg.norm(np.diff(ref_pos, axis=-2), axis=-1).reshape(S, C, F, every).sum(-1)
-    arc_target = np.cumsum(np.where(standing_interval, 0.0, np.maximum(fine, chord)), -1)  # (S, C, F)
+    # Longitudinal: planned arc length (the larger of the chord and the spline's 10 Hz chords,
+    # exact to mm on curves where 0.5 s chords are not; intervals slower than standing_speed
+    # count as standing, so position noise of a parked car does not make it creep) → LQ
+    # accelerations.
+    arc_target = np.empty((B, F))
+    kernels.tracker_arc_target(start_b[:, 0].copy(), start_b[:, 1].copy(), traj.reshape(B, F, 3), ref_x, ref_y,
+                               every, model.standing_speed * batch.dt, arc_target)
     gain, q = _lq_gains(num_steps, every, F, dt_sim, model.jerk_weight)
     t_target = np.arange(1, F + 1) * batch.dt
 
@@ -215,17 +216,13 @@ def simulate_ego_trig(
     # one trajectory at a time (:func:`.kernels.tracker_run`); the gain product there is a
     # plain loop and arctan/tan are the C library's, so states may differ from a numpy
     # evaluation in the last bit (~1e-15 m).
-    B = S * C
     states = np.empty((S, C, num_steps + 1, 5))
     cos_h, sin_h = np.empty((B, num_steps + 1)), np.empty((B, num_steps + 1))
-    start_b = np.ascontiguousarray(start).reshape(B, 4)
-    la_x = np.ascontiguousarray(la_pos[..., 0]).reshape(B, -1)  # (B, K+1)
-    la_y = np.ascontiguousarray(la_pos[..., 1]).reshape(B, -1)
     kernels.tracker_run(
         start_b[:, 0].copy(), start_b[:, 1].copy(), start_b[:, 2].copy(), start_b[:, 3].copy(),
-        np.repeat(accel0, C), np.repeat(steer0, C), np.ascontiguousarray(arc_target).reshape(B, F),
-        t_target, np.ascontiguousarray(gain), np.ascontiguousarray(q, dtype=np.float64), la_x, la_y,
+        np.repeat(accel0, C), np.repeat(steer0, C), arc_target,
+        t_target, np.ascontiguousarray(gain), np.ascontiguousarray(q, dtype=np.float64), ref_x, ref_y,
         dt_sim, model.wheelbase, model.min_lookahead**2, model.max_jerk * dt_sim, model.max_decel,
         model.max_accel, model.max_steer, model.max_steer_rate * dt_sim,
-        states.reshape(B, num_steps + 1, 5), cos_h, sin_h)
+        states.reshape(B, num_steps + 1, 5), cos_h, sin_h, la_steps)
     return states, (cos_h, sin_h)
