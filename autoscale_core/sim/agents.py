@@ -15,15 +15,22 @@ from __future__ import annotations
 import numpy as np
 
 from ..scene import CYCLIST, VEHICLE, SceneBatch, wrap_angle
+from . import kernels
 from .idm import IDMParams, idm_acceleration
 
 
-def interpolate_log(batch: SceneBatch, num_steps: int, dt_sim: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+def interpolate_log(
+    batch: SceneBatch, num_steps: int, dt_sim: float = 0.1, rows: tuple[np.ndarray, np.ndarray] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Logged agent states from t0 at ``dt_sim``.
+
+    ``rows``: optional (scene, agent) index arrays (P,) to interpolate only those agents (the
+    same values as the full result's rows).
 
     Returns:
         states (S, N, num_steps+1, 4) float64 x, y, heading, speed; valid (S, N, num_steps+1) bool
-        (both bracketing log samples valid; beyond the log end invalid).
+        (both bracketing log samples valid; beyond the log end invalid). With ``rows``: (P,
+        num_steps+1, 4) and (P, num_steps+1).
     """
     u = batch.history_steps + np.arange(num_steps + 1) * dt_sim / batch.dt
     i0 = np.floor(u + 1e-9).astype(int)
@@ -38,7 +45,12 @@ def interpolate_log(batch: SceneBatch, num_steps: int, dt_sim: float = 0.1) -> t
     weights = np.zeros((num_steps + 1, last - first))
     np.add.at(weights, (np.arange(num_steps + 1), i0 - first), 1.0 - w)
     np.add.at(weights, (np.arange(num_steps + 1), i1 - first), w)
-    log = batch.agents[:, :, first:last].astype(np.float64)  # (S, N, T', 4)
+    if rows is None:
+        log = batch.agents[:, :, first:last].astype(np.float64)  # (S, N, T', 4)
+        agent_valid = batch.agent_valid
+    else:  # one leading axis of P rows (as (P, 1, T', 4))
+        log = batch.agents[rows[0], rows[1], first:last].astype(np.float64)[:, None]
+        agent_valid = batch.agent_valid[rows[0], rows[1]][:, None]
     # Headings: unwrap along time (each step by its wrapped difference) before interpolating.
     h = log[..., 2]
     if h.shape[-1] > 1:
@@ -49,8 +61,10 @@ def interpolate_log(batch: SceneBatch, num_steps: int, dt_sim: float = 0.1) -> t
     heading = states[..., 2]
     wrap = np.abs(heading) > np.pi  # only those: np.mod on every entry is slow
     heading[wrap] = wrap_angle(heading[wrap])
-    valid = batch.agent_valid[:, :, i0] & (batch.agent_valid[:, :, i1] | exact) & inside
+    valid = agent_valid[:, :, i0] & (agent_valid[:, :, i1] | exact) & inside
     states[~valid] = 0.0
+    if rows is not None:
+        return states[:, 0], valid[:, 0]
     return states, valid
 
 
@@ -64,12 +78,7 @@ def log_bounds(batch: SceneBatch, num_steps: int, dt_sim: float = 0.1) -> tuple[
     i0 = np.minimum(np.floor(u + 1e-9).astype(int), batch.num_steps - 1)
     i1 = np.minimum(i0 + 1, batch.num_steps - 1)
     first, last = int(i0.min()), int(i1.max()) + 1
-    log = batch.agents[:, :, first:last].astype(np.float64)  # (S, N, T', 4)
-    ok = batch.agent_valid[:, :, first:last]
-    x, y, v = log[..., 0], log[..., 1], log[..., 3]
-    return (np.min(x, -1, initial=np.inf, where=ok), np.max(x, -1, initial=-np.inf, where=ok),
-            np.min(y, -1, initial=np.inf, where=ok), np.max(y, -1, initial=-np.inf, where=ok),
-            np.maximum(np.max(v, -1, initial=0.0, where=ok), -np.min(v, -1, initial=0.0, where=ok)))
+    return tuple(kernels.log_bounds(batch.agents[:, :, first:last], batch.agent_valid[:, :, first:last]))
 
 
 def _path_point(path: np.ndarray, arclen: np.ndarray, end_dir: np.ndarray, s: np.ndarray):

@@ -8,44 +8,27 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..geometry import box_corners, boxes_overlap, boxes_overlap_offset
+from ..geometry import box_corners, boxes_overlap
 from ..scene import STATIC, SceneBatch
+from . import kernels
+from .agents import interpolate_log
 from .config import ScorerConfig
 from .lanes import LaneIndex, in_multiple_lanes
 
-_WINDOW = 8  # steps per broad-phase window for sparse candidate sets (41 steps → 6 windows)
-_WINDOW_DENSE = 4  # ... and for dense ones (>= 8 per scene), whose trajectories crowd the same agents
+
+def _trig(states: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """cos and sin (...) of the headings of states (..., >=3): computed once, shared by the kernels."""
+    return np.cos(states[..., 2]), np.sin(states[..., 2])
 
 
-def _window_boxes(x, y, heading, speed, tau_max: float, starts: np.ndarray, valid=None, block: int = 1 << 16):
-    """Axis-aligned boxes (lo_x, hi_x, lo_y, hi_y), each (..., windows), around the centres over
-    each window of steps (last axis, windows beginning at ``starts``) and their constant-velocity
-    projections up to ``tau_max`` (each projection lies on the segment from the centre to the
-    one at ``tau_max``). Steps where ``valid`` is False are left out (empty box: lo = +inf).
-
-    Computed in blocks of about ``block`` entries: fresh multi-megabyte temporaries cost more in
-    page faults than the arithmetic on them."""
-    lead, K = x.shape[:-1], x.shape[-1]
-    x, y, heading, speed = (np.reshape(v, (-1, K)) for v in (x, y, heading, speed))
-    if valid is not None:
-        valid = np.reshape(valid, (-1, K))
-    R = len(x)
-    out = np.empty((4, R, len(starts)))
-    rows = max(1, block // max(K, 1))
-    for r0 in range(0, R, rows):
-        r = slice(r0, r0 + rows)
-        px, py = speed[r] * np.cos(heading[r]) * tau_max, speed[r] * np.sin(heading[r]) * tau_max
-        lo_x, hi_x = x[r] + np.minimum(px, 0.0), x[r] + np.maximum(px, 0.0)
-        lo_y, hi_y = y[r] + np.minimum(py, 0.0), y[r] + np.maximum(py, 0.0)
-        if valid is not None:
-            ok = valid[r]
-            lo_x, lo_y = np.where(ok, lo_x, np.inf), np.where(ok, lo_y, np.inf)
-            hi_x, hi_y = np.where(ok, hi_x, -np.inf), np.where(ok, hi_y, -np.inf)
-        np.minimum.reduceat(lo_x, starts, -1, out=out[0, r])
-        np.maximum.reduceat(hi_x, starts, -1, out=out[1, r])
-        np.minimum.reduceat(lo_y, starts, -1, out=out[2, r])
-        np.maximum.reduceat(hi_y, starts, -1, out=out[3, r])
-    return tuple(o.reshape(lead + (len(starts),)) for o in out)
+def _window_boxes(states: np.ndarray, trig, valid, tau_max: float, window: int) -> np.ndarray:
+    """(4, R, nW) boxes lo_x, hi_x, lo_y, hi_y of the centres and their constant-velocity
+    projections up to ``tau_max`` per window of ``window`` steps (:func:`.kernels.window_boxes`)
+    for rows of states (R, K, >=4: x, y, heading, speed); ``trig`` (cos, sin) (R, K) of the
+    headings; ``valid`` (R, K) or None (all)."""
+    st = np.ascontiguousarray(states)
+    valid = np.ones(st.shape[:2], dtype=bool) if valid is None else np.ascontiguousarray(valid)
+    return kernels.window_boxes(st[..., 0], st[..., 1], *trig, st[..., 3], valid, float(tau_max), window)
 
 
 def _boxes_close(a, b, reach) -> np.ndarray:
@@ -58,25 +41,26 @@ def _boxes_close(a, b, reach) -> np.ndarray:
     return close
 
 
-def _near_entries(st, agents, agent_valid, r_ego, r_agent, S, C, config: ScorerConfig, agent_bounds=None):
-    """(b, n, k) of the (trajectory, agent, step) entries whose centres, now or projected at a
-    TTC horizon, are within the two half diagonals (+1e-3 m), ordered by (b, n) then k.
+_WINDOW = 8  # steps per broad-phase window for sparse candidate sets (41 steps → 6 windows)
+_WINDOW_DENSE = 4  # ... and for dense ones (>= 8 per scene), whose trajectories crowd the same agents
 
-    Exactly the entries of the dense per-step test over (S, C, N, K1); the two box stages (agent
-    vs all of its scene's trajectories over the horizon, then per trajectory and window of
-    steps) only skip entries that cannot pass it. ``agent_bounds``: optional (S, N) boxes and
-    largest speeds of the agents over the horizon (:func:`.agents.log_bounds`, log replay)."""
+
+def _agents_near_scene(st, ego_trig, agents, agent_valid, r_ego, r_agent, S, C, config: ScorerConfig,
+                       agent_bounds=None):
+    """First prune: which agents come near any trajectory of their scene at any time.
+
+    Returns keep (S, N) bool and the trajectories' boxes of centres and constant-velocity
+    projections per window of steps (4, B, nW) (see :func:`_window_boxes`). The agents' box
+    over the horizon comes from their positions only (reductions without temporaries), or
+    ``agent_bounds`` in log replay, grown by their largest speed × the longest TTC horizon (a
+    projection moves an agent at most that far)."""
     B, K1, _ = st.shape
-    C1, N = agents.shape[1], agents.shape[2]
+    C1 = agents.shape[1] if agents is not None else 1
     W = _WINDOW_DENSE if C >= 8 else _WINDOW
-    starts = np.arange(0, K1, W)
     tau_max = max((0.0,) + tuple(config.ttc_horizons))
-    e = st.reshape(S, C, K1, 5)
-    ebox = _window_boxes(e[..., 0], e[..., 1], e[..., 2], e[..., 3], tau_max, starts)  # 4 × (S, C, nW)
+    ego_box = _window_boxes(st, ego_trig, None, tau_max, W)  # (4, B, nW)
+    ebox = tuple(v.reshape(S, C, -1) for v in ego_box)  # 4 × (S, C, nW)
     margin = 1e-3 + 1e-6  # the per-step test's margin + rounding
-    # Stage 1: agents near any trajectory of their scene at any time. The agent's box over the
-    # horizon from its positions only (reductions without temporaries), grown by its largest
-    # speed × the longest horizon (a projection moves it at most that far).
     if agent_bounds is not None and C1 == 1:
         lo_x, hi_x, lo_y, hi_y, speed = (v[:, None] for v in agent_bounds)
     else:
@@ -95,88 +79,100 @@ def _near_entries(st, agents, agent_valid, r_ego, r_agent, S, C, config: ScorerC
         scene_box = tuple(f(v, axis=2)[:, :, None] for f, v in zip((np.min, np.max) * 2, ebox))
         reach = r_e[:, :, None] + r_agent[:, None] + margin
     keep = _boxes_close(agent_box, scene_box, reach).any(1)  # (S, N)
-    ps, pn = np.nonzero(keep)
-    if len(ps) == 0:
-        z = np.zeros(0, dtype=np.int64)
-        return z, z, z
-    # Stage 2: per (scene, agent) pair left × trajectory × window (P, C, nW), with the exact
-    # boxes of the agent's centres and projections per window.
-    pa = agents[ps, :, pn]  # (P, C1, K1, 4)
-    abox = _window_boxes(pa[..., 0], pa[..., 1], pa[..., 2], pa[..., 3], tau_max, starts, agent_valid[ps, :, pn])
-    close = _boxes_close(
-        abox,  # (P, C1, nW), broadcast against the C trajectories
-        tuple(v[ps] for v in ebox),
-        (r_e[ps] + r_agent[ps, pn][:, None])[:, :, None] + margin,
+    return keep, ego_box
+
+
+def _pair_entries(st, ego_trig, pair_scene, pair_agent, pair_states, pair_valid, ego_box, r_ego, r_agent, S, C,
+                  config: ScorerConfig):
+    """Per-window box test and per-step test (:func:`.kernels.near_entries`) on the (scene,
+    agent) pairs left by :func:`_agents_near_scene` (ordered by scene, then agent): pair_states
+    (P, C1, K1, 4) and pair_valid (P, C1, K1) their agents' states, ego_box (4, B, nW).
+    Returns (b, p, k): trajectory, pair row, step."""
+    K1 = st.shape[1]
+    W = _WINDOW_DENSE if C >= 8 else _WINDOW
+    tau_max = max((0.0,) + tuple(config.ttc_horizons))
+    P, C1 = pair_states.shape[:2]
+    pa = np.ascontiguousarray(pair_states)
+    num_windows = -(-K1 // W)
+    pair_trig = _trig(pa)  # (P, C1, K1) each
+    abox = _window_boxes(pa.reshape(P * C1, K1, 4), tuple(v.reshape(P * C1, K1) for v in pair_trig),
+                         pair_valid.reshape(P * C1, K1), tau_max, W).reshape(4, P, C1, num_windows)
+    return kernels.near_entries(
+        np.searchsorted(pair_scene, np.arange(S + 1)), C, W, ego_box, abox, r_ego, r_agent[pair_scene, pair_agent],
+        st, *ego_trig, pa, np.ascontiguousarray(pair_valid), *pair_trig, np.asarray(config.ttc_horizons, dtype=np.float64),
+        config.stopped_speed, 1e-3 + 1e-6,
     )
-    p, c, w = np.nonzero(close.reshape(len(ps), C, -1))
-    bb, nn = ps[p] * C + c, pn[p]
-    # Expand the windows left into their steps.
-    kk = w[:, None] * W + np.arange(W)
-    inside = kk < K1
-    bb = np.broadcast_to(bb[:, None], kk.shape)[inside]
-    nn = np.broadcast_to(nn[:, None], kk.shape)[inside]
-    kk = kk[inside]
-    sb = bb // C
-    cb = bb % C if C1 > 1 else np.zeros_like(bb)
-    a_row = ((sb * C1 + cb) * N + nn) * K1 + kk
-    valid = agent_valid.reshape(-1)[a_row]
-    bb, nn, kk, a_row = bb[valid], nn[valid], kk[valid], a_row[valid]
-    # The per-step test, elementwise as on the dense layout.
-    ev = st.reshape(-1, 5)[bb * K1 + kk]
-    av = agents.reshape(-1, 4)[a_row]
-    dx = av[:, 0] - ev[:, 0]
-    dy = av[:, 1] - ev[:, 1]
-    reach2 = (r_ego[bb] + r_agent[bb // C, nn] + 1e-3) ** 2  # margin: the box tests round differently
-    near = dx * dx + dy * dy <= reach2
-    if config.ttc_horizons:
-        moving = ev[:, 3] >= config.stopped_speed
-        dvx = av[:, 3] * np.cos(av[:, 2]) - ev[:, 3] * np.cos(ev[:, 2])
-        dvy = av[:, 3] * np.sin(av[:, 2]) - ev[:, 3] * np.sin(ev[:, 2])
-        for tau in config.ttc_horizons:
-            px, py = dx + dvx * tau, dy + dvy * tau
-            near |= (px * px + py * py <= reach2) & moving
-    bb, nn, kk = bb[near], nn[near], kk[near]
-    order = np.argsort((bb * N + nn) * K1 + kk)
-    return bb[order], nn[order], kk[order]
+
+
+def _near_entries(st, agents, agent_valid, r_ego, r_agent, S, C, config: ScorerConfig, agent_bounds=None):
+    """(b, n, k) of the (trajectory, agent, step) entries whose centres, now or projected at a
+    TTC horizon, are within the two half diagonals (+1e-3 m), ordered by (b, n) then k.
+
+    Exactly the entries of the dense per-step test over (S, C, N, K1); the box stages (agent
+    vs all of its scene's trajectories over the horizon, then agent vs each trajectory) only skip
+    entries that cannot pass it. ``agent_bounds``: optional (S, N) boxes and largest speeds of
+    the agents over the horizon (:func:`.agents.log_bounds`, log replay)."""
+    ego_trig = _trig(st)
+    keep, ego_box = _agents_near_scene(st, ego_trig, agents, agent_valid, r_ego, r_agent, S, C, config, agent_bounds)
+    ps, pn = np.nonzero(keep)
+    b, p, k = _pair_entries(st, ego_trig, ps, pn, agents[ps, :, pn], agent_valid[ps, :, pn], ego_box, r_ego, r_agent,
+                            S, C, config)
+    return b, pn[p], k
 
 
 def collisions(
-    batch: SceneBatch, st, scene_of, cand_of, agents, agent_valid, config: ScorerConfig, index: LaneIndex, agent_bounds=None
+    batch: SceneBatch, st, scene_of, cand_of, agents, agent_valid, config: ScorerConfig, index: LaneIndex, agent_bounds=None,
+    ego_trig=None,
 ):
-    """NC, collision flag and TTC for (B, K1, 5) ego states → three (B,) arrays. ``agent_bounds``:
-    optional per-agent bounds over the horizon (:func:`.agents.log_bounds`; log replay only)."""
+    """NC, collision flag and TTC for (B, K1, 5) ego states → three (B,) arrays.
+
+    ``agents``, ``agent_valid``: (S, C|1, N, K1, 4) and (S, C|1, N, K1) from
+    :func:`.agents.simulate_agents`, or both None in log replay: then ``agent_bounds``
+    (:func:`.agents.log_bounds`) makes the first prune and only the agents it keeps are
+    interpolated (:func:`.agents.interpolate_log` ``rows``). ``agent_bounds`` is optional otherwise.
+    ``ego_trig``: optional (cos, sin) (B, K1) of the ego headings, when the caller has them.
+    """
     B, K1, _ = st.shape
-    N = agents.shape[2]
+    N = batch.agents.shape[1]
     nc = np.ones(B)
     collision = np.zeros(B, dtype=bool)
     ttc = np.ones(B)
     if N == 0:
         return nc, collision, ttc
-    cand = cand_of if agents.shape[1] > 1 else np.zeros_like(cand_of)
+    S = len(batch)
+    C = B // S
+    cand = cand_of if agents is not None and agents.shape[1] > 1 else np.zeros_like(cand_of)
     ego_len = batch.ego_size[scene_of, 0].astype(np.float64)
     ego_wid = batch.ego_size[scene_of, 1].astype(np.float64)
     a_len = batch.agent_size[..., 0].astype(np.float64)
     a_wid = batch.agent_size[..., 1].astype(np.float64)
     # Only the (trajectory, agent, step) entries whose (projected) centres come within the two
-    # half diagonals can overlap now or at a TTC horizon (:func:`_near_entries`: box stages,
-    # then the per-step test). All box tests below run on those entries.
-    S, C = agents.shape[0], B // agents.shape[0]
+    # half diagonals can overlap now or at a TTC horizon (box stages, then the per-step test, as
+    # in :func:`_near_entries`). All box tests below run on those entries.
     r_ego = 0.5 * np.hypot(ego_len, ego_wid)  # (B,)
     r_agent = 0.5 * np.hypot(a_len, a_wid)  # (S, N)
-    b, n, k = _near_entries(st, agents, agent_valid, r_ego, r_agent, S, C, config, agent_bounds)
+    ego_trig = _trig(st) if ego_trig is None else ego_trig
+    keep, ego_box = _agents_near_scene(st, ego_trig, agents, agent_valid, r_ego, r_agent, S, C, config, agent_bounds)
+    ps, pn = np.nonzero(keep)
+    if agents is None:  # log replay: interpolate only the agents kept
+        pair_states, pair_valid = interpolate_log(batch, K1 - 1, config.dt_sim, rows=(ps, pn))
+        pair_states, pair_valid = pair_states[:, None], pair_valid[:, None]
+    else:
+        pair_states, pair_valid = agents[ps, :, pn], agent_valid[ps, :, pn]
+    b, p, k = _pair_entries(st, ego_trig, ps, pn, pair_states, pair_valid, ego_box, r_ego, r_agent, S, C, config)
     if len(b) == 0:
         return nc, collision, ttc
+    n = pn[p]
     sb = scene_of[b]
     e = st.reshape(-1, 5)[b * K1 + k]  # (E, 5)
-    a = agents.reshape(-1, 4)[((sb * agents.shape[1] + cand[b]) * N + n) * K1 + k]  # (E, 4)
+    a = pair_states[p, cand[b], k]  # (E, 4)
     el, ew = ego_len[b], ego_wid[b]
     al, aw = a_len[sb, n], a_wid[sb, n]
-    c, s = np.cos(e[:, 2]), np.sin(e[:, 2])
-    ca, sa = np.cos(a[:, 2]), np.sin(a[:, 2])
-    rx, ry = a[:, 0] - e[:, 0], a[:, 1] - e[:, 1]  # agent centre relative to the ego's
-    overlap = boxes_overlap_offset(rx, ry, c, s, el, ew, ca, sa, al, aw)
-    # Agent centre in the ego frame: behind the rear bumper = hit from behind.
-    behind = rx * c + ry * s < -0.5 * el
+    # Box overlap and "behind" per entry, and TTC: constant-velocity projections from every step
+    # with the ego moving, the agent not behind and the boxes not yet overlapping.
+    overlap, behind, ttc_hit = kernels.entry_overlaps(
+        b, e, a, el, ew, al, aw, np.asarray(config.ttc_horizons, dtype=np.float64), config.stopped_speed, B)
+    ttc[ttc_hit] = 0.0
     # First overlap of each (trajectory, agent) pair: entries are ordered by pair, then step.
     pair = b.astype(np.int64) * N + n
     o = np.flatnonzero(overlap)
@@ -187,7 +183,8 @@ def collisions(
         # nuPlan's collision classes at the first overlap (see the module docstring).
         ego_moving = e[f, 3] >= config.stopped_speed
         agent_stopped = a[f, 3] < config.stopped_speed
-        bumper = np.stack([e[f, 0] + 0.5 * el[f] * c[f], e[f, 1] + 0.5 * el[f] * s[f]], -1)
+        c, s = np.cos(e[f, 2]), np.sin(e[f, 2])
+        bumper = np.stack([e[f, 0] + 0.5 * el[f] * c, e[f, 1] + 0.5 * el[f] * s], -1)
         front = boxes_overlap(bumper, e[f, 2], 0.0, ew[f], a[f, :2], a[f, 2], al[f], aw[f])
         side = ego_moving & ~agent_stopped & ~behind[f] & ~front
         lane_change = np.zeros(len(f), dtype=bool)
@@ -198,19 +195,4 @@ def collisions(
         at_fault = ego_moving & (agent_stopped | (~behind[f] & (front | lane_change)))
         value = np.where(batch.agent_type[sb[f], n[f]] == STATIC, 0.5, 0.0)
         np.minimum.at(nc, b[f][at_fault], value[at_fault])
-    # TTC: constant-velocity projections from every step with the ego moving; a trajectory already
-    # in danger needs no further test, and a projection whose centres are farther apart than the
-    # two half diagonals cannot overlap (pruned before the box test).
-    i = np.flatnonzero(~overlap & ~behind & (e[:, 3] >= config.stopped_speed))
-    reach2 = ((0.5 * np.hypot(el, ew) + 0.5 * np.hypot(al, aw))[i] + 1e-6) ** 2
-    e_i, a_i, traj_i = e[i], a[i], b[i]
-    ve_x, ve_y = e_i[:, 3] * c[i], e_i[:, 3] * s[i]
-    va_x, va_y = a_i[:, 3] * ca[i], a_i[:, 3] * sa[i]
-    for tau in config.ttc_horizons:
-        dx = (a_i[:, 0] + va_x * tau) - (e_i[:, 0] + ve_x * tau)
-        dy = (a_i[:, 1] + va_y * tau) - (e_i[:, 1] + ve_y * tau)
-        m = np.flatnonzero((dx * dx + dy * dy <= reach2) & (ttc[traj_i] > 0.0))
-        j = i[m]
-        hit = boxes_overlap_offset(dx[m], dy[m], c[j], s[j], el[j], ew[j], ca[j], sa[j], al[j], aw[j])
-        ttc[traj_i[m[hit]]] = 0.0
     return nc, collision, ttc

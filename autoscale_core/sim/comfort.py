@@ -8,6 +8,7 @@ import numpy as np
 from scipy.signal import savgol_filter
 
 from ..scene import wrap_angle
+from . import kernels
 from .config import ScorerConfig
 
 
@@ -22,36 +23,22 @@ def _savgol_taps(num: int, window: int, deriv: int, dt: float) -> tuple[np.ndarr
     return index, np.take_along_axis(matrix, index, 1)
 
 
-def _savgol(x: np.ndarray, window: int, deriv: int, dt: float) -> np.ndarray:
-    index, coef = _savgol_taps(x.shape[-1], window, deriv, dt)
-    out = x[..., index[:, 0]] * coef[:, 0]
-    for j in range(1, window):
-        out += x[..., index[:, j]] * coef[:, j]
-    return out
-
-
 def comfort_ok(states: np.ndarray, dt: float, config: ScorerConfig) -> np.ndarray:
-    """HC on (..., K, 5) states → (...) bool."""
-    heading = np.unwrap(states[..., 2], axis=-1)
+    """HC on (..., K, 5) states → (...) bool: nuPlan's comfort bounds on Savitzky–Golay
+    derivatives (window ``config.hc_window``, polyorder 2) of the unwrapped heading and the
+    acceleration (:func:`.kernels.comfort_ok`, one compiled pass per trajectory)."""
     K = states.shape[-2]
     window = min(config.hc_window, K - (1 - K % 2))
-    sg = lambda x, d: _savgol(x, window, d, float(dt))  # noqa: E731
-    speed, lon_acc = states[..., 3], sg(states[..., 4], 0)
-    yaw_rate = sg(heading, 1)
-    yaw_acc = sg(heading, 2)
-    lat_acc = speed * yaw_rate
-    lon_jerk = sg(states[..., 4], 1)
-    c, s = np.cos(heading), np.sin(heading)
-    ax, ay = lon_acc * c - lat_acc * s, lon_acc * s + lat_acc * c
-    jerk = np.hypot(sg(ax, 1), sg(ay, 1))
+    index, coef0 = _savgol_taps(K, window, 0, float(dt))
+    coef1, coef2 = (_savgol_taps(K, window, d, float(dt))[1] for d in (1, 2))
+    st = np.ascontiguousarray(states, dtype=np.float64).reshape(-1, K, states.shape[-1])
     eps = 1e-9
-    ok = (lon_acc >= config.hc_lon_acc[0] - eps) & (lon_acc <= config.hc_lon_acc[1] + eps)
-    ok &= np.abs(lat_acc) <= config.hc_lat_acc + eps
-    ok &= np.abs(yaw_rate) <= config.hc_yaw_rate + eps
-    ok &= np.abs(yaw_acc) <= config.hc_yaw_acc + eps
-    ok &= np.abs(lon_jerk) <= config.hc_lon_jerk + eps
-    ok &= jerk <= config.hc_jerk + eps
-    return ok.all(-1)
+    ok = kernels.comfort_ok(
+        st, index, coef0, coef1, coef2, config.hc_lon_acc[0] - eps, config.hc_lon_acc[1] + eps,
+        config.hc_lat_acc + eps, config.hc_yaw_rate + eps, config.hc_yaw_acc + eps, config.hc_lon_jerk + eps,
+        config.hc_jerk + eps,
+    )
+    return ok.reshape(states.shape[:-2])
 
 
 def plan_profiles(poses: np.ndarray, dt: float) -> dict[str, np.ndarray]:

@@ -28,6 +28,7 @@ import numpy as np
 from scipy.interpolate import CubicSpline
 
 from ..scene import SceneBatch, wrap_angle
+from . import kernels
 
 
 @dataclass(frozen=True)
@@ -61,25 +62,52 @@ def plan_reference(
         last two are None and not computed).
     """
     F = trajectories.shape[-2]
-    horizon = F * pose_dt
-    knots = np.arange(F + 1) * pose_dt
-    points = np.concatenate([start[..., None, :2], trajectories[..., :2]], axis=-2)
-    v0 = np.stack([start[..., 3] * np.cos(start[..., 2]), start[..., 3] * np.sin(start[..., 2])], -1)
-    axis = points.ndim - 2
-    spline = CubicSpline(knots, points, axis=axis, bc_type=((1, v0), "not-a-knot"))
-    inside = np.clip(times, 0.0, horizon)
-    pos = spline(inside)
+    lead = trajectories.shape[:-2]
+    # The spline is linear in its data (start velocity, start and planned positions), so each
+    # output is a fixed (K, F+2) weight matrix (cached per F, step and query times) times the
+    # data: one matrix product for all trajectories instead of a scipy spline per call. Same
+    # spline as before; values agree with evaluating it directly to ~1e-15 m (rounding order).
+    data = np.empty((F + 2,) + lead + (2,))  # rows: start velocity, start position, planned positions
+    data[0, ..., 0] = start[..., 3] * np.cos(start[..., 2])
+    data[0, ..., 1] = start[..., 3] * np.sin(start[..., 2])
+    data[1] = start[..., :2]
+    data[2:] = np.moveaxis(trajectories[..., :2], -2, 0)
+    flat = data.reshape(F + 2, -1)
+    key = (F, float(pose_dt), tuple(np.asarray(times, dtype=np.float64).tolist()))
+
+    def apply(nu: int) -> np.ndarray:
+        out = (_spline_weights(*key, nu) @ flat).reshape((len(times),) + lead + (2,))
+        return np.moveaxis(out, 0, -2)  # (..., K, 2)
+
+    pos = apply(0)
     vel = acc = None
     if not positions_only:
-        vel, acc = spline(inside, 1), spline(inside, 2)
-    extra = (times - inside)[:, None]  # > 0 beyond the horizon: straight, constant velocity
-    if np.any(extra > 0):
-        end_vel = spline(np.array([horizon]), 1)  # (..., 1, 2)
-        pos = pos + end_vel * extra
-        if not positions_only:
-            vel = np.where(extra > 0, end_vel, vel)
-            acc = np.where(extra > 0, 0.0, acc)
+        vel, acc = apply(1), apply(2)
     return pos, vel, acc
+
+
+@lru_cache(maxsize=32)
+def _spline_weights(num_poses: int, pose_dt: float, times: tuple, nu: int) -> np.ndarray:
+    """Weights (K, F+2) mapping [start velocity, start position, F planned positions] to the
+    ``nu``-th derivative of the clamped ("not-a-knot" at the end) cubic spline at ``times`` (K,)
+    s; beyond the horizon the end velocity is extrapolated (position grows linearly, velocity
+    is the end velocity, acceleration 0). Built by evaluating scipy's spline on unit data."""
+    F = num_poses
+    horizon = F * pose_dt
+    knots = np.arange(F + 1) * pose_dt
+    unit = np.eye(F + 2)
+    spline = CubicSpline(knots, unit[1:], axis=0, bc_type=((1, unit[0]), "not-a-knot"))
+    t = np.asarray(times, dtype=np.float64)
+    inside = np.clip(t, 0.0, horizon)
+    extra = (t - inside)[:, None]  # > 0 beyond the horizon: straight, constant velocity
+    end_vel = spline(np.array([horizon]), 1)  # (1, F+2)
+    if nu == 0:
+        w = spline(inside) + end_vel * extra
+    elif nu == 1:
+        w = np.where(extra > 0, end_vel, spline(inside, 1))
+    else:
+        w = np.where(extra > 0, 0.0, spline(inside, 2))
+    return np.ascontiguousarray(w)
 
 
 @lru_cache(maxsize=32)
@@ -133,6 +161,8 @@ def simulate_ego(
 ) -> np.ndarray:
     """Drive each planned trajectory from the ego's logged t0 state.
 
+    (:func:`simulate_ego_trig` also returns the cosine and sine of the headings.)
+
     Args:
         batch: S scenes (the ego's t0 state is ``batch.ego[:, batch.history_steps]``: position,
             heading, speed and acceleration; the steering angle follows from the logged yaw rate).
@@ -145,6 +175,14 @@ def simulate_ego(
         (K = F·dt / dt_sim; 41 states for NAVSIM's 4 s). ``accel`` at step k is the acceleration
         applied from k to k+1 (the last entry repeats the previous one).
     """
+    return simulate_ego_trig(batch, trajectories, dt_sim, model)[0]
+
+
+def simulate_ego_trig(
+    batch: SceneBatch, trajectories: np.ndarray, dt_sim: float = 0.1, model: EgoModel = EgoModel()
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """:func:`simulate_ego`, plus (cos, sin) of the state headings, each (S·C, K+1), computed
+    in the same compiled pass (same values as ``np.cos`` / ``np.sin`` of ``states[..., 2]``)."""
     traj = np.asarray(trajectories, dtype=np.float64)
     if traj.ndim != 4 or traj.shape[-1] != 3 or traj.shape[0] != len(batch):
         raise ValueError(f"trajectories must be (S={len(batch)}, C, F, 3), got {traj.shape}")
@@ -159,63 +197,32 @@ def simulate_ego(
     # (look-ahead rounded to whole steps).
     la_steps = int(round(model.lookahead_time / dt_sim))
     la_pos_all, _, _ = plan_reference(start, traj, batch.dt, np.arange(num_steps + 1 + la_steps) * dt_sim, positions_only=True)
-    la_pos = la_pos_all[..., la_steps:, :]
+    B = S * C
+    ref_x = np.ascontiguousarray(la_pos_all[..., 0]).reshape(B, -1)  # (B, K+1+la_steps)
+    ref_y = np.ascontiguousarray(la_pos_all[..., 1]).reshape(B, -1)
+    start_b = np.ascontiguousarray(start).reshape(B, 4)
 
-    # Longitudinal: planned arc length (chords; intervals slower than standing_speed count as
-    # standing, so position noise of a parked car does not make it creep) → LQ accelerations.
-    points = np.concatenate([start[..., None, :2], traj[..., :2]], -2)
-    chord = np.linalg.norm(np.diff(points, axis=-2), axis=-1)  # (S, C, F)
-    standing_interval = chord < model.standing_speed * batch.dt
-    # Arc length along the spline (10 Hz chords, exact to mm on curves where 0.5 s chords are not).
-    ref_pos = la_pos_all[..., : num_steps + 1, :]
-    fine = np.linalg.norm(np.diff(ref_pos, axis=-2), axis=-1).reshape(S, C, F, every).sum(-1)
-    arc_target = np.cumsum(np.where(standing_interval, 0.0, np.maximum(fine, chord)), -1)  # (S, C, F)
+    # Longitudinal: planned arc length (the larger of the chord and the spline's 10 Hz chords,
+    # exact to mm on curves where 0.5 s chords are not; intervals slower than standing_speed
+    # count as standing, so position noise of a parked car does not make it creep) → LQ
+    # accelerations.
+    arc_target = np.empty((B, F))
+    kernels.tracker_arc_target(start_b[:, 0].copy(), start_b[:, 1].copy(), traj.reshape(B, F, 3), ref_x, ref_y,
+                               every, model.standing_speed * batch.dt, arc_target)
     gain, q = _lq_gains(num_steps, every, F, dt_sim, model.jerk_weight)
     t_target = np.arange(1, F + 1) * batch.dt
 
-    # Per-step values are written into (K+1, S, C) component arrays (contiguous rows) and
-    # stacked once at the end.
-    comp = np.zeros((5, num_steps + 1, S, C))
-    x, y, h, v = (start[..., i].copy() for i in range(4))
-    a_prev = np.broadcast_to(accel0[:, None], (S, C)).copy()
-    travelled = np.zeros((S, C))
-    steer = np.broadcast_to(steer0[:, None], (S, C)).copy()
-    L = model.wheelbase
-    max_change = model.max_steer_rate * dt_sim
-    la_x = np.moveaxis(la_pos[..., 0], -1, 0).copy()  # (K+1, S, C)
-    la_y = np.moveaxis(la_pos[..., 1], -1, 0).copy()
-    remaining = [t_target - k * dt_sim for k in range(num_steps)]
-    for k in range(num_steps):
-        comp[0, k], comp[1, k], comp[2, k], comp[3, k] = x, y, h, v
-        c, s = np.cos(h), np.sin(h)
-        # Longitudinal LQ feedback on the arc-length errors at the remaining target poses.
-        error = arc_target - travelled[..., None] - v[..., None] * remaining[k]
-        accel = error @ gain[k] + q[k] * a_prev
-        accel = np.clip(accel, a_prev - model.max_jerk * dt_sim, a_prev + model.max_jerk * dt_sim)
-        accel = np.clip(accel, -model.max_decel, model.max_accel)
-        # Lateral: pure pursuit on the look-ahead point of the reference.
-        dx = la_x[k] - x
-        dy = la_y[k] - y
-        lx, ly = dx * c + dy * s, -dx * s + dy * c
-        dist2 = lx**2 + ly**2
-        moving = dist2 > model.min_lookahead**2
-        curvature = np.where(moving, 2.0 * ly / np.maximum(dist2, 1e-9), 0.0)
-        steer_target = np.where(moving, np.arctan(L * curvature), steer)
-        steer_target = np.clip(steer_target, -model.max_steer, model.max_steer)
-        steer = steer + np.clip(steer_target - steer, -max_change, max_change)
-        # Kinematic bicycle (reference point = box centre), midpoint integration; no reversing.
-        v_new = np.maximum(v + accel * dt_sim, 0.0)
-        v_mid = 0.5 * (v + v_new)
-        h_new = h + v_mid * np.tan(steer) / L * dt_sim
-        h_mid = 0.5 * (h + h_new)
-        x = x + v_mid * np.cos(h_mid) * dt_sim
-        y = y + v_mid * np.sin(h_mid) * dt_sim
-        travelled = travelled + v_mid * dt_sim
-        a_prev = (v_new - v) / dt_sim
-        comp[4, k] = a_prev
-        h, v = h_new, v_new
-    comp[0, num_steps], comp[1, num_steps], comp[2, num_steps], comp[3, num_steps] = x, y, h, v
-    comp[4, num_steps] = comp[4, num_steps - 1] if num_steps > 0 else 0.0
-    comp[2] = np.pi - np.mod(np.pi - comp[2], 2 * np.pi)
-    states = np.ascontiguousarray(comp.transpose(2, 3, 1, 0))  # (S, C, K+1, 5)
-    return states
+    # The per-step loop (LQ speed feedback, pure pursuit, bicycle integration) runs compiled,
+    # one trajectory at a time (:func:`.kernels.tracker_run`); the gain product there is a
+    # plain loop and arctan/tan are the C library's, so states may differ from a numpy
+    # evaluation in the last bit (~1e-15 m).
+    states = np.empty((S, C, num_steps + 1, 5))
+    cos_h, sin_h = np.empty((B, num_steps + 1)), np.empty((B, num_steps + 1))
+    kernels.tracker_run(
+        start_b[:, 0].copy(), start_b[:, 1].copy(), start_b[:, 2].copy(), start_b[:, 3].copy(),
+        np.repeat(accel0, C), np.repeat(steer0, C), arc_target,
+        t_target, np.ascontiguousarray(gain), np.ascontiguousarray(q, dtype=np.float64), ref_x, ref_y,
+        dt_sim, model.wheelbase, model.min_lookahead**2, model.max_jerk * dt_sim, model.max_decel,
+        model.max_accel, model.max_steer, model.max_steer_rate * dt_sim,
+        states.reshape(B, num_steps + 1, 5), cos_h, sin_h, la_steps)
+    return states, (cos_h, sin_h)

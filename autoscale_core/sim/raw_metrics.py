@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..geometry import box_corners
-from ..scene import TL_RED, TL_UNKNOWN, SceneBatch, wrap_angle
+from ..scene import SceneBatch
 from .agents import log_bounds, simulate_agents
 from .collisions import collisions
 from .comfort import comfort_ok
 from .config import ScorerConfig
-from .kinematics import simulate_ego
-from .lanes import LaneIndex, points_in_scene_polygons, route_progress
+from .kinematics import simulate_ego_trig
+from .lanes import LaneIndex, route_progress
 
 
 def raw_metrics(
@@ -28,9 +27,12 @@ def raw_metrics(
     """
     S, C = traj.shape[:2]
     dt = config.dt_sim
-    states = simulate_ego(batch, traj, dt)  # (S, C, K1, 5)
+    # States (S, C, K1, 5) and the cos/sin of their headings (B, K1), shared by the collision
+    # and DAC kernels below.
+    states, trig = simulate_ego_trig(batch, traj, dt)
     K1 = states.shape[2]
-    agents, agent_valid = simulate_agents(batch, states, reactive, dt)  # (S, C|1, N, K1, ·)
+    # Reactive agents (S, C, N, K1, ·); log replay: interpolated in `collisions`, only those near the ego.
+    agents, agent_valid = simulate_agents(batch, states, True, dt) if reactive else (None, None)
     B = S * C
     st = states.reshape(B, K1, 5)
     scene_of = np.repeat(np.arange(S), C)
@@ -51,66 +53,18 @@ def raw_metrics(
 
     # Log replay: the agents' bounds over the horizon from the 0.5 s log (collisions' first prune).
     bounds = None if reactive else log_bounds(batch, K1 - 1, dt)
-    nc, collision, ttc = collisions(batch, st, scene_of, cand_of, agents, agent_valid, config, index, bounds)
+    nc, collision, ttc = collisions(batch, st, scene_of, cand_of, agents, agent_valid, config, index, bounds, trig)
     out.update(nc=nc, collision=collision, ttc=ttc)
-    # DAC on footprint corners.
-    corners = box_corners(st[..., :2], st[..., 2], ego_len[:, None], ego_wid[:, None]).reshape(-1, 2)
-    corner_scene = np.repeat(scene_of, K1 * 4)
-    if C >= 8:  # dense candidates: whole-cell shortcut
-        on = index.on_lane(corner_scene, corners)
-    else:  # sparse: follow each corner over time, reusing the segment that contained it
-        tracks = corners.reshape(B, K1, 4, 2).transpose(0, 2, 1, 3).reshape(B * 4, K1, 2)
-        on = index.on_lane_tracks(np.repeat(scene_of, 4), tracks).reshape(B, 4, K1).transpose(0, 2, 1).reshape(-1)
-    off = np.flatnonzero(~on)
-    on[off] = points_in_scene_polygons(corner_scene[off], corners[off], batch)
-    out["dac"] = on.reshape(B, K1 * 4).all(-1).astype(np.float64)
+    # DAC on footprint corners (dense candidate sets: whole-cell shortcut).
+    dac = index.drivable_area_ok(batch, scene_of, st, ego_len, ego_wid, shortcut=C >= 8, trig=trig)
+    out["dac"] = dac.astype(np.float64)
 
-    # Centre-point lane queries for DDC, TLC, LK.
-    centres = st[..., :2].reshape(-1, 2)
-    centre_scene = np.repeat(scene_of, K1)
-    pt, seg, dist = index.query(centre_scene, centres)
-    lane = index.lane[seg]
-    in_lane = dist <= index.half_width[seg]
-    ego_heading = st[..., 2].reshape(-1)
-    dheading = np.abs(wrap_angle(ego_heading[pt] - index.heading[seg]))
-    step_of = pt % K1
-    traj_of = pt // K1
-
-    # DDC: most favourable projection of the step's displacement on a containing lane.
-    disp = np.zeros_like(st[..., :2])
-    disp[:, 1:] = np.diff(st[..., :2], axis=1)
-    disp = disp.reshape(-1, 2)
-    proj = (disp[pt] * index.tangent[seg]).sum(-1)
-    best = np.full(len(centres), -np.inf)
-    np.maximum.at(best, pt[in_lane], proj[in_lane])
-    backwards = np.where(np.isfinite(best), np.maximum(-best, 0.0), 0.0).reshape(B, K1).sum(-1)
+    # Centre-point lane queries for DDC, TLC and LK, one compiled pass per trajectory.
+    backwards, red, unknown, drift_steps = index.centre_lane_metrics(batch, scene_of, st, dt, config)
     out["ddc"] = np.where(backwards > config.ddc_zero, 0.0, np.where(backwards > config.ddc_half, 0.5, 1.0))
-
-    # TLC.
-    tl_index = np.minimum(
-        batch.history_steps + np.floor(np.arange(K1) * dt / batch.dt + 1e-9).astype(int), batch.num_steps - 1
-    )
-    code = batch.lane_tl[scene_of[traj_of], lane, tl_index[step_of]]
-    start_keys = np.unique(traj_of[in_lane & (step_of == 0)] * batch.lanes.shape[1] + lane[in_lane & (step_of == 0)])
-    new_lane = ~np.isin(traj_of * batch.lanes.shape[1] + lane, start_keys)
-    aligned_in = in_lane & (dheading < config.tl_alignment)
-    red_new = np.zeros(len(centres), dtype=bool)
-    red_new[pt[aligned_in & new_lane & (code == TL_RED)]] = True
-    not_red = np.zeros(len(centres), dtype=bool)
-    not_red[pt[aligned_in & (code != TL_RED)]] = True
-    out["tlc"] = 1.0 - (red_new & ~not_red).reshape(B, K1).any(-1)
-    unknown = np.zeros(B, dtype=bool)
-    unknown[traj_of[aligned_in & new_lane & (code == TL_UNKNOWN)]] = True
+    out["tlc"] = 1.0 - red
     out["tl_unknown"] = unknown
-
-    # LK.
-    aligned = dheading < config.lk_alignment
-    nearest = np.full(len(centres), np.inf)
-    np.minimum.at(nearest, pt[aligned], dist[aligned])
-    in_junction = np.zeros(len(centres), dtype=bool)
-    in_junction[pt[in_lane & batch.lane_is_intersection[scene_of[traj_of], lane]]] = True
-    drift = ((nearest > config.lk_threshold) & ~in_junction).reshape(B, K1)
-    out["lk"] = (_longest_run(drift) * dt <= config.lk_duration + 1e-9).astype(np.float64)
+    out["lk"] = (drift_steps * dt <= config.lk_duration + 1e-9).astype(np.float64)
 
     out["hc"] = comfort_ok(st, dt, config).astype(np.float64)
     # Every candidate of a scene starts at the same t0 state: project that once per scene.
@@ -118,16 +72,6 @@ def raw_metrics(
     s1 = route_progress(batch, None, states[:, :, -1, :2]).reshape(-1)  # (S, C) against each scene's route
     out["progress"] = np.maximum(s1 - s0[scene_of], 0.0)
     return {k: v.reshape(S, C) for k, v in out.items()}
-
-
-def _longest_run(flags: np.ndarray) -> np.ndarray:
-    """(B, K) bool → (B,) length of the longest run of True."""
-    run = np.zeros(flags.shape[0], dtype=np.int64)
-    longest = np.zeros_like(run)
-    for k in range(flags.shape[1]):  # over time steps only
-        run = np.where(flags[:, k], run + 1, 0)
-        longest = np.maximum(longest, run)
-    return longest
 
 
 def raw_metrics_chunked(batch: SceneBatch, full: np.ndarray, reactive: bool, config: ScorerConfig) -> dict[str, np.ndarray]:
