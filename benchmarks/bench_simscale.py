@@ -75,14 +75,14 @@ def build_data(args) -> dict:
     """Real pool, extra real pool, test, the independent hard splits and the max-volume synthetic
     set per expert (all fixed)."""
     t = time.perf_counter()
-    real = generate_world(args.n_real, seed=POOL_SEED)
-    test = generate_world(args.n_test, seed=TEST_SEED)
+    real = generate_world(args.n_real, seed=POOL_SEED + args.world_offset)
+    test = generate_world(args.n_test, seed=TEST_SEED + args.world_offset)
     seconds = {"world": time.perf_counter() - t}
     synthetic, reports = {}, {}
     for expert in args.experts:
         t = time.perf_counter()
         syn, rep = generate_synthetic(real, scenes_per_parent=max(args.volumes), expert=expert,
-                                      seed=SYN_SEED, score_labels=False)
+                                      seed=SYN_SEED + args.world_offset, score_labels=False)
         synthetic[expert] = syn
         seconds[f"synthetic_{expert}"] = time.perf_counter() - t
         one_x = syn.subset(np.flatnonzero(synthetic_rank(syn) < 1))
@@ -91,11 +91,11 @@ def build_data(args) -> dict:
         seconds[f"label_score_{expert}"] = time.perf_counter() - t
         reports[expert] = {k: v for k, v in rep.as_dict().items() if k != "rounds"}
     n_extra = max((len(s) for s in synthetic.values()), default=0)
-    extra_real = generate_world(max(n_extra, 1), seed=EXTRA_REAL_SEED)
+    extra_real = generate_world(max(n_extra, 1), seed=EXTRA_REAL_SEED + args.world_offset)
     training = training_parent_ids(SceneBatch.concatenate([_common(real), _common(extra_real)]),
                                    parent_ids=[p for s in synthetic.values() for p in s.meta["parent_id"]])
     t = time.perf_counter()
-    hard = build_independent_hard_split({"world": generate_world(args.hard_source, seed=HARD_SEED)}, seed=0,
+    hard = build_independent_hard_split({"world": generate_world(args.hard_source, seed=HARD_SEED + args.world_offset)}, seed=0,
                                         rare_sources=["world"], training_ids=training)
     real_hard = None
     if AV2_ROOT.is_dir() and not args.no_av2:
@@ -248,11 +248,12 @@ def markdown(result: dict, command: str) -> str:
               f"Command: `{command}`  ",
               f"Machine: {result['machine']} · torch threads 1 · wall time {result['total_seconds'] / 60:.1f} min  ",
               f"Date: {result['date']}", "",
-              f"Data (fixed; world seeds {POOL_SEED}/{TEST_SEED}/{HARD_SEED}, extra real {EXTRA_REAL_SEED}): "
+              f"Data (fixed; world seeds {POOL_SEED}/{TEST_SEED}/{HARD_SEED}, extra real {EXTRA_REAL_SEED}, each + world offset "
+              f"{cfg.get('world_offset', 0)}): "
               f"{cfg['n_real']} real training scenes; test {data['test']} world scenes; hard {data['hard']} scenes "
               f"({data['hard_perturbed']} starts from the independent perturbation family — heading, longitudinal, "
               f"stopped, behind/beside an agent; recorded ego future as expert; reactive agents — + "
-              f"{data['hard_rare_event']} rare-event scenes, all from world seed {HARD_SEED}, which training never sees); "
+              f"{data['hard_rare_event']} rare-event scenes, all from world seed {HARD_SEED} + offset, which training never sees); "
               f"real hard {data['real_hard']} perturbed AV2 scenes. No hard scene shares a parent with training data "
               f"(checked). Synthetic: k accepted perturbations per real scene (nested 1× ⊂ 2× ⊂ 4×). "
               f"{cfg['steps']} training steps for every cell; {cfg['seeds']} training seeds (data fixed). "
@@ -298,6 +299,10 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="directory for <name>.json + <name>.md")
     parser.add_argument("--name", default="simscale", help="output file stem (default simscale)")
     parser.add_argument("--no-av2", action="store_true", help="skip the real (AV2) hard split")
+    parser.add_argument("--world-offset", type=int, default=0,
+                        help="added to every world seed (pool, test, hard, synthetic, extra real): another world split")
+    parser.add_argument("--no-baselines", action="store_true",
+                        help="skip the rule/constant-velocity baselines on test and hard (they do not depend on training)")
     args = parser.parse_args()
     q = args.quick
     args.n_real = args.n_real or (120 if q else 600)
@@ -314,7 +319,7 @@ def main() -> None:
     data = build_data(args)
     sets = training_sets(data, args.volumes, args.experts)
     t = time.perf_counter()
-    base = baselines(data)
+    base = {} if args.no_baselines else baselines(data)
     base_seconds = time.perf_counter() - t
     cells = run_cells(args, data, sets)
     hard_cells = [c for c in cells if c["volume"] and c["expert"] != "more_real"]
@@ -323,7 +328,8 @@ def main() -> None:
     result = {
         "benchmark": "simscale", "quick": q,
         "config": {k: getattr(args, k) for k in ("n_real", "n_test", "hard_source", "steps", "seeds", "volumes",
-                                                  "experts", "planners", "scoring_volumes", "scoring_batch_size")},
+                                                  "experts", "planners", "scoring_volumes", "scoring_batch_size",
+                                                  "world_offset", "no_baselines")},
         "data": {"real_train": len(data["real"]), "test": len(data["test"]), "hard": len(data["hard"]),
                  "hard_perturbed": int((kinds != "rare_event").sum()), "hard_rare_event": int((kinds == "rare_event").sum()),
                  "real_hard": 0 if data["real_hard"] is None else len(data["real_hard"]),
