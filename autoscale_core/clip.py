@@ -43,28 +43,35 @@ def clip_lines(coords: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.n
     a, b = coords[:-1], coords[1:]
     line_of_point = np.repeat(np.arange(len(starts) - 1), np.diff(starts))
     same_line = line_of_point[:-1] == line_of_point[1:]
-    d = b - a
-    # Liang–Barsky: p·t ≤ q for the four borders x ≥ 0, x ≤ 1, y ≥ 0, y ≤ 1.
-    p = np.stack([-d[:, 0], d[:, 0], -d[:, 1], d[:, 1]], 1)
-    q = np.stack([a[:, 0], 1.0 - a[:, 0], a[:, 1], 1.0 - a[:, 1]], 1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r = q / p
-    reject = ((p == 0) & (q < 0)).any(1)
-    t0 = np.maximum(np.where(p < 0, r, -np.inf).max(1), 0.0)
-    t1 = np.minimum(np.where(p > 0, r, np.inf).min(1), 1.0)
-    zero_length = (d == 0).all(1)
-    visible = same_line & ~reject & ((t0 < t1) | zero_length)
-    # Clipped end points: the input points exactly where not clipped, snapped onto the border.
-    start_pt = np.where((t0 == 0)[:, None], a, a + t0[:, None] * d)
-    end_pt = np.where((t1 == 1)[:, None], b, a + t1[:, None] * d)
-    start_pt = _snap(start_pt, t0 > 0)
-    end_pt = _snap(end_pt, t1 < 1)
-    # A piece lying on the border (both ends on the same border line) is not kept (GEOS).
-    on_border = np.zeros(len(a), dtype=bool)
-    for axis in (0, 1):
-        for edge in (0.0, 1.0):
-            on_border |= (start_pt[:, axis] == edge) & (end_pt[:, axis] == edge)
-    visible &= ~on_border
+    # Most segments lie strictly inside: kept whole. Liang–Barsky runs on the others only.
+    point_inside = ((coords > 0) & (coords < 1)).all(1)
+    t0, t1 = np.zeros(len(a)), np.ones(len(a))
+    visible = same_line.copy()
+    start_pt, end_pt = a, b
+    todo = np.flatnonzero(same_line & ~(point_inside[:-1] & point_inside[1:]))
+    if len(todo):
+        sa, sb = a[todo], b[todo]
+        d = sb - sa
+        # p·t ≤ q for the four borders x ≥ 0, x ≤ 1, y ≥ 0, y ≤ 1.
+        p = np.stack([-d[:, 0], d[:, 0], -d[:, 1], d[:, 1]], 1)
+        q = np.stack([sa[:, 0], 1.0 - sa[:, 0], sa[:, 1], 1.0 - sa[:, 1]], 1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = q / p
+        reject = ((p == 0) & (q < 0)).any(1)
+        s0 = np.maximum(np.where(p < 0, r, -np.inf).max(1), 0.0)
+        s1 = np.minimum(np.where(p > 0, r, np.inf).min(1), 1.0)
+        zero_length = (d == 0).all(1)
+        shown = ~reject & ((s0 < s1) | zero_length)
+        # Clipped end points: the input points exactly where not clipped, snapped onto the border.
+        pa = _snap(np.where((s0 == 0)[:, None], sa, sa + s0[:, None] * d), s0 > 0)
+        pb = _snap(np.where((s1 == 1)[:, None], sb, sa + s1[:, None] * d), s1 < 1)
+        # A piece lying on the border (both ends on the same border line) is not kept (GEOS).
+        for axis in (0, 1):
+            for edge in (0.0, 1.0):
+                shown &= ~((pa[:, axis] == edge) & (pb[:, axis] == edge))
+        t0[todo], t1[todo], visible[todo] = s0, s1, shown
+        start_pt, end_pt = a.copy(), b.copy()
+        start_pt[todo], end_pt[todo] = pa, pb
     idx = np.flatnonzero(visible)
     if len(idx) == 0:
         return empty

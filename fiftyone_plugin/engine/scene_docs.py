@@ -136,17 +136,14 @@ def _field_docs(parts: tuple, owner_scene: np.ndarray, n: int, labels, indices,
                 closed: bool = False) -> list:
     """Per scene, the ``Polylines`` document (raw BSON) of clipped ``parts`` = ``(xy, bounds,
     owner)``: one polyline per owner with parts, in scene ``owner_scene[owner]``, labelled
-    ``labels[owner]`` with ``index`` ``indices[owner]`` (both: a value or a per-owner array)."""
+    ``labels`` (one for all, or per owner) with ``index`` ``indices[owner]`` (or none)."""
     xy, bounds, owner = parts
     line_owner, first = np.unique(owner, return_index=True)  # owners come sorted
-    points, offsets = overlay_bson.encode_points(xy.round(5), bounds, np.r_[first, len(owner)])
-    scene_of_line = np.asarray(owner_scene)[line_owner]
-    per_scene = np.searchsorted(scene_of_line, np.arange(n + 1)).tolist()
-    count = len(line_owner)
-    labels = [labels] * count if labels is None or isinstance(labels, str) else np.asarray(labels, dtype=object)[line_owner].tolist()
-    indices = [indices] * count if indices is None else np.asarray(indices)[line_owner].tolist()
-    return overlay_bson.polylines_raw([range(per_scene[i], per_scene[i + 1]) for i in range(n)], points, offsets,
-                                      labels, closed, closed, indices)
+    if labels is not None and not isinstance(labels, str):
+        labels = np.asarray(labels, dtype=object)[line_owner]
+    return overlay_bson.polylines_docs(
+        n, np.asarray(owner_scene)[line_owner], xy.round(5), bounds, np.r_[first, len(owner)], labels,
+        None if indices is None else np.asarray(indices)[line_owner], closed=closed, filled=closed)
 
 
 def overlay_docs(batch: SceneBatch, extent_m: float) -> dict[str, list]:
