@@ -43,12 +43,15 @@ def clip_lines(coords: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.n
     a, b = coords[:-1], coords[1:]
     line_of_point = np.repeat(np.arange(len(starts) - 1), np.diff(starts))
     same_line = line_of_point[:-1] == line_of_point[1:]
-    # Most segments lie strictly inside: kept whole. Liang–Barsky runs on the others only.
-    point_inside = ((coords > 0) & (coords < 1)).all(1)
+    # Most segments lie strictly inside (kept whole) or beyond one border line at both ends
+    # (dropped; Cohen–Sutherland out codes). Liang–Barsky runs on the others only.
+    code = ((coords[:, 0] < 0) | ((coords[:, 0] > 1) << 1) | ((coords[:, 1] < 0) << 2) | ((coords[:, 1] > 1) << 3)
+            ).astype(np.uint8)
+    point_inside = (code == 0) & (coords > 0).all(1) & (coords < 1).all(1)
     t0, t1 = np.zeros(len(a)), np.ones(len(a))
-    visible = same_line.copy()
+    visible = same_line & ((code[:-1] & code[1:]) == 0)
     start_pt, end_pt = a, b
-    todo = np.flatnonzero(same_line & ~(point_inside[:-1] & point_inside[1:]))
+    todo = np.flatnonzero(visible & ~(point_inside[:-1] & point_inside[1:]))
     if len(todo):
         sa, sb = a[todo], b[todo]
         d = sb - sa
