@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from bson import ObjectId
 from conftest import make_road_batch
 from reliability_helpers import cli_env, kill9, start_and_wait_for
 from test_reliability_add_crash import (
@@ -79,3 +80,34 @@ def test_kill9_during_world_ingest_then_resume(fo, autoscale_home, dataset_name)
     assert len(failed) == 1 and failed[0]["results"]["incomplete_samples_deleted"] == 18
     assert main(list(argv)) == 0 and len(scenes.get_store(dataset)) == 30  # idempotent
     assert all("lanes" in shard["encoding"] for shard in scenes.get_store(dataset).shards)  # compact store
+
+
+def test_reserved_sample_id_ranges_hold_exactly_their_ids():
+    from bson import ObjectId
+
+    from fiftyone_plugin.engine import scene_adds
+
+    ids, ranges = scene_adds.reserve_sample_ids(1000)
+    assert len(ids) == len(set(ids)) == 1000 and len(ranges) == 1
+    lo, hi = (ObjectId(x) for x in ranges[0])
+    assert ids[0] == lo and ids[-1] == hi and ids == sorted(ids)
+    other, _ = scene_adds.reserve_sample_ids(1000)  # another block: outside the first range
+    assert not any(lo <= x <= hi for x in other)
+    assert scene_adds.reserve_sample_ids(0) == ([], [])
+
+
+def test_recovery_deletes_the_dead_adds_samples_and_legacy_incomplete_ones(fo, autoscale_home, dataset_name):
+    from fiftyone_plugin.engine import scene_adds, scenes
+
+    ds = scenes.create_scene_dataset(dataset_name("rec"), make_road_batch(6), render_images=False)
+    ids = ds.values("id")
+    # A dead add whose reserved range holds two complete samples; one legacy sample without route.
+    ranges = [[ids[0], ids[1]]]
+    ds._sample_collection.update_one({"_id": ObjectId(ids[5])}, {"$unset": {"route": ""}})
+    ds.info[scene_adds.ADDING_INFO_KEY] = {"pid": 1, "host": "h", "count": 2, "started_at": "t", "id_ranges": ranges}
+    ds.save()
+    done = scene_adds.recover_interrupted_add(ds)
+    assert done["incomplete_samples_deleted"] == 3
+    assert sorted(ds.values("id")) == sorted(ids[2:5])
+    assert scenes.add_scenes(ds, make_road_batch(6), render=False) and len(ds) == 6  # the rerun completes it
+    assert None not in ds.values("route")

@@ -8,20 +8,28 @@ a full disk, a power cut) must not leave samples without overlays that a rerun s
 * it holds a cross-process lock named after the **scene store** (clones share a store, so two
   datasets appending to one store are serialized too) — a lock that a dead process held is
   evicted, so finding an add marker while holding the lock means its writer is dead;
-* it leaves a marker in ``dataset.info["autoscale_adding"]`` (pid, host, count, start time)
-  for the duration of the add;
+* it leaves a marker in ``dataset.info["autoscale_adding"]`` (pid, host, count, start time and
+  the ``_id`` range(s) reserved for the add's samples, see :func:`reserve_sample_ids`) for the
+  duration of the add;
 * **in-process failure** (any exception): the samples it added are deleted, the images it
   rendered for new scenes are removed unless some sample refers to them, the marker is cleared
   and a ``failed`` run ``add_scenes_<time>`` records the error;
-* **recovery** (a marker found at the next add, or :func:`recover_interrupted_add`): samples
-  without their last overlay field are deleted, images in the media folder that no sample of any
+* **recovery** (a marker found at the next add, or :func:`recover_interrupted_add`): the samples
+  whose ``_id`` lies in the marker's reserved range(s) — whatever the dead add had inserted,
+  complete or not — and (as before issue #19's second pass, when the overlays were written in a
+  second pass) samples without their last overlay field are deleted, images in the media folder that no sample of any
   dataset refers to are removed, temporary store folders are removed, and the failed run is
   recorded. The rerun then adds those scenes again; store rows already present are reused
   (``add_scenes`` appends only scenes the store lacks), so no row is ever duplicated.
 
+Samples are inserted whole (every overlay included) with ``_id`` values from a block reserved
+in the marker before anything is written, so no second write per sample is needed to tell a
+complete add from an interrupted one: the old second pass (``route`` written last with one
+update per sample) cost mongod twice the insert itself.
+
 Test hook: ``AUTOSCALE_TEST_PAUSE_IN_ADD=<seconds>`` makes the writer announce
-``autoscale: samples added, overlays in <s> s`` on stderr and sleep between the samples and
-their overlays (the worst moment to die).
+``autoscale: samples added, overlays in <s> s`` on stderr and sleep after inserting the samples,
+before the add is marked complete (the worst moment to die).
 """
 
 from __future__ import annotations
@@ -29,14 +37,17 @@ from __future__ import annotations
 import datetime
 import logging
 import os
+import secrets
 import shutil
 import socket
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
 import fiftyone as fo
+from bson import ObjectId
 
 from . import ownership, runs
 from .safe_write import _pause, exclusive
@@ -44,7 +55,7 @@ from .safe_write import _pause, exclusive
 logger = logging.getLogger(__name__)
 
 ADDING_INFO_KEY = "autoscale_adding"
-COMPLETE_FIELD = "route"  # the last field an add writes: a sample without it is incomplete
+COMPLETE_FIELD = "route"  # every complete scene sample has it (written last before issue #19's second pass)
 PAUSE_IN_ADD_ENV = "AUTOSCALE_TEST_PAUSE_IN_ADD"
 ADD_METHOD = "add_scenes"
 
@@ -56,9 +67,10 @@ class AddTransaction:
     dataset: fo.Dataset
     new_images: list[str] = field(default_factory=list)
     sample_ids: list[str] = field(default_factory=list)
+    reserved_ids: list[ObjectId] = field(default_factory=list)  # the new samples' _id values, in order
 
-    def pause_before_overlays(self) -> None:
-        _pause(PAUSE_IN_ADD_ENV, "samples added, overlays")
+    def pause_before_complete(self) -> None:
+        _pause(PAUSE_IN_ADD_ENV, "samples added, overlays")  # the text tests wait for
 
 
 def _now() -> str:
@@ -69,15 +81,41 @@ def _lock_name(store_root: str) -> str:
     return f"add:{Path(store_root).resolve()}"
 
 
+MAX_BLOCK = 1 << 23  # ids per reserved range (the 3-byte counter never wraps inside one)
+
+
+def reserve_sample_ids(count: int) -> tuple[list[ObjectId], list[list[str]]]:
+    """``count`` fresh ObjectIds and the ranges ``[[first, last], ...]`` (hex) that hold them.
+
+    Each range is one ObjectId block: the current time, 5 random bytes drawn for the block
+    (``secrets``; where ``ObjectId()`` uses one random value per process) and consecutive 3-byte
+    counters. Any ``_id`` between a range's ends shares its first 9 bytes, so it is one of
+    the block's ids (or a 2⁻⁴⁰ collision of random values within the same second, the
+    uniqueness ObjectIds have anyway).
+    """
+    ids: list[ObjectId] = []
+    ranges: list[list[str]] = []
+    while len(ids) < count:
+        n = min(count - len(ids), MAX_BLOCK)
+        prefix = int(time.time()).to_bytes(4, "big") + secrets.token_bytes(5)
+        start = secrets.randbelow((1 << 24) - n + 1)
+        block = [ObjectId(prefix + c.to_bytes(3, "big")) for c in range(start, start + n)]
+        ranges.append([str(block[0]), str(block[-1])])
+        ids += block
+    return ids, ranges
+
+
 @contextmanager
 def adding(dataset: fo.Dataset, store_root: str, count: int) -> Iterator[AddTransaction]:
-    """The ``with`` block adds ``count`` scenes to ``dataset`` (see the module docstring)."""
+    """The ``with`` block adds ``count`` scenes to ``dataset`` (see the module docstring); new
+    samples take their ``_id`` from ``tx.reserved_ids`` (recorded in the marker)."""
     with exclusive(_lock_name(store_root)):
         recover_interrupted_add(dataset, _locked=True)
+        reserved, ranges = reserve_sample_ids(int(count))
         dataset.info[ADDING_INFO_KEY] = {"pid": os.getpid(), "host": socket.gethostname(),
-                                         "count": int(count), "started_at": _now()}
+                                         "count": int(count), "started_at": _now(), "id_ranges": ranges}
         dataset.save()
-        tx = AddTransaction(dataset)
+        tx = AddTransaction(dataset, reserved_ids=reserved)
         try:
             yield tx
         except BaseException as exc:
@@ -122,8 +160,11 @@ def recover_interrupted_add(dataset: fo.Dataset, *, _locked: bool = False) -> di
     if not _locked and store_root:
         with exclusive(_lock_name(store_root)):
             return recover_interrupted_add(dataset, _locked=True)
-    query = {COMPLETE_FIELD: None, "scene_id": {"$ne": None}}  # our scene samples only
-    incomplete = [str(d["_id"]) for d in dataset._sample_collection.find(query, {"_id": 1})]
+    # The dead add's samples (its reserved _id ranges), and scene samples without their last
+    # overlay (what an add that wrote ``route`` in a second pass, before issue #19, left).
+    queries = [{"_id": {"$gte": ObjectId(lo), "$lte": ObjectId(hi)}} for lo, hi in marker.get("id_ranges") or []]
+    queries.append({COMPLETE_FIELD: None, "scene_id": {"$ne": None}})  # our scene samples only
+    incomplete = [str(d["_id"]) for d in dataset._sample_collection.find({"$or": queries}, {"_id": 1})]
     if incomplete:
         dataset.delete_samples(incomplete)
     removed_images = _remove_orphan_images(dataset.info.get(ownership.MEDIA_INFO_KEY))

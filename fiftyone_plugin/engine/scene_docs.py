@@ -37,7 +37,7 @@ from . import overlay_bson
 
 SPLITS = (("train", 0.8), ("val", 0.1), ("test", 0.1))
 OVERLAY_FIELDS = ("ego_history", "ego_future", "agents", "lanes", "route")
-COMPLETE_FIELD = "route"  # written last, after the samples: see fiftyone_plugin.engine.scene_adds
+COMPLETE_FIELD = "route"  # every complete scene sample has it: see fiftyone_plugin.engine.scene_adds
 STRING_FIELDS = ("scene_id", "source", "city", "topology", "maneuver", "parent_id", "log_id", "split")
 FLOAT_FIELDS = ("ego_speed", "t0")
 _random = random.Random()
@@ -216,15 +216,20 @@ def existing_scene_ids(dataset: fo.Dataset, ids: list[str]) -> set[str]:
 
 
 def sample_docs(dataset: fo.Dataset, batch: SceneBatch, paths: list[str], metadata: list[dict] | None,
-                overlays: dict[str, list[dict]]) -> list[dict]:
-    """One sample document per scene, without ``COMPLETE_FIELD`` (written after, see scene_adds)."""
+                overlays: dict[str, list], ids: Sequence[ObjectId] | None = None) -> list[dict]:
+    """One whole sample document per scene (every overlay included), ``_id`` from ``ids`` (the
+    block an add reserved, see scene_adds) or fresh."""
     now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)  # FiftyOne stores naive UTC
     columns = scalar_columns(batch)
-    columns.update({k: v for k, v in overlays.items() if k != COMPLETE_FIELD})
+    columns.update(overlays)
     names = list(columns)
+    if ids is None:
+        ids = [ObjectId() for _ in range(len(batch))]
+    if len(ids) != len(batch):
+        raise ValueError(f"{len(ids)} sample ids for {len(batch)} scenes")
     docs = []
     for i, row in enumerate(zip(*(columns[k] for k in names))):
-        doc = {"_id": ObjectId(), "filepath": paths[i], "tags": [], "created_at": now, "last_modified_at": now,
+        doc = {"_id": ids[i], "filepath": paths[i], "tags": [], "created_at": now, "last_modified_at": now,
                "_media_type": "image", "_rand": _random.random() * 0.001 + 0.999,  # as fiftyone.core.odm.sample
                "_dataset_id": dataset._doc.id, **dict(zip(names, row))}
         if metadata is not None:
@@ -239,13 +244,3 @@ def insert_docs(dataset: fo.Dataset, docs: list[dict], chunk: int = 1000) -> lis
     for start in range(0, len(docs), chunk):
         collection.insert_many(docs[start:start + chunk], ordered=False)
     return [str(d["_id"]) for d in docs]
-
-
-def set_by_id(dataset: fo.Dataset, field: str, sample_ids: list[str], values: list[dict], chunk: int = 1000) -> None:
-    """``field = values[i]`` on sample ``sample_ids[i]``: one unordered bulk write per chunk."""
-    from pymongo import UpdateOne
-
-    collection = dataset._sample_collection
-    ops = [UpdateOne({"_id": ObjectId(i)}, {"$set": {field: v}}) for i, v in zip(sample_ids, values)]
-    for start in range(0, len(ops), chunk):
-        collection.bulk_write(ops[start:start + chunk], ordered=False)
