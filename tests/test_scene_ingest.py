@@ -111,3 +111,33 @@ def test_recovery_deletes_the_dead_adds_samples_and_legacy_incomplete_ones(fo, a
     assert sorted(ds.values("id")) == sorted(ids[2:5])
     assert scenes.add_scenes(ds, make_road_batch(6), render=False) and len(ds) == 6  # the rerun completes it
     assert None not in ds.values("route")
+
+
+def test_chunked_ingest_with_prefetched_overlays_matches_each_scene(fo, autoscale_home, dataset_name):
+    """Overlay documents built ahead (next chunk, background thread) land on their own scenes,
+    also when a resume skips scenes already there."""
+    import bson
+
+    from autoscale_core import render as bev
+    from autoscale_core.world import generate_world
+    from fiftyone_plugin.engine import scene_docs, scenes
+
+    batch = generate_world(11, seed=7)
+    expected = scene_docs.overlay_docs(batch, bev.DEFAULT_EXTENT_M)
+    by_scene = {str(s): i for i, s in enumerate(batch.meta["scene_id"])}
+
+    def check(ds):
+        assert len(ds) == len(batch) and None not in ds.values("route")
+        for doc in ds._sample_collection.find({}):
+            i = by_scene[doc["scene_id"]]
+            for field in scenes.OVERLAY_FIELDS:
+                want = bson.decode(expected[field][i].raw)["polylines"]
+                got = doc[field]["polylines"]
+                assert [{k: v for k, v in p.items() if k != "_id"} for p in got] == \
+                       [{k: v for k, v in p.items() if k != "_id"} for p in want], (field, i)
+
+    name = dataset_name("pre")
+    check(scenes.create_scene_dataset(name, batch, render_images=False, chunk_size=3))
+    name2 = dataset_name("pre-resume")
+    scenes.create_scene_dataset(name2, batch.subset([0, 4, 5, 9]), render_images=False)
+    check(scenes.create_scene_dataset(name2, batch, render_images=False, chunk_size=3, resume=True))
