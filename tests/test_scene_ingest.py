@@ -83,16 +83,22 @@ def test_kill9_during_world_ingest_then_resume(fo, autoscale_home, dataset_name)
 
 
 def test_reserved_sample_id_ranges_hold_exactly_their_ids():
-    from bson import ObjectId
-
     from fiftyone_plugin.engine import scene_adds
 
-    ids, ranges = scene_adds.reserve_sample_ids(1000)
-    assert len(ids) == len(set(ids)) == 1000 and len(ranges) == 1
-    lo, hi = (ObjectId(x) for x in ranges[0])
-    assert ids[0] == lo and ids[-1] == hi and ids == sorted(ids)
-    other, _ = scene_adds.reserve_sample_ids(1000)  # another block: outside the first range
-    assert not any(lo <= x <= hi for x in other)
+    def inside(x, ranges):
+        return any(ObjectId(lo) <= x <= ObjectId(hi) for lo, hi in ranges)
+
+    for counter, n_ranges in ((1000, 1), (0xFFFFFF - 10, 2)):  # the second wraps the 3-byte counter
+        with ObjectId._inc_lock:
+            ObjectId._inc = counter
+        before = ObjectId()
+        ids, ranges = scene_adds.reserve_sample_ids(100)
+        after = [ObjectId() for _ in range(3)]
+        assert len(ids) == len(set(ids)) == 100 and len(ranges) == n_ranges
+        assert all(inside(x, ranges) for x in ids)
+        assert not any(inside(x, ranges) for x in [before, *after])
+        if n_ranges == 1:
+            assert ids == sorted(ids) and before < ids[0] and ids[-1] < after[0]  # like ObjectId()
     assert scene_adds.reserve_sample_ids(0) == ([], [])
 
 

@@ -40,7 +40,6 @@ import os
 import secrets
 import shutil
 import socket
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,27 +80,38 @@ def _lock_name(store_root: str) -> str:
     return f"add:{Path(store_root).resolve()}"
 
 
-MAX_BLOCK = 1 << 23  # ids per reserved range (the 3-byte counter never wraps inside one)
+_COUNTER = 1 << 24  # ObjectIds end in a 3-byte counter
 
 
 def reserve_sample_ids(count: int) -> tuple[list[ObjectId], list[list[str]]]:
     """``count`` fresh ObjectIds and the ranges ``[[first, last], ...]`` (hex) that hold them.
 
-    Each range is one ObjectId block: the current time, 5 random bytes drawn for the block
-    (``secrets``; where ``ObjectId()`` uses one random value per process) and consecutive 3-byte
-    counters. Any ``_id`` between a range's ends shares its first 9 bytes, so it is one of
-    the block's ids (or a 2⁻⁴⁰ collision of random values within the same second, the
-    uniqueness ObjectIds have anyway).
+    The ids are what ``count`` calls of ``ObjectId()`` would return (this second, this process's
+    random value, consecutive counters: increasing, like FiftyOne's own ids), reserved at once
+    from bson's counter, so no other ``ObjectId()`` of this process takes them. Any ``_id``
+    between a range's ends shares its first 9 bytes, hence is one of the reserved ids (other
+    processes have other random values). A counter wrap splits the ids into two ranges. Without
+    bson's counter (a pymongo that renamed it) each block gets its own 5 random bytes instead.
     """
-    ids: list[ObjectId] = []
-    ranges: list[list[str]] = []
-    while len(ids) < count:
-        n = min(count - len(ids), MAX_BLOCK)
-        prefix = int(time.time()).to_bytes(4, "big") + secrets.token_bytes(5)
-        start = secrets.randbelow((1 << 24) - n + 1)
-        block = [ObjectId(prefix + c.to_bytes(3, "big")) for c in range(start, start + n)]
-        ranges.append([str(block[0]), str(block[-1])])
-        ids += block
+    if count <= 0:
+        return [], []
+    first = ObjectId()
+    lock, prefix = getattr(ObjectId, "_inc_lock", None), first.binary[:9]
+    if lock is not None and isinstance(getattr(ObjectId, "_inc", None), int):
+        with lock:
+            start = ObjectId._inc
+            ObjectId._inc = (start + count - 1) % _COUNTER
+        counters = [first.binary[9:]] + [(c % _COUNTER).to_bytes(3, "big") for c in range(start, start + count - 1)]
+    else:  # pragma: no cover - other pymongo versions
+        prefix = first.binary[:4] + secrets.token_bytes(5)
+        start = secrets.randbelow(_COUNTER - count + 1) if count < _COUNTER else 0
+        counters = [(c % _COUNTER).to_bytes(3, "big") for c in range(start, start + count)]
+    ids = [ObjectId(prefix + c) for c in counters]
+    ranges, begin = [], 0
+    for i in range(1, count + 1):  # split where the counter wraps (or jumps)
+        if i == count or int.from_bytes(counters[i], "big") != int.from_bytes(counters[i - 1], "big") + 1:
+            ranges.append([str(ids[begin]), str(ids[i - 1])])
+            begin = i
     return ids, ranges
 
 
