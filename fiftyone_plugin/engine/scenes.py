@@ -141,6 +141,7 @@ def create_scene_dataset(
 
 
 def _create(name, batch, media_dir, overwrite, render_images, progress, chunk_size, resume, info, prefetch):
+    """:func:`create_scene_dataset` after validation, with the overlay prefetcher."""
     if not fo.dataset_exists(name) or overwrite:  # the first chunk's overlays, while the dataset is made
         prefetch.submit(batch.subset(slice(0, chunk_size)), float((info or {}).get(EXTENT_INFO_KEY, bev.DEFAULT_EXTENT_M)))
     if fo.dataset_exists(name):
