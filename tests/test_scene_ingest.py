@@ -4,6 +4,7 @@ rendering, and resuming an interrupted world ingest without duplicates or orphan
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 from bson import ObjectId
@@ -88,6 +89,8 @@ def test_reserved_sample_id_ranges_hold_exactly_their_ids():
     def inside(x, ranges):
         return any(ObjectId(lo) <= x <= ObjectId(hi) for lo, hi in ranges)
 
+    # Moving bson's counter could repeat an id made in the same second: a fresh second before and after.
+    time.sleep(1.1)
     for counter, n_ranges in ((1000, 1), (0xFFFFFF - 10, 2)):  # the second wraps the 3-byte counter
         with ObjectId._inc_lock:
             ObjectId._inc = counter
@@ -99,6 +102,7 @@ def test_reserved_sample_id_ranges_hold_exactly_their_ids():
         assert not any(inside(x, ranges) for x in [before, *after])
         if n_ranges == 1:
             assert ids == sorted(ids) and before < ids[0] and ids[-1] < after[0]  # like ObjectId()
+    time.sleep(1.1)
     assert scene_adds.reserve_sample_ids(0) == ([], [])
 
 
