@@ -374,9 +374,16 @@ def points_on_drivable(
     This exact, brute-force check is meant for validation and small queries; the scorer has
     its own fast path.
     """
-    lateral = lateral_distance_to_lanes(batch, points)  # (S, M, L)
-    half_width = 0.5 * batch.lane_width[:, None, :] + margin
-    in_lane = ((lateral <= half_width) & batch.lane_valid[:, None, :]).any(-1)
+    # Valid lanes only (a third of the padded lane slots in world scenes): the same arithmetic as
+    # lateral_distance_to_lanes on those lanes, so the same verdicts.
+    scene, lane = np.nonzero(batch.lane_valid)
+    start = batch.lanes[scene, lane, :-1]  # (N, P-1, 2)
+    _, dist = closest_on_segments(points[scene][:, :, None], start[:, None], (batch.lanes[scene, lane, 1:] - start)[:, None])
+    lateral = dist.min(-1).astype(np.float32)  # (N, M)
+    half_width = 0.5 * batch.lane_width[scene, lane][:, None] + margin
+    in_lane = np.zeros(points.shape[:2], dtype=bool)
+    hit = np.nonzero(lateral <= half_width)
+    in_lane[scene[hit[0]], hit[1]] = True
     in_polygon = points_in_polygons(points, batch.drivable_polygons, batch.drivable_vertex_valid).any(-1)
     return in_lane | in_polygon
 

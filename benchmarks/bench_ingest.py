@@ -1,7 +1,7 @@
 """Foundation benchmark: world generation, BEV rendering, dataset ingest, scene-array loading.
 
-Prints one JSON object. Runs on a private embedded mongod in a temp dir (or on
-FIFTYONE_DATABASE_URI if set) and deletes what it made.
+Prints one JSON object. Runs on an embedded mongod with its data in a temp dir (but see the note
+below; or on FIFTYONE_DATABASE_URI if set) and deletes what it made.
 
     .venv/bin/python benchmarks/bench_ingest.py                  # defaults below
     .venv/bin/python benchmarks/bench_ingest.py --scenes 500 --load-sizes 10000 100000
@@ -15,6 +15,19 @@ Ingest modes timed (all write samples with every overlay and the store rows):
 ``ingest_with_render`` (BEV images rendered inline), ``ingest_deferred_render`` (placeholder
 images, :mod:`fiftyone_plugin.engine.bev_render`), ``ingest_without_render``; then ``render_pending``
 of the deferred dataset through a process pool (``--render-workers``).
+
+Each ingest mode also records ``*_cpu_s``: CPU seconds of this process (``time.process_time``)
+and of mongod (``psutil``) during the call — comparable across runs on a busy machine, where the
+rates are not. Note: FiftyOne attaches to *any* running FiftyOne database service, whatever
+``FIFTYONE_DATABASE_DIR`` says; when another FiftyOne process (e.g. a long benchmark) already runs
+one, this script shares that mongod (its CPU figure then includes the other clients'). For an
+isolated mongod set ``FIFTYONE_DATABASE_URI``, e.g.::
+
+    mongod --dbpath /tmp/bench-db --port 27919 --bind_ip 127.0.0.1 &   # fiftyone/db/bin/mongod
+    FIFTYONE_DATABASE_URI=mongodb://127.0.0.1:27919 .venv/bin/python benchmarks/bench_ingest.py --quick --mongod-pid $!
+
+Issue #19 (≥ 2,000 samples/s with overlays): ``ingest_without_render_samples_per_s`` and
+``ingest_deferred_render_samples_per_s`` of ``--quick`` on an idle machine.
 
 Scene-array load: the store is filled with the generated scenes replicated under new ids up to
 each size (the arrays are real world scenes; only the ids differ), then ``SceneStore.load`` of
@@ -44,6 +57,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="2,000 scenes, 10k load store")
     parser.add_argument("--render-workers", type=int, default=2, help="process pool size for render_pending")
     parser.add_argument("--out", default=None, help="also write the JSON here")
+    parser.add_argument("--mongod-pid", type=int, default=None,
+                        help="pid of the mongod behind FIFTYONE_DATABASE_URI, for its CPU seconds")
     args = parser.parse_args()
     if args.quick:
         args.scenes, args.load_sizes = 2000, [10_000]
@@ -86,15 +101,20 @@ def main() -> None:
     from fiftyone_plugin.engine import scenes
 
     fo.Dataset()  # start/connect mongod outside the timed region
+    cpu = _CpuMeter(args.mongod_pid)
     name = f"bench-ingest-{os.getpid()}"
     t = time.perf_counter()
+    cpu.start()
     dataset = scenes.create_scene_dataset(name, batch, overwrite=True)
     result["ingest_with_render_samples_per_s"] = len(dataset) / (time.perf_counter() - t)
+    result["ingest_with_render_cpu_s"] = cpu.stop()
     name2 = name + "-norender"
     t = time.perf_counter()
+    cpu.start()
     dataset2 = scenes.create_scene_dataset(name2, batch, overwrite=True, render_images=False)
     result["ingest_without_render_samples_per_s"] = len(dataset2) / (time.perf_counter() - t)
-    result.update(_deferred(scenes, batch, name + "-deferred", args.render_workers))
+    result["ingest_without_render_cpu_s"] = cpu.stop()
+    result.update(_deferred(scenes, batch, name + "-deferred", args.render_workers, cpu))
 
     t = time.perf_counter()
     loaded = scenes.load_scenes(dataset.shuffle(seed=1))
@@ -137,14 +157,53 @@ def main() -> None:
     _cleanup(tmp)
 
 
-def _deferred(scenes, batch, name: str, workers: int) -> dict:
+class _CpuMeter:
+    """CPU seconds of this process and of the mongod serving it, between start and stop."""
+
+    def __init__(self, pid: int | None = None):
+        self.mongod = None
+        try:
+            import psutil
+
+            if pid is not None:
+                self.mongod = psutil.Process(pid)
+                return
+            database = sys.modules.get("fiftyone.core.odm.database")
+            child = getattr(getattr(database, "_db_service", None), "child", None)
+            if child is not None:
+                procs = [psutil.Process(child.pid)] + psutil.Process(child.pid).children(recursive=True)
+                self.mongod = next((p for p in procs if "mongod" in p.name()), None)
+        except Exception:  # no psutil, an external URI, or the service went away: main only
+            self.mongod = None
+
+    def _mongod_cpu(self):
+        if self.mongod is None:
+            return None
+        try:
+            times = self.mongod.cpu_times()
+            return times.user + times.system
+        except Exception:
+            return None
+
+    def start(self) -> None:
+        self.t0, self.m0 = time.process_time(), self._mongod_cpu()
+
+    def stop(self) -> dict:
+        m1 = self._mongod_cpu()
+        return {"main": time.process_time() - self.t0,
+                "mongod": None if m1 is None or self.m0 is None else m1 - self.m0}
+
+
+def _deferred(scenes, batch, name: str, workers: int, cpu: _CpuMeter) -> dict:
     """Ingest with placeholder images, then render them through a process pool."""
     from autoscale_core.executor import ProcessExecutor
     from fiftyone_plugin.engine import bev_render
 
     t = time.perf_counter()
+    cpu.start()
     dataset = scenes.create_scene_dataset(name, batch, overwrite=True, render_images="deferred")
-    out = {"ingest_deferred_render_samples_per_s": len(dataset) / (time.perf_counter() - t)}
+    out = {"ingest_deferred_render_samples_per_s": len(dataset) / (time.perf_counter() - t),
+           "ingest_deferred_render_cpu_s": cpu.stop()}
     with ProcessExecutor(max_workers=workers) as pool:
         t = time.perf_counter()
         rendered = bev_render.render_pending(dataset, executor=pool)

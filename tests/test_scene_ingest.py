@@ -4,8 +4,10 @@ rendering, and resuming an interrupted world ingest without duplicates or orphan
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
+from bson import ObjectId
 from conftest import make_road_batch
 from reliability_helpers import cli_env, kill9, start_and_wait_for
 from test_reliability_add_crash import (
@@ -79,3 +81,73 @@ def test_kill9_during_world_ingest_then_resume(fo, autoscale_home, dataset_name)
     assert len(failed) == 1 and failed[0]["results"]["incomplete_samples_deleted"] == 18
     assert main(list(argv)) == 0 and len(scenes.get_store(dataset)) == 30  # idempotent
     assert all("lanes" in shard["encoding"] for shard in scenes.get_store(dataset).shards)  # compact store
+
+
+def test_reserved_sample_id_ranges_hold_exactly_their_ids():
+    from fiftyone_plugin.engine import scene_adds
+
+    def inside(x, ranges):
+        return any(ObjectId(lo) <= x <= ObjectId(hi) for lo, hi in ranges)
+
+    # Moving bson's counter could repeat an id made in the same second: a fresh second before and after.
+    time.sleep(1.1)
+    for counter, n_ranges in ((1000, 1), (0xFFFFFF - 10, 2)):  # the second wraps the 3-byte counter
+        with ObjectId._inc_lock:
+            ObjectId._inc = counter
+        before = ObjectId()
+        ids, ranges = scene_adds.reserve_sample_ids(100)
+        after = [ObjectId() for _ in range(3)]
+        assert len(ids) == len(set(ids)) == 100 and len(ranges) == n_ranges
+        assert all(inside(x, ranges) for x in ids)
+        assert not any(inside(x, ranges) for x in [before, *after])
+        if n_ranges == 1:
+            assert ids == sorted(ids) and before < ids[0] and ids[-1] < after[0]  # like ObjectId()
+    time.sleep(1.1)
+    assert scene_adds.reserve_sample_ids(0) == ([], [])
+
+
+def test_recovery_deletes_the_dead_adds_samples_and_legacy_incomplete_ones(fo, autoscale_home, dataset_name):
+    from fiftyone_plugin.engine import scene_adds, scenes
+
+    ds = scenes.create_scene_dataset(dataset_name("rec"), make_road_batch(6), render_images=False)
+    ids = ds.values("id")
+    # A dead add whose reserved range holds two complete samples; one legacy sample without route.
+    ranges = [[ids[0], ids[1]]]
+    ds._sample_collection.update_one({"_id": ObjectId(ids[5])}, {"$unset": {"route": ""}})
+    ds.info[scene_adds.ADDING_INFO_KEY] = {"pid": 1, "host": "h", "count": 2, "started_at": "t", "id_ranges": ranges}
+    ds.save()
+    done = scene_adds.recover_interrupted_add(ds)
+    assert done["incomplete_samples_deleted"] == 3
+    assert sorted(ds.values("id")) == sorted(ids[2:5])
+    assert scenes.add_scenes(ds, make_road_batch(6), render=False) and len(ds) == 6  # the rerun completes it
+    assert None not in ds.values("route")
+
+
+def test_chunked_ingest_with_prefetched_overlays_matches_each_scene(fo, autoscale_home, dataset_name):
+    """Overlay documents built ahead (next chunk, background thread) land on their own scenes,
+    also when a resume skips scenes already there."""
+    import bson
+
+    from autoscale_core import render as bev
+    from autoscale_core.world import generate_world
+    from fiftyone_plugin.engine import scene_docs, scenes
+
+    batch = generate_world(11, seed=7)
+    expected = scene_docs.overlay_docs(batch, bev.DEFAULT_EXTENT_M)
+    by_scene = {str(s): i for i, s in enumerate(batch.meta["scene_id"])}
+
+    def check(ds):
+        assert len(ds) == len(batch) and None not in ds.values("route")
+        for doc in ds._sample_collection.find({}):
+            i = by_scene[doc["scene_id"]]
+            for field in scenes.OVERLAY_FIELDS:
+                want = bson.decode(expected[field][i].raw)["polylines"]
+                got = doc[field]["polylines"]
+                assert [{k: v for k, v in p.items() if k != "_id"} for p in got] == \
+                       [{k: v for k, v in p.items() if k != "_id"} for p in want], (field, i)
+
+    name = dataset_name("pre")
+    check(scenes.create_scene_dataset(name, batch, render_images=False, chunk_size=3))
+    name2 = dataset_name("pre-resume")
+    scenes.create_scene_dataset(name2, batch.subset([0, 4, 5, 9]), render_images=False)
+    check(scenes.create_scene_dataset(name2, batch, render_images=False, chunk_size=3, resume=True))
