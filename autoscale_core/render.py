@@ -244,11 +244,19 @@ def render_batch_to_files(
 PLACEHOLDER_NAME = ".placeholder-bev"  # no ".png" suffix: never taken for a scene image
 
 
-def write_placeholder(out_dir: str | os.PathLike, size: int = DEFAULT_SIZE) -> Path:
+def placeholder_name(index: int = 0) -> str:
+    """File name of the ``index``-th placeholder of a media folder (0: ``.placeholder-bev``)."""
+    return PLACEHOLDER_NAME if index == 0 else f"{PLACEHOLDER_NAME}-{index}"
+
+
+def write_placeholder(out_dir: str | os.PathLike, size: int = DEFAULT_SIZE, index: int = 0) -> Path:
     """The "not rendered yet" image of a deferred render (background, frame and a hint), written
-    once per media folder as ``<out_dir>/.placeholder-bev`` (PNG bytes); returns its path."""
+    once per media folder as ``<out_dir>/.placeholder-bev`` (PNG bytes); returns its path.
+
+    ``index`` > 0 writes a further copy (``.placeholder-bev-<index>``): deferred samples are hard
+    links to a placeholder, and a file system caps the links to one file (ext4: 65,000)."""
     out = Path(out_dir).expanduser().resolve()
-    path = out / PLACEHOLDER_NAME
+    path = out / placeholder_name(index)
     if not path.exists():
         out.mkdir(parents=True, exist_ok=True)
         image = Image.new("RGB", (size, size), BACKGROUND)

@@ -58,6 +58,25 @@ def test_deferred_render_links_placeholders_then_renders(fo, autoscale_home, dat
     assert_consistent(ds)
 
 
+def test_placeholder_links_move_to_a_new_file_at_the_link_cap(tmp_path):
+    """ext4 allows 65,000 hard links per file: a deferred ingest of 1e5 scenes failed at ~65k.
+    Each placeholder file takes at most ``max_links`` samples; all of them count as pending."""
+    from fiftyone_plugin.engine import bev_render
+
+    paths = [str(tmp_path / f"s{i}.png") for i in range(7)]
+    bev_render.link_placeholders(tmp_path, paths, size=32, max_links=3)
+    files = sorted(p.name for p in bev_render.placeholders(tmp_path))
+    assert files == [".placeholder-bev", ".placeholder-bev-1", ".placeholder-bev-2"]
+    links = sorted(p.stat().st_nlink - 1 for p in bev_render.placeholders(tmp_path))
+    assert links == [1, 3, 3]  # 7 samples: 3 + 3 + 1
+    inodes = {p.stat().st_ino for p in bev_render.placeholders(tmp_path)}
+    assert all(os.stat(p).st_ino in inodes for p in paths)
+    for p in paths:  # "rendered": every link replaced by a real file
+        os.unlink(p)
+    bev_render._remove_unused_placeholder(str(tmp_path))
+    assert bev_render.placeholders(tmp_path) == []
+
+
 def test_kill9_during_world_ingest_then_resume(fo, autoscale_home, dataset_name):
     from autoscale_core.world import generate_world
     from fiftyone_plugin.cli import main

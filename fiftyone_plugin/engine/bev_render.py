@@ -12,6 +12,7 @@ atomically (``os.replace``), so a kill mid-way leaves placeholders, never half-w
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -26,28 +27,52 @@ from .keys import root_dataset
 from .safe_write import exclusive
 
 
-def link_placeholders(media: str | os.PathLike, paths: list[str], size: int = bev.DEFAULT_SIZE) -> dict:
-    """Hard-link each of ``paths`` to the media folder's placeholder; returns the samples'
-    ``ImageMetadata`` document (the size the real image will have)."""
-    placeholder = bev.write_placeholder(media, size)
+LINKS_PER_PLACEHOLDER = 60_000  # below ext4's 65,000 hard links per file
+
+
+def link_placeholders(media: str | os.PathLike, paths: list[str], size: int = bev.DEFAULT_SIZE,
+                      max_links: int = LINKS_PER_PLACEHOLDER) -> dict:
+    """Hard-link each of ``paths`` to a placeholder of the media folder (moving on to a new
+    placeholder file once one has ``max_links`` samples, or the file system refuses another
+    link); returns the samples' ``ImageMetadata`` document (the size the real image will have)."""
+    index = 0
+    placeholder = bev.write_placeholder(media, size, index)
     for path in paths:
-        try:
-            os.link(placeholder, path)
-        except FileExistsError:  # an image already there (e.g. a scene re-added): keep it
-            pass
+        while True:
+            if placeholder.stat().st_nlink > max_links:  # the file itself is one of the links
+                index += 1
+                placeholder = bev.write_placeholder(media, size, index)
+                continue
+            try:
+                os.link(placeholder, path)
+            except FileExistsError:  # an image already there (e.g. a scene re-added): keep it
+                pass
+            except OSError as exc:
+                if exc.errno != errno.EMLINK:
+                    raise
+                index += 1
+                placeholder = bev.write_placeholder(media, size, index)
+                continue
+            break
     return {"_cls": "ImageMetadata", "mime_type": "image/png", "width": size, "height": size, "num_channels": 3}
 
 
+def placeholders(media: str | os.PathLike | None) -> list[Path]:
+    """The placeholder files of a media folder (``.placeholder-bev``, ``.placeholder-bev-<k>``)."""
+    if not media or not Path(media).is_dir():
+        return []
+    return [p for p in Path(media).glob(bev.PLACEHOLDER_NAME + "*")
+            if p.name == bev.PLACEHOLDER_NAME or p.name[len(bev.PLACEHOLDER_NAME) + 1:].isdigit()]
+
+
 def pending(dataset: fo.Dataset) -> tuple[list[str], list[str]]:
-    """``(scene_ids, filepaths)`` of the samples whose image is still the placeholder."""
+    """``(scene_ids, filepaths)`` of the samples whose image is still a placeholder."""
     dataset = root_dataset(dataset)
-    media = dataset.info.get("autoscale_media")
-    placeholder = Path(media or "", bev.PLACEHOLDER_NAME)
-    if not media or not placeholder.exists():
+    inodes = {p.stat().st_ino for p in placeholders(dataset.info.get("autoscale_media"))}
+    if not inodes:
         return [], []
-    inode = placeholder.stat().st_ino
     ids, paths = dataset.values(["scene_id", "filepath"])
-    out = [(s, p) for s, p in zip(ids, paths) if _inode(p) == inode]
+    out = [(s, p) for s, p in zip(ids, paths) if _inode(p) in inodes]
     return [s for s, _ in out], [p for _, p in out]
 
 
@@ -99,7 +124,7 @@ def render_pending(
 
 
 def _remove_unused_placeholder(media: str) -> None:
-    """Remove the placeholder once no image links to it (the next deferred add makes a new one)."""
-    placeholder = Path(media, bev.PLACEHOLDER_NAME)
-    if placeholder.exists() and placeholder.stat().st_nlink == 1:
-        placeholder.unlink(missing_ok=True)
+    """Remove each placeholder once no image links to it (the next deferred add makes a new one)."""
+    for placeholder in placeholders(media):
+        if placeholder.stat().st_nlink == 1:
+            placeholder.unlink(missing_ok=True)
