@@ -24,8 +24,11 @@ cold; later rounds reuse the browser's cache and the server's, i.e. warm):
 
 1. ``grid``: ``page.goto(<dataset url>)`` until ``--tiles`` grid tiles are drawn. Signal: a tile
    (``[data-cy='looker']``) holds a ``<canvas>`` whose class is no longer ``invisible``; FiftyOne's
-   looker removes that class only once the image is decoded and drawn with its overlays (the same
-   signal the browser test uses). ``grid_first_tile`` is the same for one tile.
+   looker removes that class only once the image is decoded and drawn with its overlays (the
+   browser test's signal), and that canvas is really on screen: in the viewport, not hidden by
+   opacity or visibility, and the topmost element at its centre is part of the same tile (a
+   loading overlay over a grid that was drawn behind it does not count). ``grid_first_tile`` is the
+   same for one tile.
 2. ``modal``: click on grid tile #round until the modal's canvas is drawn (same signal under
    ``[data-cy='modal']``: image plus overlays are painted together on that canvas) *and* the
    modal's sidebar lists the overlay field ``ego_future``. A different tile each round, so the
@@ -56,8 +59,19 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
 TARGETS_S = {"grid": 3.0, "modal": 2.0, "panel": 3.0}
-DRAWN = """([root, n]) => [...document.querySelectorAll(root + " canvas")]
-    .filter(c => c.width > 0 && !String(c.className).includes("invisible")).length >= n"""
+# A canvas counts as painted when FiftyOne's looker has dropped its "invisible" class (it does so
+# only once the media is loaded and drawn, with the overlays, on that canvas) *and* it is really on
+# screen: in the viewport, not hidden by opacity / visibility, and the topmost element at its centre
+# belongs to the same looker (so a loading overlay above the grid does not count as painted).
+DRAWN = """([root, n]) => [...document.querySelectorAll(root + " canvas")].filter(c => {
+    if (!(c.width > 0) || String(c.className).includes("invisible")) return false;
+    if (c.checkVisibility && !c.checkVisibility({opacityProperty: true, visibilityProperty: true})) return false;
+    const r = c.getBoundingClientRect();
+    if (r.width < 8 || r.height < 8 || r.bottom <= 0 || r.top >= innerHeight) return false;
+    const x = r.left + r.width / 2, y = Math.min(r.top + r.height / 2, innerHeight - 1);
+    const top = document.elementFromPoint(x, y), host = c.closest(root);
+    return !!(top && host && host.contains(top));
+}).length >= n"""
 
 
 def log(msg: str) -> None:
@@ -102,8 +116,8 @@ def _generate(item: tuple[int, int]):
     return generate_world(n, seed=seed)
 
 
-def ingest(name: str, n: int, chunk: int) -> dict:
-    """Generate and ingest ``n`` distinct scenes with deferred rendering; returns timings."""
+def ingest(name: str, n: int, chunk: int, render) -> dict:
+    """Generate and ingest ``n`` distinct scenes (``render``: add_scenes' mode); returns timings."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
@@ -121,9 +135,9 @@ def ingest(name: str, n: int, chunk: int) -> dict:
                 pending = pool.submit(_generate, sizes[i + 1])
             t = time.perf_counter()
             if ds is None:
-                ds = scenes.create_scene_dataset(name, batch, render_images="deferred")
+                ds = scenes.create_scene_dataset(name, batch, render_images=render)
             else:
-                scenes.add_scenes(ds, batch, render="deferred")
+                scenes.add_scenes(ds, batch, render=render)
             ingest_s += time.perf_counter() - t
             log(f"ingested {len(ds)}/{n} scenes ({time.perf_counter() - t0:.0f} s)")
     return {"wall_seconds": round(time.perf_counter() - t0, 1), "add_seconds": round(ingest_s, 1),
@@ -149,12 +163,11 @@ def launch(ds):
 
     port = free_port()
     url = f"http://localhost:{port}/"
-    with contextlib.redirect_stdout(sys.stderr):  # FiftyOne's banner: keep stdout pure JSON
-        try:
-            session = fo.launch_app(ds, port=port, remote=True, auto=False)
-        except ServiceListenTimeout:  # a loaded machine missed FiftyOne's 60 s start-up wait
-            wait_http(url, timeout=600)
-            session = fo.launch_app(ds, port=port, remote=True, auto=False)
+    try:
+        session = fo.launch_app(ds, port=port, remote=True, auto=False)
+    except ServiceListenTimeout:  # a loaded machine missed FiftyOne's 60 s start-up wait
+        wait_http(url, timeout=600)
+        session = fo.launch_app(ds, port=port, remote=True, auto=False)
     wait_http(url)
     return session, url
 
@@ -172,7 +185,7 @@ def time_grid(page, url: str, name: str, tiles: int, timeout_s: float) -> dict:
     return {"grid": round(time.perf_counter() - t0, 3), "grid_first_tile": round(first, 3)}
 
 
-def time_modal(page, index: int, timeout_s: float) -> float:
+def time_modal(page, index: int, timeout_s: float, shot: str | None = None) -> float:
     tile = page.locator("[data-cy='looker']").nth(index)
     t0 = time.perf_counter()
     tile.click()
@@ -180,6 +193,10 @@ def time_modal(page, index: int, timeout_s: float) -> float:
     modal.get_by_text("ego_future", exact=True).first.wait_for(timeout=timeout_s * 1000)
     _drawn(page, "[data-cy='modal']", 1, timeout_s)
     seconds = time.perf_counter() - t0
+    if shot:
+        from browser.app_driver import screenshot
+
+        screenshot(page, shot)
     page.keyboard.press("Escape")
     modal.wait_for(state="detached", timeout=timeout_s * 1000)
     return round(seconds, 3)
@@ -214,7 +231,7 @@ def browse(chromium: str, session, url: str, name: str, args) -> list[dict]:
             row = time_grid(page, url, name, args.tiles, args.timeout)
             if r == 0:
                 screenshot(page, "app_scale_grid")
-            row["modal"] = time_modal(page, r, args.timeout)
+            row["modal"] = time_modal(page, r, args.timeout, "app_scale_modal" if r == 0 else None)
             row["panel"] = time_panel(page, args.timeout)
             if r == 0:
                 screenshot(page, "app_scale_panel")
@@ -262,6 +279,9 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--scenes", type=int, default=100_000)
     p.add_argument("--chunk", type=int, default=5000, help="scenes per generated / ingested chunk")
+    p.add_argument("--render", choices=["deferred", "none"], default="deferred",
+                   help="ingest mode: 'deferred' (placeholder hard links; ext4 caps one inode at 65,000 links, "
+                        "so at most ~65k samples per media folder) or 'none' (render=False: images not written)")
     p.add_argument("--render-first", type=int, default=200, help="samples given real BEV images")
     p.add_argument("--tiles", type=int, default=8, help="grid tiles that must be drawn")
     p.add_argument("--repeats", type=int, default=3)
@@ -283,6 +303,11 @@ def main(argv=None) -> int:
     except ImportError:
         sys.exit("bench_app_scale: the playwright Python package is missing (pip install -e '.[dev]')")
 
+    # stdout carries only the JSON: FiftyOne (its loggers, the App server subprocess) print to
+    # fd 1, so fd 1 becomes stderr and the JSON goes to a saved copy of the real stdout.
+    sys.stdout.flush()
+    json_out = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
     tmp = tempfile.mkdtemp(prefix="bench-app-scale-")
     try:
         setup_env(tmp)
@@ -290,7 +315,7 @@ def main(argv=None) -> int:
     finally:
         stop_private_mongod(tmp)
     text = json.dumps(result, indent=2)
-    print(text)
+    print(text, file=json_out, flush=True)
     if args.out:
         write_outputs(result, args.out)
     return 0
@@ -316,17 +341,19 @@ def run(args, chromium: str, argv) -> dict:
     session = None
     try:
         log(f"ingesting {args.scenes} distinct scenes")
-        ing = ingest(name, args.scenes, args.chunk)
+        mode = "deferred" if args.render == "deferred" else False
+        ing = ingest(name, args.scenes, args.chunk, mode)
         ds = ing.pop("dataset")
         result["ingest"] = ing
         result["samples_in_dataset"] = ds.count()
         result["dataset_note"] = (f"{args.scenes} distinct generate_world scenes (chunk k = seed k, "
-                                  f"{args.chunk} per chunk); nothing tiled; ingested with render='deferred'.")
+                                  f"{args.chunk} per chunk); nothing tiled; ingested with add_scenes(render={mode!r}).")
         t = time.perf_counter()
         rendered = render_first(ds, args.render_first)
+        rest = ("shows the placeholder image (with its overlays)" if mode == "deferred"
+                else "has no image file (render=False); only the first pages are ever shown")
         result["rendered"] = (f"real BEV images for the first {rendered} samples in default order "
-                              f"({time.perf_counter() - t:.1f} s); every other sample shows the placeholder "
-                              "image (with its overlays)")
+                              f"({time.perf_counter() - t:.1f} s); every other sample {rest}")
         record_engine_runs(ds)
         log("launching the App")
         t = time.perf_counter()
