@@ -1,7 +1,7 @@
 """The App at scale: open a dataset of ``--scenes`` distinct scenes in the real FiftyOne App,
 driven by headless Chromium, and time the grid, a sample's modal and the Data Engine panel.
 
-    PYTHONPATH=. .venv/bin/python benchmarks/bench_app_scale.py                 # 100,000 scenes
+    PYTHONPATH=. .venv/bin/python benchmarks/bench_app_scale.py --render none   # 100,000 scenes
     PYTHONPATH=. .venv/bin/python benchmarks/bench_app_scale.py --quick         # 2,000 (smoke test)
     PYTHONPATH=. .venv/bin/python benchmarks/bench_app_scale.py --out benchmarks/results/app_scale.json
 
@@ -10,8 +10,11 @@ Prints one JSON object; with ``--out`` also writes it and a short ``.md`` beside
 **Dataset.** ``--scenes`` distinct embedded-world scenes (``generate_world`` in chunks of
 ``--chunk`` scenes, chunk k with seed k, so every scene id and array is distinct: nothing is
 tiled). Each chunk goes through the plugin's ingest path (``create_scene_dataset`` then
-``add_scenes``) with ``render="deferred"``: every sample's image is a hard link to one placeholder
-(:mod:`fiftyone_plugin.engine.bev_render`). The ingest path has no executor of its own, so a
+``add_scenes``). ``--render deferred`` (default): every sample's image is a hard link to one
+placeholder (:mod:`fiftyone_plugin.engine.bev_render`). That caps a dataset at ~65,000 samples on
+ext4 (65,000 links per inode: the add of the chunk that crosses it fails with EMLINK and rolls
+back), so 100,000 needs ``--render none`` (``render=False``: samples point at images not written
+yet; only the first pages, rendered below, are ever shown). The ingest path has no executor of its own, so a
 one-process pool generates chunk k+1 while chunk k is ingested (overlap, not a parallel ingest).
 Then the first ``--render-first`` samples (the grid's first pages in the default order) get their
 real BEV images (``render_store_chunk``), so the tiles timed show real images. Engine run records
