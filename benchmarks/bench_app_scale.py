@@ -1,0 +1,396 @@
+"""The App at scale: open a dataset of ``--scenes`` distinct scenes in the real FiftyOne App,
+driven by headless Chromium, and time the grid, a sample's modal and the Data Engine panel.
+
+    PYTHONPATH=. .venv/bin/python benchmarks/bench_app_scale.py --render none   # 100,000 scenes
+    PYTHONPATH=. .venv/bin/python benchmarks/bench_app_scale.py --quick         # 2,000 (smoke test)
+    PYTHONPATH=. .venv/bin/python benchmarks/bench_app_scale.py --out benchmarks/results/app_scale.json
+
+Prints one JSON object; with ``--out`` also writes it and a short ``.md`` beside it.
+
+**Dataset.** ``--scenes`` distinct embedded-world scenes (``generate_world`` in chunks of
+``--chunk`` scenes, chunk k with seed k, so every scene id and array is distinct: nothing is
+tiled). Each chunk goes through the plugin's ingest path (``create_scene_dataset`` then
+``add_scenes``). ``--render deferred`` (default): every sample's image is a hard link to one
+placeholder (:mod:`fiftyone_plugin.engine.bev_render`). That caps a dataset at ~65,000 samples on
+ext4 (65,000 links per inode: the add of the chunk that crosses it fails with EMLINK and rolls
+back), so 100,000 needs ``--render none`` (``render=False``: samples point at images not written
+yet; only the first pages, rendered below, are ever shown). The ingest path has no executor of its own, so a
+one-process pool generates chunk k+1 while chunk k is ingested (overlap, not a parallel ingest).
+Then the first ``--render-first`` samples (the grid's first pages in the default order) get their
+real BEV images (``render_store_chunk``), so the tiles timed show real images. Engine run records
+(the browser test's ``record_engine_runs``) give the panel its plots; no clusters are computed.
+The database is a private embedded mongod in a temp dir (or ``FIFTYONE_DATABASE_URI`` if set).
+
+**What is timed** (Python wall clock around Playwright calls; each of ``--repeats`` rounds runs
+the three in order; round 0 is a fresh browser and a server that never served the dataset, i.e.
+cold; later rounds reuse the browser's cache and the server's, i.e. warm):
+
+1. ``grid``: ``page.goto(<dataset url>)`` until ``--tiles`` grid tiles are drawn. Signal: a tile
+   (``[data-cy='looker']``) holds a ``<canvas>`` whose class is no longer ``invisible``; FiftyOne's
+   looker removes that class only once the image is decoded and drawn with its overlays (the
+   browser test's signal), and that canvas is really on screen: in the viewport, not hidden by
+   opacity or visibility, and the topmost element at its centre is part of the same tile (a
+   loading overlay over a grid that was drawn behind it does not count). ``grid_first_tile`` is the
+   same for one tile.
+2. ``modal``: click on grid tile #round until the modal's canvas is drawn (same signal under
+   ``[data-cy='modal']``: image plus overlays are painted together on that canvas) *and* the
+   modal's sidebar lists the overlay field ``ego_future``. A different tile each round, so the
+   warm rounds do not just reopen a cached sample.
+3. ``panel``: click on "AutoScale Data Engine" in the new-panel menu until the panel's last section
+   ("Next steps") is shown; the panel builds its whole layout in one render, and its first line
+   carries the dataset's scene count, so this is "the panel's content is visible".
+   ``panel_first_plot``: the same click until the first plotly plot has drawn its legend (plotly
+   draws after the layout is shown). Between rounds
+   the panel is closed by resetting the session's spaces to the default grid.
+
+Targets (issue #19): grid ≤ 3 s, modal ≤ 2 s, panel ≤ 3 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))
+
+TARGETS_S = {"grid": 3.0, "modal": 2.0, "panel": 3.0}
+# A canvas counts as painted when FiftyOne's looker has dropped its "invisible" class (it does so
+# only once the media is loaded and drawn, with the overlays, on that canvas) *and* it is really on
+# screen: in the viewport, not hidden by opacity / visibility, and the topmost element at its centre
+# belongs to the same looker (so a loading overlay above the grid does not count as painted).
+DRAWN = """([root, n]) => [...document.querySelectorAll(root + " canvas")].filter(c => {
+    if (!(c.width > 0) || String(c.className).includes("invisible")) return false;
+    if (c.checkVisibility && !c.checkVisibility({opacityProperty: true, visibilityProperty: true})) return false;
+    const r = c.getBoundingClientRect();
+    if (r.width < 8 || r.height < 8 || r.bottom <= 0 || r.top >= innerHeight) return false;
+    const x = r.left + r.width / 2, y = Math.min(r.top + r.height / 2, innerHeight - 1);
+    const top = document.elementFromPoint(x, y), host = c.closest(root);
+    return !!(top && host && host.contains(top));
+}).length >= n"""
+
+
+def log(msg: str) -> None:
+    print(f"[bench_app_scale {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------------------------ environment
+def setup_env(tmp: str) -> None:
+    """Private database, AutoScale home and plugin dir, set before fiftyone is imported."""
+    if not os.environ.get("FIFTYONE_DATABASE_URI"):
+        os.environ["FIFTYONE_DATABASE_DIR"] = os.path.join(tmp, "db")
+    os.environ["AUTOSCALE_HOME"] = os.path.join(tmp, "home")
+    plugins = Path(tmp, "plugins")  # this checkout's plugin, as scripts/setup.sh links it
+    plugins.mkdir()
+    (plugins / "autoscale").symlink_to(REPO)
+    os.environ["FIFTYONE_PLUGINS_DIR"] = str(plugins)
+    os.environ.setdefault("FIFTYONE_SHOW_PROGRESS_BARS", "false")
+    os.environ.setdefault("FIFTYONE_DO_NOT_TRACK", "true")
+    from fiftyone_plugin.engine.app import APP_ENV_DEFAULTS
+
+    for key, value in APP_ENV_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+
+
+def stop_private_mongod(tmp: str) -> None:
+    """Stop the mongod this process started (if any), then delete the temp folder."""
+    database = sys.modules.get("fiftyone.core.odm.database")
+    child = getattr(getattr(database, "_db_service", None), "child", None)
+    if child is not None and not os.environ.get("FIFTYONE_DATABASE_URI"):
+        with contextlib.suppress(Exception):
+            child.stdin.close()
+            child.wait(timeout=30)
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+# ------------------------------------------------------------------------------ dataset
+def _generate(item: tuple[int, int]):
+    """Executor task: ``generate_world(n, seed)`` (ids ``world-<seed>-<i>``: distinct per seed)."""
+    from autoscale_core.world import generate_world
+
+    n, seed = item
+    return generate_world(n, seed=seed)
+
+
+def ingest(name: str, n: int, chunk: int, render) -> dict:
+    """Generate and ingest ``n`` distinct scenes (``render``: add_scenes' mode); returns timings."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from fiftyone_plugin.engine import scenes
+
+    sizes = [(min(chunk, n - start), k) for k, start in enumerate(range(0, n, chunk))]
+    t0 = time.perf_counter()
+    ds, ingest_s = None, 0.0
+    # One worker generates the next chunk while this process ingests the current one.
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        pending = pool.submit(_generate, sizes[0])
+        for i in range(len(sizes)):
+            batch = pending.result()
+            if i + 1 < len(sizes):
+                pending = pool.submit(_generate, sizes[i + 1])
+            t = time.perf_counter()
+            if ds is None:
+                ds = scenes.create_scene_dataset(name, batch, render_images=render)
+            else:
+                scenes.add_scenes(ds, batch, render=render)
+            ingest_s += time.perf_counter() - t
+            log(f"ingested {len(ds)}/{n} scenes ({time.perf_counter() - t0:.0f} s)")
+    return {"wall_seconds": round(time.perf_counter() - t0, 1), "add_seconds": round(ingest_s, 1),
+            "chunks": len(sizes), "chunk_scenes": chunk, "dataset": ds}
+
+
+def render_first(ds, count: int) -> int:
+    """Real BEV images for the first ``count`` samples in the dataset's default order."""
+    from autoscale_core import render as bev
+
+    ids = ds.limit(count).values("scene_id")
+    extent = float(ds.info.get("autoscale_bev_extent_m", bev.DEFAULT_EXTENT_M))
+    return bev.render_store_chunk((ds.info["autoscale_store"], ids, ds.info["autoscale_media"], extent))
+
+
+# ------------------------------------------------------------------------------ App
+def launch(ds):
+    """The App server on a free port (as the browser test launches it); returns (session, url)."""
+    import fiftyone as fo
+    from fiftyone.core.service import ServiceListenTimeout
+
+    from browser.app_driver import free_port, wait_http
+
+    port = free_port()
+    url = f"http://localhost:{port}/"
+    try:
+        session = fo.launch_app(ds, port=port, remote=True, auto=False)
+    except ServiceListenTimeout:  # a loaded machine missed FiftyOne's 60 s start-up wait
+        wait_http(url, timeout=600)
+        session = fo.launch_app(ds, port=port, remote=True, auto=False)
+    wait_http(url)
+    return session, url
+
+
+def _drawn(page, root: str, n: int, timeout_s: float) -> None:
+    page.wait_for_function(DRAWN, arg=[root, n], timeout=timeout_s * 1000, polling=50)
+
+
+def time_grid(page, url: str, name: str, tiles: int, timeout_s: float) -> dict:
+    t0 = time.perf_counter()
+    page.goto(url + f"datasets/{name}", wait_until="commit")
+    _drawn(page, "[data-cy='looker']", 1, timeout_s)
+    first = time.perf_counter() - t0
+    _drawn(page, "[data-cy='looker']", tiles, timeout_s)
+    return {"grid": round(time.perf_counter() - t0, 3), "grid_first_tile": round(first, 3)}
+
+
+def time_modal(page, index: int, timeout_s: float, shot: str | None = None) -> float:
+    tile = page.locator("[data-cy='looker']").nth(index)
+    t0 = time.perf_counter()
+    tile.click()
+    modal = page.locator("[data-cy='modal']")
+    modal.get_by_text("ego_future", exact=True).first.wait_for(timeout=timeout_s * 1000)
+    _drawn(page, "[data-cy='modal']", 1, timeout_s)
+    seconds = time.perf_counter() - t0
+    if shot:
+        from browser.app_driver import screenshot
+
+        screenshot(page, shot)
+    page.keyboard.press("Escape")
+    modal.wait_for(state="detached", timeout=timeout_s * 1000)
+    return round(seconds, 3)
+
+
+def time_panel(page, timeout_s: float) -> tuple[float, float | None]:
+    """Seconds until the panel's text is shown, and until its first plot has drawn its legend
+    (None if that took over 60 s: plotly draws after the layout, so this is a second number,
+    not the target's signal)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    page.locator("[data-cy='new-panel-btn'], [title='New panel']").first.click()
+    entry = page.get_by_text("AutoScale Data Engine").first
+    entry.wait_for(timeout=timeout_s * 1000)
+    t0 = time.perf_counter()
+    entry.click()
+    page.get_by_text("Next steps").first.wait_for(timeout=timeout_s * 1000)
+    text = round(time.perf_counter() - t0, 3)
+    try:
+        page.locator(".js-plotly-plot g.legend").first.wait_for(timeout=60_000)
+        plots = round(time.perf_counter() - t0, 3)
+    except PlaywrightTimeout:
+        plots = None
+    return text, plots
+
+
+def close_panel(session, page) -> None:
+    """Back to the default spaces (the grid alone), so the next round opens the panel anew."""
+    import fiftyone as fo
+
+    session.spaces = fo.Space(children=[fo.Panel(type="Samples", pinned=True)])
+    page.get_by_text("Next steps").first.wait_for(state="detached", timeout=60_000)
+
+
+def browse(chromium: str, session, url: str, name: str, args) -> list[dict]:
+    """``args.repeats`` rounds of grid, modal, panel in one fresh headless Chromium."""
+    from browser.app_driver import chromium_page, screenshot
+
+    rounds = []
+    with chromium_page(chromium, failure_name="app_scale") as page:
+        page.set_default_timeout(args.timeout * 1000)
+        for r in range(args.repeats):
+            row = time_grid(page, url, name, args.tiles, args.timeout)
+            if r == 0:
+                screenshot(page, "app_scale_grid")
+            row["modal"] = time_modal(page, r, args.timeout, "app_scale_modal" if r == 0 else None)
+            row["panel"], row["panel_first_plot"] = time_panel(page, args.timeout)
+            if r == 0:
+                screenshot(page, "app_scale_panel")
+            close_panel(session, page)
+            row["round"] = "cold" if r == 0 else "warm"
+            log(f"round {r}: {row}")
+            rounds.append(row)
+    return rounds
+
+
+# ------------------------------------------------------------------------------ report
+def summarize(rounds: list[dict]) -> dict:
+    """Cold (round 0), warm median and whether each target is met cold and warm."""
+    import statistics
+
+    out = {}
+    for key, target in TARGETS_S.items():
+        values = [r[key] for r in rounds]
+        warm = values[1:] or values
+        out[key] = {"all_s": values, "cold_s": values[0], "warm_median_s": round(statistics.median(warm), 3),
+                    "target_s": target, "cold_meets": values[0] <= target,
+                    "warm_meets": statistics.median(warm) <= target}
+    out["grid_first_tile"] = {"all_s": [r["grid_first_tile"] for r in rounds]}
+    out["panel_first_plot"] = {"all_s": [r["panel_first_plot"] for r in rounds]}
+    return out
+
+
+def write_outputs(result: dict, out: str) -> None:
+    Path(out).write_text(json.dumps(result, indent=2) + "\n")
+    s = result["summary"]
+    lines = [f"# App at scale ({result['samples_in_dataset']:,} samples)", "",
+             f"Command: `{result['command']}`", "",
+             f"Ran on: {result['machine']['platform']}, {result['machine']['cpus']} CPUs (shared), "
+             f"FiftyOne {result['fiftyone_version']}, Chromium {result['chromium']}; "
+             f"load average start {result['loadavg_start']}, end {result['loadavg_end']}.", "",
+             f"Dataset: {result['dataset_note']} Rendered: {result['rendered']}.", "",
+             f"Ingest: {result['ingest']['wall_seconds']} s wall ({result['ingest']['add_seconds']} s in add_scenes).", "",
+             "| step | target s | cold s | warm median s | all rounds s |", "|---|---|---|---|---|"]
+    for key in TARGETS_S:
+        lines.append(f"| {key} | {s[key]['target_s']} | {s[key]['cold_s']} | {s[key]['warm_median_s']} | {s[key]['all_s']} |")
+    lines += ["", "Signals and method: see the docstring of benchmarks/bench_app_scale.py."]
+    Path(out).with_suffix(".md").write_text("\n".join(lines) + "\n")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--scenes", type=int, default=100_000)
+    p.add_argument("--chunk", type=int, default=5000, help="scenes per generated / ingested chunk")
+    p.add_argument("--render", choices=["deferred", "none"], default="deferred",
+                   help="ingest mode: 'deferred' (placeholder hard links; ext4 caps one inode at 65,000 links, "
+                        "so at most ~65k samples per media folder) or 'none' (render=False: images not written)")
+    p.add_argument("--render-first", type=int, default=200, help="samples given real BEV images")
+    p.add_argument("--tiles", type=int, default=8, help="grid tiles that must be drawn")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--timeout", type=float, default=180.0, help="seconds per wait before failing")
+    p.add_argument("--quick", action="store_true", help="2,000 scenes (smoke test)")
+    p.add_argument("--out", default=None, help="write the JSON here (and a .md beside it)")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.scenes = 2000
+
+    from browser.app_driver import chromium_path
+
+    chromium = chromium_path()
+    if chromium is None:
+        sys.exit("bench_app_scale: Chromium not found (/usr/bin/chromium; install it with "
+                 "`apt-get install chromium`, or set AUTOSCALE_CHROMIUM to its path)")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        sys.exit("bench_app_scale: the playwright Python package is missing (pip install -e '.[dev]')")
+
+    # stdout carries only the JSON: FiftyOne (its loggers, the App server subprocess) print to
+    # fd 1, so fd 1 becomes stderr and the JSON goes to a saved copy of the real stdout.
+    sys.stdout.flush()
+    json_out = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+    tmp = tempfile.mkdtemp(prefix="bench-app-scale-")
+    try:
+        setup_env(tmp)
+        result = run(args, chromium, argv)
+    finally:
+        stop_private_mongod(tmp)
+    text = json.dumps(result, indent=2)
+    print(text, file=json_out, flush=True)
+    if args.out:
+        write_outputs(result, args.out)
+    return 0
+
+
+def run(args, chromium: str, argv) -> dict:
+    import subprocess
+
+    import fiftyone as fo
+
+    from fiftyone_plugin.engine import scenes
+    from browser.engine_records import record_engine_runs
+
+    result = {"benchmark": "app_scale",
+              "command": " ".join(["benchmarks/bench_app_scale.py", *(argv if argv is not None else sys.argv[1:])]),
+              "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+              "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
+              "fiftyone_version": fo.__version__,
+              "chromium": subprocess.run([chromium, "--version"], capture_output=True, text=True).stdout.strip(),
+              "loadavg_start": [round(v, 2) for v in os.getloadavg()]}
+    name = f"bench-app-scale-{os.getpid()}"
+    fo.Dataset()  # start / connect to mongod outside the timed ingest
+    session = None
+    try:
+        log(f"ingesting {args.scenes} distinct scenes")
+        mode = "deferred" if args.render == "deferred" else False
+        ing = ingest(name, args.scenes, args.chunk, mode)
+        ds = ing.pop("dataset")
+        result["ingest"] = ing
+        result["samples_in_dataset"] = ds.count()
+        result["dataset_note"] = (f"{args.scenes} distinct generate_world scenes (chunk k = seed k, "
+                                  f"{args.chunk} per chunk); nothing tiled; ingested with add_scenes(render={mode!r}).")
+        t = time.perf_counter()
+        rendered = render_first(ds, args.render_first)
+        rest = ("shows the placeholder image (with its overlays)" if mode == "deferred"
+                else "has no image file (render=False); only the first pages are ever shown")
+        result["rendered"] = (f"real BEV images for the first {rendered} samples in default order "
+                              f"({time.perf_counter() - t:.1f} s); every other sample {rest}")
+        record_engine_runs(ds)
+        log("launching the App")
+        t = time.perf_counter()
+        session, url = launch(ds)
+        result["app_launch_s"] = round(time.perf_counter() - t, 1)
+        rounds = browse(chromium, session, url, name, args)
+        result["rounds"] = rounds
+        result["summary"] = summarize(rounds)
+        result["signals"] = {"grid": f"{args.tiles} tiles' canvases drawn (class 'invisible' gone)",
+                             "modal": "modal canvas drawn and sidebar lists ego_future",
+                             "panel": "'Next steps' section of the Data Engine panel visible"}
+    finally:
+        if session is not None:
+            with contextlib.suppress(Exception):
+                session.close()  # the last session of the port stops the server subprocess
+        with contextlib.suppress(Exception):
+            scenes.delete_scene_dataset(name)
+    result["loadavg_end"] = [round(v, 2) for v in os.getloadavg()]
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())
