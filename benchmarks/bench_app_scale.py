@@ -162,9 +162,8 @@ def render_first(ds, count: int) -> int:
 def launch(ds):
     """The App server on a free port (as the browser test launches it); returns (session, url)."""
     import fiftyone as fo
-    from fiftyone.core.service import ServiceListenTimeout
-
     from browser.app_driver import free_port, wait_http
+    from fiftyone.core.service import ServiceListenTimeout
 
     port = free_port()
     url = f"http://localhost:{port}/"
@@ -342,9 +341,9 @@ def run(args, chromium: str, argv) -> dict:
     import subprocess
 
     import fiftyone as fo
+    from browser.engine_records import record_engine_runs
 
     from fiftyone_plugin.engine import scenes
-    from browser.engine_records import record_engine_runs
 
     result = {"benchmark": "app_scale",
               "command": " ".join(["benchmarks/bench_app_scale.py", *(argv if argv is not None else sys.argv[1:])]),

@@ -26,7 +26,6 @@ from . import scene_adds
 from .keys import root_dataset
 from .safe_write import exclusive
 
-
 LINKS_PER_PLACEHOLDER = 60_000  # below ext4's 65,000 hard links per file
 
 

@@ -140,18 +140,30 @@ def _rollback(tx: AddTransaction, exc: BaseException) -> None:
     try:
         if tx.sample_ids:
             dataset.delete_samples(tx.sample_ids)
-        used = ownership.referenced_files(tx.new_images)
-        for path in set(tx.new_images) - used:
+        unused = set(tx.new_images) - ownership.referenced_files(tx.new_images)
+        for path in unused:
             Path(path).unlink(missing_ok=True)
-            for tmp in Path(path).parent.glob(f".{Path(path).name}.*.tmp"):  # half-written by this writer
-                if f".{os.getpid()}-" in tmp.name:
-                    tmp.unlink(missing_ok=True)
+        _remove_own_temporaries(unused)
         marker = dataset.info.pop(ADDING_INFO_KEY, None) or {}
         dataset.save()
         _record_failed(dataset, marker, {"error": f"{type(exc).__name__}: {exc}",
                                          "recovery": "rolled back in process"})
     except Exception:  # the original error matters more; the next add's recovery finishes this
         logger.exception("rollback of a failed add to %r was incomplete", dataset.name)
+
+
+def _remove_own_temporaries(images: set[str]) -> None:
+    """Remove this process's half-written ``.<image>.<pid>-<hex>.tmp`` files of ``images``: one
+    scan per folder (a glob per image made a rollback of 60k images take an hour)."""
+    mine = f".{os.getpid()}-"
+    by_folder: dict[Path, set[str]] = {}
+    for path in images:
+        by_folder.setdefault(Path(path).parent, set()).add(Path(path).name)
+    for folder, names in by_folder.items():
+        for tmp in folder.glob(".*.tmp"):
+            base = tmp.name[1:].split(mine, 1)[0]  # ".<name>.<pid>-<hex>.tmp" -> "<name>"
+            if mine in tmp.name and base in names:
+                tmp.unlink(missing_ok=True)
 
 
 def _record_failed(dataset: fo.Dataset, marker: dict, results: dict) -> None:
