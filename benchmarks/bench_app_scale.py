@@ -275,6 +275,7 @@ def summarize(rounds: list[dict]) -> dict:
 
 
 def write_outputs(result: dict, out: str) -> None:
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text(json.dumps(result, indent=2) + "\n")
     s = result["summary"]
     lines = [f"# App at scale ({result['samples_in_dataset']:,} samples)", "",
