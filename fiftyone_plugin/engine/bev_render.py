@@ -34,26 +34,30 @@ def link_placeholders(media: str | os.PathLike, paths: list[str], size: int = be
     """Hard-link each of ``paths`` to a placeholder of the media folder (moving on to a new
     placeholder file once one has ``max_links`` samples, or the file system refuses another
     link); returns the samples' ``ImageMetadata`` document (the size the real image will have)."""
-    index = 0
-    placeholder = bev.write_placeholder(media, size, index)
+    index, (placeholder, links) = 0, _placeholder(media, size, 0)
     for path in paths:
         while True:
-            if placeholder.stat().st_nlink > max_links:  # the file itself is one of the links
+            while links >= max_links:  # counted, not stat'ed per sample: this runs once per scene
                 index += 1
-                placeholder = bev.write_placeholder(media, size, index)
-                continue
+                placeholder, links = _placeholder(media, size, index)
             try:
                 os.link(placeholder, path)
+                links += 1
             except FileExistsError:  # an image already there (e.g. a scene re-added): keep it
                 pass
             except OSError as exc:
                 if exc.errno != errno.EMLINK:
                     raise
-                index += 1
-                placeholder = bev.write_placeholder(media, size, index)
+                links = max_links  # the file system's own cap is lower: move on to the next file
                 continue
             break
     return {"_cls": "ImageMetadata", "mime_type": "image/png", "width": size, "height": size, "num_channels": 3}
+
+
+def _placeholder(media, size: int, index: int) -> tuple[Path, int]:
+    """The ``index``-th placeholder (written if missing) and how many samples link to it."""
+    path = bev.write_placeholder(media, size, index)
+    return path, path.stat().st_nlink - 1
 
 
 def placeholders(media: str | os.PathLike | None) -> list[Path]:
