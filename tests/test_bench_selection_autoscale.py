@@ -35,8 +35,12 @@ def test_rerun_resumes_from_the_journal(smoke_run):
     lines = journal.read_text().splitlines()
     before = json.loads((smoke_run / "selection_autoscale_smoke.json").read_text())["summary"]
     assert main(["--smoke", "--workers", "1", "--out", str(smoke_run)]) == 0
-    assert journal.read_text().splitlines() == lines  # nothing recomputed
-    assert json.loads((smoke_run / "selection_autoscale_smoke.json").read_text())["summary"] == before
+    after = journal.read_text().splitlines()
+    assert after[:len(lines)] == lines  # nothing recomputed: only this invocation's wall time is added
+    assert [json.loads(line)["key"] for line in after[len(lines):]] == ["__wall__|1"]
+    rerun = json.loads((smoke_run / "selection_autoscale_smoke.json").read_text())
+    assert rerun["summary"] == before
+    assert rerun["invocations"] == 2
 
 
 def test_a_journal_of_other_arguments_is_refused(smoke_run):
