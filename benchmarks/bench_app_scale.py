@@ -3,6 +3,7 @@ driven by headless Chromium, and time the grid, a sample's modal and the Data En
 
     PYTHONPATH=. .venv/bin/python benchmarks/bench_app_scale.py --render none   # 100,000 scenes
     PYTHONPATH=. .venv/bin/python benchmarks/bench_app_scale.py --quick         # 2,000 (smoke test)
+    PYTHONPATH=. .venv/bin/python benchmarks/bench_app_scale.py --quick --modes cold,cold-nocache,warmed
     PYTHONPATH=. .venv/bin/python benchmarks/bench_app_scale.py --out benchmarks/results/app_scale.json
 
 Prints one JSON object; with ``--out`` also writes it and a short ``.md`` beside it.
@@ -21,9 +22,19 @@ real BEV images (``render_store_chunk``), so the tiles timed show real images. E
 (the browser test's ``record_engine_runs``) give the panel its plots; no clusters are computed.
 The database is a private embedded mongod in a temp dir (or ``FIFTYONE_DATABASE_URI`` if set).
 
+**Server modes** (``--modes``, default ``cold``; each mode is a new App server process and a fresh
+browser, in the order given, on the same dataset and database): ``cold``: the environment
+``autoscale app`` sets (``APP_ENV_DEFAULTS``: FiftyOne's plugin cache on) and a server that never
+served the dataset; ``cold-nocache``: the same with FiftyOne's default
+``FIFTYONE_PLUGINS_CACHE_ENABLED=false`` (every operator request re-executes the plugin's entry
+point and re-instantiates its operators: the App before ``autoscale app`` set this option); ``warmed``: ``engine.app.warm_app_server`` first,
+as ``autoscale app`` does before it prints the URL. Modes after the first find MongoDB's and the
+OS's caches warmer, so ``--modes cold,cold-nocache,warmed`` puts the new default first.
+
 **What is timed** (Python wall clock around Playwright calls; each of ``--repeats`` rounds runs
-the three in order; round 0 is a fresh browser and a server that never served the dataset, i.e.
-cold; later rounds reuse the browser's cache and the server's, i.e. warm):
+the three in order; round 0 is a fresh browser and the mode's server, i.e. cold unless the mode
+is ``warmed``; later rounds reuse the browser's cache and the server's, i.e. warm). Round 0's API
+requests during the grid load (start, end, path, GraphQL operation) go into the JSON:
 
 1. ``grid``: ``page.goto(<dataset url>)`` until ``--tiles`` grid tiles are drawn. Signal: a tile
    (``[data-cy='looker']``) holds a ``<canvas>`` whose class is no longer ``invisible``; FiftyOne's
@@ -180,13 +191,52 @@ def _drawn(page, root: str, n: int, timeout_s: float) -> None:
     page.wait_for_function(DRAWN, arg=[root, n], timeout=timeout_s * 1000, polling=50)
 
 
-def time_grid(page, url: str, name: str, tiles: int, timeout_s: float) -> dict:
-    t0 = time.perf_counter()
+def _trace(page, url: str, t0: list[float], out: list) -> tuple:
+    """Listeners recording the page's API requests (not its scripts, styles or images) as
+    ``[start s, end s, method, path + GraphQL operation]`` relative to ``t0[0]``."""
+    started = {}
+
+    def label(request) -> str | None:
+        path = request.url.replace(url, "/").split("?")[0]
+        if request.resource_type not in ("fetch", "xhr"):
+            return None
+        op = ""
+        if path == "/graphql" and request.post_data:
+            op = " " + (request.post_data.split("query ", 1)[-1].split("(", 1)[0].split("{", 1)[0].strip())
+        elif path == "/operators/execute" and request.post_data:
+            with contextlib.suppress(ValueError, AttributeError):
+                op = " " + json.loads(request.post_data).get("operator_uri", "")
+        return path + op
+
+    def on_request(request):
+        if (name := label(request)) is not None:
+            started[id(request)] = (round(time.perf_counter() - t0[0], 3), request.method, name)
+
+    def on_done(request):
+        if (start := started.pop(id(request), None)) is not None:
+            out.append([start[0], round(time.perf_counter() - t0[0], 3), start[1], start[2]])
+
+    page.on("request", on_request)
+    page.on("requestfinished", on_done)
+    page.on("requestfailed", on_done)
+    return on_request, on_done
+
+
+def time_grid(page, url: str, name: str, tiles: int, timeout_s: float, trace: list | None = None) -> dict:
+    t0 = [time.perf_counter()]
+    listeners = _trace(page, url, t0, trace) if trace is not None else None
+    t0[0] = time.perf_counter()
     page.goto(url + f"datasets/{name}", wait_until="commit")
     _drawn(page, "[data-cy='looker']", 1, timeout_s)
-    first = time.perf_counter() - t0
+    first = time.perf_counter() - t0[0]
     _drawn(page, "[data-cy='looker']", tiles, timeout_s)
-    return {"grid": round(time.perf_counter() - t0, 3), "grid_first_tile": round(first, 3)}
+    row = {"grid": round(time.perf_counter() - t0[0], 3), "grid_first_tile": round(first, 3)}
+    if listeners is not None:
+        page.remove_listener("request", listeners[0])
+        for event in ("requestfinished", "requestfailed"):
+            page.remove_listener(event, listeners[1])
+        trace.sort()
+    return row
 
 
 def time_modal(page, index: int, timeout_s: float, shot: str | None = None) -> float:
@@ -235,15 +285,16 @@ def close_panel(session, page) -> None:
     page.get_by_text("Next steps").first.wait_for(state="detached", timeout=60_000)
 
 
-def browse(chromium: str, session, url: str, name: str, args) -> list[dict]:
-    """``args.repeats`` rounds of grid, modal, panel in one fresh headless Chromium."""
+def browse(chromium: str, session, url: str, name: str, args, trace: list | None = None) -> list[dict]:
+    """``args.repeats`` rounds of grid, modal, panel in one fresh headless Chromium (``trace``:
+    filled with round 0's API requests during the grid load)."""
     from browser.app_driver import chromium_page, screenshot
 
     rounds = []
     with chromium_page(chromium, failure_name="app_scale") as page:
         page.set_default_timeout(args.timeout * 1000)
         for r in range(args.repeats):
-            row = time_grid(page, url, name, args.tiles, args.timeout)
+            row = time_grid(page, url, name, args.tiles, args.timeout, trace if r == 0 else None)
             if r == 0:
                 screenshot(page, "app_scale_grid")
             row["modal"] = time_modal(page, r, args.timeout, "app_scale_modal" if r == 0 else None)
@@ -277,7 +328,6 @@ def summarize(rounds: list[dict]) -> dict:
 def write_outputs(result: dict, out: str) -> None:
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text(json.dumps(result, indent=2) + "\n")
-    s = result["summary"]
     lines = [f"# App at scale ({result['samples_in_dataset']:,} samples)", "",
              f"Command: `{result['command']}`", "",
              f"Ran on: {result['machine']['platform']}, {result['machine']['cpus']} CPUs (shared), "
@@ -285,10 +335,23 @@ def write_outputs(result: dict, out: str) -> None:
              f"load average start {result['loadavg_start']}, end {result['loadavg_end']}.", "",
              f"Dataset: {result['dataset_note']} Rendered: {result['rendered']}.", "",
              f"Ingest: {result['ingest']['wall_seconds']} s wall ({result['ingest']['add_seconds']} s in add_scenes).", "",
-             "| step | target s | cold s | warm median s | all rounds s |", "|---|---|---|---|---|"]
-    for key in TARGETS_S:
-        lines.append(f"| {key} | {s[key]['target_s']} | {s[key]['cold_s']} | {s[key]['warm_median_s']} | {s[key]['all_s']} |")
-    lines += ["", "Signals and method: see the docstring of benchmarks/bench_app_scale.py."]
+             "Server modes (each a new App server process and a fresh browser, in this order): `cold` = "
+             "`autoscale app`'s environment (FIFTYONE_PLUGINS_CACHE_ENABLED=true), server never served the "
+             "dataset; `cold-nocache` = FiftyOne's default (plugin cache off, as before); `warmed` = "
+             "`warm_app_server` ran first, as `autoscale app` does before printing the URL. Round 0 = fresh "
+             "browser; later rounds = same browser (warm).", "",
+             "| mode | step | target s | round 0 s | warm median s | all rounds s | load avg at mode start |",
+             "|---|---|---|---|---|---|---|"]
+    for entry in result["modes"]:
+        s = entry["summary"]
+        for key in TARGETS_S:
+            lines.append(f"| {entry['mode']} | {key} | {s[key]['target_s']} | {s[key]['cold_s']} | "
+                         f"{s[key]['warm_median_s']} | {s[key]['all_s']} | {entry['loadavg_start']} |")
+    warmups = [f"{e['server_warmup_s']}" for e in result["modes"] if e.get("server_warmup_s")]
+    if warmups:
+        lines += ["", f"Server warm-up (s per step): {'; '.join(warmups)}."]
+    lines += ["", "Signals and method: see the docstring of benchmarks/bench_app_scale.py; round 0's API "
+              "requests during the grid load are in the JSON (`modes[i].round0_grid_requests`)."]
     Path(out).with_suffix(".md").write_text("\n".join(lines) + "\n")
 
 
@@ -304,10 +367,18 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--timeout", type=float, default=180.0, help="seconds per wait before failing")
     p.add_argument("--quick", action="store_true", help="2,000 scenes (smoke test)")
+    p.add_argument("--modes", default="cold",
+                   help="comma-separated App server modes, each a new server process and a fresh browser, in "
+                        "this order (repeats allowed, to interleave): 'cold' (autoscale app's environment, "
+                        "server never served the dataset), 'cold-nocache' (FiftyOne's default "
+                        "FIFTYONE_PLUGINS_CACHE_ENABLED=false), 'warmed' (warm_app_server before round 0, "
+                        "as `autoscale app` does)")
     p.add_argument("--out", default=None, help="write the JSON here (and a .md beside it)")
     args = p.parse_args(argv)
     if args.quick:
         args.scenes = 2000
+    if unknown := set(args.modes.split(",")) - set(SERVER_MODES):
+        p.error(f"--modes: unknown {sorted(unknown)} (known: {', '.join(SERVER_MODES)})")
 
     from browser.app_driver import chromium_path
 
@@ -336,6 +407,44 @@ def main(argv=None) -> int:
     if args.out:
         write_outputs(result, args.out)
     return 0
+
+
+SERVER_MODES = {
+    # mode: (FIFTYONE_PLUGINS_CACHE_ENABLED for the server process, warm it before round 0)
+    "cold": ("true", False),  # `autoscale app`'s environment, a server that never served the dataset
+    "cold-nocache": ("false", False),  # FiftyOne's default: plugins re-registered on every operator request
+    "warmed": ("true", True),  # what `autoscale app` serves: warm_app_server ran before the URL is printed
+}
+
+
+def serve_and_browse(ds, name: str, server_mode: str, chromium: str, args):
+    """A new App server process in ``server_mode`` (:data:`SERVER_MODES`), then :func:`browse` in
+    a fresh browser; returns (session, the mode's results)."""
+    cache, warm = SERVER_MODES[server_mode]
+    os.environ["FIFTYONE_PLUGINS_CACHE_ENABLED"] = cache  # read by the server subprocess at start
+    log(f"launching the App ({server_mode})")
+    entry = {"mode": server_mode, "plugins_cache_enabled": cache,
+             "loadavg_start": [round(v, 2) for v in os.getloadavg()]}
+    t = time.perf_counter()
+    session, url = launch(ds)
+    entry["app_launch_s"] = round(time.perf_counter() - t, 1)
+    if warm:  # what `autoscale app` does before it prints the URL
+        from fiftyone_plugin.engine.app import warm_app_server
+
+        entry["server_warmup_s"] = warm_app_server(url, name)
+        log(f"server warm-up: {entry['server_warmup_s']}")
+    entry["round0_server"] = "warmed (warm_app_server)" if warm else "cold (never served the dataset)"
+    trace = []
+    try:
+        entry["rounds"] = browse(chromium, session, url, name, args, trace)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            session.close()
+        raise
+    entry["summary"] = summarize(entry["rounds"])
+    entry["round0_grid_requests"] = trace
+    entry["loadavg_end"] = [round(v, 2) for v in os.getloadavg()]
+    return session, entry
 
 
 def run(args, chromium: str, argv) -> dict:
@@ -372,16 +481,20 @@ def run(args, chromium: str, argv) -> dict:
         result["rendered"] = (f"real BEV images for the first {rendered} samples in default order "
                               f"({time.perf_counter() - t:.1f} s); every other sample {rest}")
         record_engine_runs(ds)
-        log("launching the App")
-        t = time.perf_counter()
-        session, url = launch(ds)
-        result["app_launch_s"] = round(time.perf_counter() - t, 1)
-        rounds = browse(chromium, session, url, name, args)
-        result["rounds"] = rounds
-        result["summary"] = summarize(rounds)
         result["signals"] = {"grid": f"{args.tiles} tiles' canvases drawn (class 'invisible' gone)",
                              "modal": "modal canvas drawn and sidebar lists ego_future",
                              "panel": "'Next steps' section of the Data Engine panel visible"}
+        result["modes"] = []
+        for server_mode in args.modes.split(","):
+            session, entry = serve_and_browse(ds, name, server_mode, chromium, args)
+            result["modes"].append(entry)
+            with contextlib.suppress(Exception):
+                session.close()  # the last session of the port stops the server subprocess
+            session = None
+        first = result["modes"][0]  # the top-level numbers: the first mode's (as before --modes)
+        for key in ("app_launch_s", "plugins_cache_enabled", "server_warmup_s", "round0_server", "rounds", "summary"):
+            if key in first:
+                result[key] = first[key]
     finally:
         if session is not None:
             with contextlib.suppress(Exception):

@@ -220,6 +220,32 @@ def _open_operator(page, search: str, label: str) -> None:
 
 
 @pytest.mark.timeout(1800)  # dozens of App round trips; minutes each on a loaded 2-core machine
+def test_warm_app_server_serves_what_the_first_open_asks_for(served, caplog):
+    """``autoscale app``'s warm-up against the real server: every step answers (no warning), the
+    plugin's operators are registered by then, and a failing step is logged, not raised."""
+    import logging
+    import urllib.request
+
+    from fiftyone_plugin.engine.app import warm_app_server
+
+    ds, url, _, _ = served
+    with caplog.at_level(logging.WARNING, logger="fiftyone_plugin.engine.app"):
+        seconds = warm_app_server(url, ds.name)
+    assert set(seconds) == {"page", "operators", "placements", "graphql"}
+    assert not [r for r in caplog.records if "warm-up" in r.getMessage()], caplog.text
+    request = urllib.request.Request(url + "operators", data=json.dumps({"dataset_name": ds.name}).encode(),
+                                     headers={"Content-Type": "application/json"}, method="POST")
+    with urllib.request.urlopen(request, timeout=120) as response:
+        uris = {op["uri"] for op in json.loads(response.read())["operators"]}
+    assert "@autoscale/autoscale/export_annotation_queue" in uris
+
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="fiftyone_plugin.engine.app"):
+        seconds = warm_app_server(url, f"no-such-dataset-{uuid.uuid4().hex[:6]}")
+    assert "graphql" in seconds  # every step ran
+    assert any("'graphql' failed" in r.getMessage() for r in caplog.records), caplog.text
+
+
 def test_workbench_overlays_clusters_plots_and_safe_scheduled_selection(served):
     from fiftyone.operators.delegated import DelegatedOperationService
 

@@ -82,6 +82,9 @@ def register_commands(subparsers) -> None:
     app.add_argument("--no-worker", dest="worker", action="store_false",
                      help="do not start the local delegated-operation worker (scheduled runs then wait for "
                           "`fiftyone delegated launch`)")
+    app.add_argument("--no-warm", dest="warm", action="store_false",
+                     help="print the URL at once instead of first serving the dataset's page, operator list "
+                          "and first grid page to the server itself (a few seconds; the first open is then warm)")
     app.set_defaults(func=cmd_app)
 
     info = subparsers.add_parser("info", help="scene counts and AutoScale runs of a dataset")
@@ -202,6 +205,11 @@ def cmd_app(args) -> int:
     dataset = _load(args.dataset)
     worker = app_env.start_delegated_worker(app_env.default_worker_log()) if args.worker else None
     session = fo.launch_app(dataset, port=args.port, address=args.address, remote=args.remote, auto=False)
+    if args.warm:  # the user's first open of the dataset finds the server warm (engine.app.warm_app_server)
+        host = "localhost" if args.address in ("", "0.0.0.0", "::") else args.address
+        warm = app_env.warm_app_server(f"http://{host}:{args.port}/", dataset.name)
+        print(f"autoscale: App server warmed in {sum(warm.values()):.1f} s ({', '.join(f'{k} {v:.1f} s' for k, v in warm.items())})",
+              flush=True)
     print(f"FiftyOne App: {session.url}  (Ctrl+C to stop)", flush=True)
     print(f"autoscale: {app_env.APP_NOTES}", flush=True)
     if worker is not None:

@@ -1,0 +1,27 @@
+"""``autoscale app``'s environment and options (no server here; the App server itself is driven
+in ``test_app_browser.py``, where ``warm_app_server`` is tested against a real one)."""
+
+from __future__ import annotations
+
+import os
+
+
+def test_app_environment_caches_plugins_unless_the_user_said_otherwise(monkeypatch):
+    from fiftyone_plugin.engine import app as app_env
+
+    monkeypatch.delenv("FIFTYONE_PLUGINS_CACHE_ENABLED", raising=False)
+    monkeypatch.delenv(app_env.WORKER_ENV, raising=False)
+    app_env.apply_app_environment(worker=False)
+    assert os.environ["FIFTYONE_PLUGINS_CACHE_ENABLED"] == "true"
+    assert "FIFTYONE_PLUGINS_CACHE_ENABLED=true" in app_env.APP_NOTES  # printed by `autoscale app`
+
+    monkeypatch.setenv("FIFTYONE_PLUGINS_CACHE_ENABLED", "false")  # a plugin developer's choice
+    app_env.apply_app_environment(worker=False)
+    assert os.environ["FIFTYONE_PLUGINS_CACHE_ENABLED"] == "false"
+
+
+def test_app_command_warms_the_server_unless_told_not_to():
+    from fiftyone_plugin.cli import build_parser
+
+    assert build_parser().parse_args(["app"]).warm is True
+    assert build_parser().parse_args(["app", "--no-warm"]).warm is False
