@@ -50,7 +50,10 @@ count — and float32 coordinates. A packed shard stores, in blocks of :data:`PA
   NaN/inf or beyond ±2^30 steps is kept as float32 for that shard;
 * each block's columns byte-shuffled and compressed with zstd (pyarrow's codec, a dependency
   already; zlib where pyarrow lacks zstd), one frame per block, ``packed.bin`` + ``packed_index.npy``
-  (offset, compressed and raw length per block) + ``layout.json`` (padded shapes, steps, codec).
+  (offset, compressed and raw length, CRC-32 of the compressed bytes per block: a damaged block
+  is a :class:`SceneStoreError`, never silently wrong values) + ``layout.json`` (padded shapes,
+  steps, codec). A shard is written into a temporary folder and renamed before the manifest
+  names it, as for formats 1 and 2.
 
 Error bound after a round trip, per value: half a step — ≤ 0.5 cm for positions at any range,
 ≤ 5e-5 rad for headings, ≤ 0.005 m/s, ≤ 0.005 m/s² — plus float32 rounding of the decoded value;
@@ -399,9 +402,9 @@ def _write_packed(folder: Path, arrays: dict[str, np.ndarray]) -> None:
             raw = b"".join(parts.values())
             compressed = _compress(raw, layout["codec"])
             f.write(compressed)
-            index.append((offset, len(compressed), len(raw)))
+            index.append((offset, len(compressed), len(raw), zlib.crc32(compressed)))
             offset += len(compressed)
-    np.save(folder / "packed_index.npy", np.asarray(index, dtype=np.int64).reshape(-1, 3))
+    np.save(folder / "packed_index.npy", np.asarray(index, dtype=np.int64).reshape(-1, 4))
     (folder / "layout.json").write_text(json.dumps(layout))
 
 
@@ -414,7 +417,7 @@ def packed_blocks(arrays: dict[str, np.ndarray]) -> tuple[dict, Iterator[dict[st
     Vectorized over the shard: rows are kept, quantized and differenced once; each block is then
     a slice of every array (its first row of a route-like array, differenced along the rows,
     restarts from the absolute value), byte-shuffled."""
-    arrays = {n: np.asarray(a, dtype=ARRAY_SPECS[n][1]) for n, a in arrays.items()}
+    arrays = {n: np.ascontiguousarray(a, dtype=ARRAY_SPECS[n][1]) for n, a in arrays.items()}
     count = len(arrays["ego"])
     starts = np.arange(0, count, PACKED_BLOCK)
     keeps = {g: _kept_rows(arrays, members) for g, members in PACKED_GROUPS.items()}
@@ -469,14 +472,18 @@ class _PackedShard:
             self.index = np.load(folder / "packed_index.npy", allow_pickle=False)
         except (OSError, ValueError) as exc:
             raise SceneStoreError(f"scene store shard {folder} is unreadable: {exc}") from exc
-        self.count, self.block, self.codec = int(layout["count"]), int(layout["block"]), layout["codec"]
-        self.groups = {g: tuple(m) for g, m in layout["groups"].items()}
-        self.group_of = {a: g for g, m in self.groups.items() for a in m}
-        self.steps = {n: np.asarray(st, dtype=np.float32) for n, st in layout["steps"].items()}
-        self.delta = set(layout["delta"])
-        self.tails = {n: tuple(t) for n, t in layout["tails"].items()}
-        self.dtypes = {n: np.dtype(d) for n, d in layout["dtypes"].items()}
-        if set(self.tails) != set(ARRAY_SPECS) or len(self.index) != -(-self.count // self.block):
+        try:
+            self.count, self.block, self.codec = int(layout["count"]), int(layout["block"]), layout["codec"]
+            self.groups = {g: tuple(m) for g, m in layout["groups"].items()}
+            self.group_of = {a: g for g, m in self.groups.items() for a in m}
+            self.steps = {n: np.asarray(st, dtype=np.float32) for n, st in layout["steps"].items()}
+            self.delta = set(layout["delta"])
+            self.tails = {n: tuple(t) for n, t in layout["tails"].items()}
+            self.dtypes = {n: np.dtype(d) for n, d in layout["dtypes"].items()}
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise SceneStoreError(f"scene store shard {folder} has a layout this version does not read: {exc!r}") from exc
+        if (set(self.tails) != set(ARRAY_SPECS) or self.index.shape != (-(-self.count // self.block), 4)
+                or self.block < 1):
             raise SceneStoreError(f"scene store shard {folder} has a layout this version does not read")
 
     def _decode(self, blocks: np.ndarray) -> tuple[dict, dict]:
@@ -490,46 +497,51 @@ class _PackedShard:
         except (OSError, ValueError) as exc:
             raise SceneStoreError(f"scene store shard {self.folder} is unreadable: {exc}") from exc
         for b in blocks.tolist():
-            offset, length, raw_size = self.index[b].tolist()
-            chunk = data_file[offset:offset + length]
             try:
-                if len(chunk) != length:
-                    raise ValueError(f"the file ends at byte {len(data_file)}, before block {b} ends")
-                data = _decompress(chunk, raw_size, self.codec, self.folder)
-                if len(data) != raw_size:
-                    raise ValueError(f"block {b} decompresses to {len(data)} bytes, not {raw_size}")
-            except (OSError, ValueError, zlib.error) as exc:
-                raise SceneStoreError(f"scene store shard {self.folder} is corrupt: {exc}") from exc
-            first, size = b * self.block, min(self.block, self.count - b * self.block)
-            at, counts, totals = 0, {}, {}
-            for g in self.groups:
-                counts[g], at = _unshuffled(data, at, np.dtype(np.int32), (size,))
-                totals[g] = int(counts[g].sum())
-            scene_rows = np.arange(first, first + size)
-            for g in self.groups:
-                slot, at = _unshuffled(data, at, np.dtype(np.int32), (totals[g],))
-                slots[g].append(slot)
-                rows[g].append(np.repeat(scene_rows, counts[g]))
-            rows[""].append(scene_rows)
-            for name, tail in self.tails.items():
-                group = self.group_of.get(name)
-                lead = (totals[group], *tail[1:]) if group else (size, *tail)
-                if name in self.steps:
-                    q, at = _unshuffled(data, at, np.dtype(np.int32), (lead[-1], *lead[:-1]))
-                    q = np.moveaxis(q, 0, -1)
-                    if name in self.delta and q.shape[-2] > 1:
-                        q = np.cumsum(q, axis=-2, dtype=np.int32)
-                    parts[name].append(q)
-                else:
-                    values, at = _unshuffled(data, at, self.dtypes[name], lead)
-                    parts[name].append(values)
-            if at != len(data):
-                raise SceneStoreError(f"scene store shard {self.folder}: block {b} is corrupt "
-                                      f"({len(data)} bytes, layout accounts for {at})")
+                self._decode_block(b, data_file, parts, rows, slots)
+            except (OSError, ValueError, IndexError, zlib.error) as exc:  # e.g. counts that overrun the block
+                raise SceneStoreError(f"scene store shard {self.folder} is corrupt: block {b}: {exc}") from exc
         join = lambda p: p[0] if len(p) == 1 else np.concatenate(p)  # noqa: E731
         values = {n: join(p) for n, p in parts.items()}
         where = {g: (join(rows[g]), join(slots[g]) if g else None) for g in rows}
         return values, where
+
+    def _decode_block(self, b: int, data_file: np.ndarray, parts: dict, rows: dict, slots: dict) -> None:
+        """Append block ``b``'s arrays, rows and slots to ``parts``, ``rows``, ``slots``."""
+        offset, length, raw_size, crc = self.index[b].tolist()
+        chunk = data_file[offset:offset + length]
+        if len(chunk) != length:
+            raise ValueError(f"the file ends at byte {len(data_file)}, before the block ends")
+        if zlib.crc32(chunk) != crc:
+            raise ValueError("checksum mismatch")
+        data = _decompress(chunk, raw_size, self.codec, self.folder)
+        if len(data) != raw_size:
+            raise ValueError(f"it decompresses to {len(data)} bytes, not {raw_size}")
+        first, size = b * self.block, min(self.block, self.count - b * self.block)
+        at, counts, totals = 0, {}, {}
+        for g in self.groups:
+            counts[g], at = _unshuffled(data, at, np.dtype(np.int32), (size,))
+            totals[g] = int(counts[g].sum())
+        scene_rows = np.arange(first, first + size)
+        for g in self.groups:
+            slot, at = _unshuffled(data, at, np.dtype(np.int32), (totals[g],))
+            slots[g].append(slot)
+            rows[g].append(np.repeat(scene_rows, counts[g]))
+        rows[""].append(scene_rows)
+        for name, tail in self.tails.items():
+            group = self.group_of.get(name)
+            lead = (totals[group], *tail[1:]) if group else (size, *tail)
+            if name in self.steps:
+                q, at = _unshuffled(data, at, np.dtype(np.int32), (lead[-1], *lead[:-1]))
+                q = np.moveaxis(q, 0, -1)
+                if name in self.delta and q.shape[-2] > 1:
+                    q = np.cumsum(q, axis=-2, dtype=np.int32)
+                parts[name].append(q)
+            else:
+                values, at = _unshuffled(data, at, self.dtypes[name], lead)
+                parts[name].append(values)
+        if at != len(data):
+            raise ValueError(f"{len(data)} bytes, the layout accounts for {at}")
 
     def gather_into(self, arrays: dict[str, np.ndarray], rows: np.ndarray, positions: np.ndarray) -> None:
         """``arrays[name][positions[i]] = this shard's scene rows[i]`` (arrays prefilled with padding)."""

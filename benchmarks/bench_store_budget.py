@@ -160,11 +160,10 @@ def store_formats(batch: SceneBatch, folder: str, shard: int, load_ids: int, rep
     return out
 
 
-def epdms(batch: SceneBatch, folder: str) -> dict:
+def epdms(batch: SceneBatch, folder: str, formats: list[str]) -> dict:
     from benchmarks.bench_store_compact import epdms_after_round_trip
 
-    return {key: epdms_after_round_trip(batch, folder, compact=compact)
-            for key, compact in ENCODINGS.items() if compact is not False}
+    return {key: epdms_after_round_trip(batch, folder, compact=ENCODINGS[key]) for key in formats}
 
 
 def mongo(batch: SceneBatch, folder: str) -> dict:
@@ -235,6 +234,10 @@ def projection(store: dict, mongo_result: dict) -> dict:
                     "(deferred at 1e6), MongoDB journal and the dataset's other small collections"}
 
 
+def _say(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="1,000 scenes, 500 random ids, 100 EPDMS, 500 Mongo")
@@ -245,6 +248,12 @@ def main() -> None:
     parser.add_argument("--epdms-scenes", type=int, default=200)
     parser.add_argument("--mongo-scenes", type=int, default=2_000)
     parser.add_argument("--no-mongo", action="store_true")
+    parser.add_argument("--no-store", action="store_true", help="only the MongoDB part (step 4)")
+    parser.add_argument("--epdms-formats", nargs="+", default=["format2_int16", "format3_packed"],
+                        choices=["format2_int16", "format3_packed"])
+    parser.add_argument("--from-store", default=None,
+                        help="read the scenes from this store (written exactly, format 1, from generate_world(N, seed=0)) "
+                             "instead of generating them: saves the generation on a busy machine")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     if args.quick:
@@ -259,27 +268,44 @@ def main() -> None:
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     load_start = os.getloadavg()
     t = time.perf_counter()
-    batch = generate_world(args.scenes, seed=0)
+    if args.from_store:  # the same scenes, saved earlier by a format-1 (exact float32) store
+        _say(f"loading {args.scenes} scenes from {args.from_store}")
+        source = SceneStore(args.from_store)
+        ids = source.scene_ids()
+        if len(ids) < args.scenes:
+            parser.error(f"--from-store {args.from_store} holds {len(ids)} scenes, fewer than --scenes {args.scenes}")
+        batch = source.load(ids[: args.scenes])
+    else:
+        _say(f"generating {args.scenes} world scenes")
+        batch = generate_world(args.scenes, seed=0)
     generate_s = time.perf_counter() - t
     folder = tempfile.mkdtemp(prefix="autoscale-store-budget-")
     try:
         result = {
             "benchmark": "bench_store_budget", "quick": args.quick, "started_utc": started,
-            "command": "OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_store_budget.py"
-                       + (" --quick" if args.quick else ""),
+            "command": "OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_store_budget.py " + " ".join(sys.argv[1:]),
             "args": vars(args),
             "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
-            "ran_on": f"{args.scenes} distinct world scenes (generate_world seed 0), nothing tiled; store shards of "
+            "ran_on": f"{args.scenes} distinct world scenes (generate_world seed 0"
+                      f"{', read back from an exact format-1 store ' + args.from_store if args.from_store else ''}), "
+                      f"nothing tiled; store shards of "
                       f"{args.shard}; EPDMS on the first {args.epdms_scenes}; Mongo on the first {args.mongo_scenes}",
             "loadavg_start": load_start, "generate_s": generate_s,
             "packed_block_scenes": PACKED_BLOCK,
-            "breakdown": breakdown(batch, args.shard),
-            "store": store_formats(batch, os.path.join(folder, "stores"), args.shard, args.load_ids, args.repeats),
-            "epdms_round_trip": epdms(batch.subset(slice(0, args.epdms_scenes)), folder),
         }
+        if not args.no_store:
+            _say("breakdown")
+            result["breakdown"] = breakdown(batch, args.shard)
+            _say("store formats")
+            result["store"] = store_formats(batch, os.path.join(folder, "stores"), args.shard, args.load_ids,
+                                            args.repeats)
+            _say("EPDMS round trips")
+            result["epdms_round_trip"] = epdms(batch.subset(slice(0, args.epdms_scenes)), folder, args.epdms_formats)
         if not args.no_mongo:
+            _say("MongoDB")
             result["mongo"] = mongo(batch.subset(slice(0, args.mongo_scenes)), folder)
-            result["projection_1e6"] = projection(result["store"], result["mongo"])
+            if not args.no_store:
+                result["projection_1e6"] = projection(result["store"], result["mongo"])
         result["loadavg_end"] = os.getloadavg()
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -132,6 +132,12 @@ def test_bad_encoding_and_corrupt_shards_give_clear_errors(tmp_path, world):
         SceneStore(tmp_path / "c").load(ids)
     (shard / "layout.json").write_text(json.dumps(layout))
     data = (shard / "packed.bin").read_bytes()
+    flipped = bytearray(data)
+    flipped[len(data) // 3] ^= 0x10  # one bit inside a block: caught by its checksum
+    (shard / "packed.bin").write_bytes(bytes(flipped))
+    with pytest.raises(SceneStoreError, match="corrupt: block 0: checksum"):
+        SceneStore(tmp_path / "c").load(ids[:1])
+    SceneStore(tmp_path / "c").load(ids[-1:])  # the other block still reads
     (shard / "packed.bin").write_bytes(data[: len(data) // 2])
     with pytest.raises(SceneStoreError):
         SceneStore(tmp_path / "c").load(ids)
@@ -159,3 +165,14 @@ def test_rule_planner_epdms_unchanged_after_round_trip(tmp_path, world):
     assert result["mean_abs_diff_points"] <= 0.1, result
     assert result["scenes_changed_over_0.1_points"] <= 2, result
     assert result["same_plan_max_abs_diff_points"] <= 0.1, result
+
+
+def test_non_contiguous_arrays_are_written_like_contiguous_ones(tmp_path, world):
+    batch = world.subset(slice(0, 8))
+    strided = batch.replace(lanes=np.asfortranarray(batch.lanes), agents=np.asfortranarray(batch.agents))
+    SceneStore(tmp_path / "a", compact="packed").append(batch)
+    SceneStore(tmp_path / "b", compact="packed").append(strided)
+    ids = list(batch.meta["scene_id"])
+    a, b = SceneStore(tmp_path / "a").load(ids), SceneStore(tmp_path / "b").load(ids)
+    for name in batch.arrays():
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
