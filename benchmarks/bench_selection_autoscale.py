@@ -365,7 +365,7 @@ def summarise(done: dict, cfg: dict) -> dict:
     for arm, position in arm_keys:
         per_eval = {}
         for ev in evals:
-            runs, minus_real, minus_all = [], [], []  # (split, seed) run means
+            runs, minus_real, minus_all, minus_random = [], [], [], []  # (split, seed) run means
             for o in offsets:
                 arm_o, budget = arms_for(o, pool_sizes[o], cfg)[position]
 
@@ -375,8 +375,12 @@ def summarise(done: dict, cfg: dict) -> dict:
                 runs.append([score(arm_o, budget, s) for s in seeds])
                 minus_real.append([score(arm_o, budget, s) - score("real_only", 0, s) for s in seeds])
                 minus_all.append([score(arm_o, budget, s) - score("all_synthetic", pool_sizes[o], s) for s in seeds])
+                if arm_o == "autoscale":  # vs random-synthetic at the same budget, same training seed
+                    minus_random.append([score(arm_o, budget, s) - score("random_synthetic", budget, s) for s in seeds])
             per_eval[ev] = {"mean": float(np.mean(runs)), "per_split": [float(np.mean(r)) for r in runs],
                             "minus_real_only": _paired(np.array(minus_real), cfg), "minus_all_synthetic": _paired(np.array(minus_all), cfg)}
+            if minus_random:
+                per_eval[ev]["minus_random_synthetic"] = _paired(np.array(minus_random), cfg)
         budget0 = arms_for(offsets[0], pool_sizes[offsets[0]], cfg)[position][1]
         rows.append({"arm": arm, "fraction": budget0 / pool_sizes[offsets[0]],
                      "budgets": [arms_for(o, pool_sizes[o], cfg)[position][1] for o in offsets], **per_eval})
@@ -400,7 +404,8 @@ def markdown(result: dict) -> str:
     cfg, summary = result["config"], result["summary"]
     lines = [f"# {result['name']}: AutoScale vs random-synthetic, all-synthetic and real-only", "",
              f"Command: `{result['command']}`  ",
-             f"Machine: {result['machine']}; wall {result['wall_s'] / 60:.1f} min; load before start "
+             f"Machine: {result['machine']}; wall {result['wall_s_all_invocations'] / 60:.1f} min over "
+             f"{result['invocations']} invocation(s) (this one {result['wall_s'] / 60:.1f} min); load before start "
              f"{result['load_before']}", "",
              f"{len(cfg['offsets'])} world splits (offsets {cfg['offsets']}) × {len(cfg['seeds'])} training seeds. Per split: "
              f"{cfg['n_real']} real training scenes; synthetic pool {sorted(set(summary['pool_sizes'].values()))} recovery "
@@ -414,12 +419,13 @@ def markdown(result: dict) -> str:
              f"Every final planner: {cfg['steps']} steps.", ""]
     for ev in summary["evals"]:
         lines += [f"## {ev}", "",
-                  "| arm | fraction of pool | EPDMS | − real-only (95 % over splits) | bootstrap over runs | − all-synthetic (95 % over splits) | per split − real-only |",
-                  "|---|---:|---:|---:|---:|---:|---|"]
+                  "| arm | fraction of pool | EPDMS | − real-only (95 % over splits) | bootstrap over runs | − all-synthetic (95 % over splits) | − random-synthetic, same budget (95 % over splits) | per split − real-only |",
+                  "|---|---:|---:|---:|---:|---:|---:|---|"]
         for row in summary["rows"]:
             d = row[ev]
             lines.append(f"| {row['arm']} | {row['fraction']:.2f} | {d['mean']:.1f} | {fmt(d['minus_real_only'])} | "
                          f"{fmt(d['minus_real_only'], 'ci95_bootstrap_runs')} | {fmt(d['minus_all_synthetic'])} | "
+                         f"{fmt(d['minus_random_synthetic']) if 'minus_random_synthetic' in d else ''} | "
                          + ", ".join(f"{s['mean']:+.1f}" for s in d["minus_real_only"]["per_split"]) + " |")
         lines.append("")
     lines += ["EPDMS ×100, mean over splits × seeds. Differences are paired by (split, training seed).", ""]
@@ -433,18 +439,23 @@ def main(argv=None) -> int:
     load = os.getloadavg()
     t0 = time.perf_counter()
     os.makedirs(args.cache_dir, exist_ok=True)
-    done = Scheduler(cfg, Path(args.cache_dir) / f"{args.name}.jobs.jsonl", args.workers).run()
+    scheduler = Scheduler(cfg, Path(args.cache_dir) / f"{args.name}.jobs.jsonl", args.workers)
+    done = scheduler.run()
+    scheduler_wall = time.perf_counter() - t0
+    previous = [v["wall_s"] for k, v in done.items() if k.startswith("__wall__")]
+    scheduler._record(f"__wall__|{len(previous)}", {"wall_s": scheduler_wall})
     builds = [done[f"build|{o}"] for o in args.offsets]
     selections = {k: {kk: vv for kk, vv in v.items() if kk != "indices"} for k, v in done.items() if k.startswith("select|")}
     result = {
         "benchmark": "selection_autoscale", "name": args.name, "command": "python " + " ".join(sys.argv),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": f"{platform.platform()}, {os.cpu_count()} CPUs, {args.workers} workers",
-        "load_before": [round(x, 2) for x in load], "wall_s": time.perf_counter() - t0, "config": cfg,
+        "load_before": [round(x, 2) for x in load], "wall_s": time.perf_counter() - t0,
+        "wall_s_all_invocations": sum(previous) + scheduler_wall, "invocations": len(previous) + 1, "config": cfg,
         "sizes": builds[0]["sizes"], "per_split_build": {str(o): b for o, b in zip(args.offsets, builds)},
         "selection_trainings": next(iter(selections.values()))["selection_trainings"] if selections else 0,
         "summary": summarise(done, cfg), "autoscale": selections,
-        "job_seconds": {k: v["wall_s"] for k, v in done.items()},
+        "job_seconds": {k: v["wall_s"] for k, v in done.items() if not k.startswith("__wall__")},
         "what_it_ran_on": "distinct generated world scenes (no tiling), real Graph-RAE embeddings, "
                           "real planner trainings and closed-loop EPDMS; AV2 logs for real hard",
     }
