@@ -158,7 +158,9 @@ def test_zlib_shards_load_where_zstd_was_not_available(tmp_path, world, monkeypa
 
 def test_rule_planner_epdms_unchanged_after_round_trip(tmp_path, world):
     """Tolerance (as for the int16 format): mean |ΔEPDMS| ≤ 0.1 points and ≤ 2 of 200 scenes
-    change by more than 0.1 points; the same plan scored on the round trip within 0.1 points."""
+    change by more than 0.1 points. On this fixture the same plan also scores within 0.1 points
+    after the round trip (a regression check, not a general bound: on other scenes a threshold
+    metric at its edge moved one by 0.65, see benchmarks/results/store_1e6_budget.md)."""
     from benchmarks.bench_store_compact import epdms_after_round_trip
 
     result = epdms_after_round_trip(world, str(tmp_path), compact="packed")
