@@ -21,6 +21,10 @@ Encoders: error-pattern trained (SupCon, τ = 0.07, 128-d), the same architectur
 (random init, same seed), hand-crafted scene features and Graph-RAE (fitted on the largest
 training size). Intervals: 95 % percentile bootstrap over test scenes (``--boot`` resamples; the
 seed-mean ρ is recomputed per resample, and trained − untrained is paired on the same resample).
+Per size the JSON also records the SupCon loss on the first minibatch (``initial_supcon``, before
+any update), on the last (``final_supcon``) and log(B − 1) (``supcon_chance``, all logits equal), to
+show whether training organized the embedding at all. Settings are screened on another world, never
+on these test scenes: ``screen_error_encoder.py`` and ``results/repr_quality_screen.md``.
 """
 
 from __future__ import annotations
@@ -137,15 +141,17 @@ def main() -> None:
     for size in args.sizes:
         train = pool[:size]
         t = time.perf_counter()
-        trained, untrained, losses = [], [], []
+        trained, untrained, losses, initial = [], [], [], []
         for seed in range(args.seeds):
             kw = dict(num_threads=args.threads, batch_size=min(128, size))
             enc = ErrorPatternEncoder(**kw).fit(tokens[train], safety[train], steps=args.encoder_steps, seed=seed)
             trained.append(enc.transform(tokens))
             losses.append(enc.history_[-1]["supcon"])
+            initial.append(enc.history_[0]["supcon"])  # the first minibatch, before any update
             untrained.append(ErrorPatternEncoder(**kw).fit(tokens[train], safety[train], steps=0, seed=seed).transform(tokens))
         entry = {"trained": score(trained, train), "untrained": score(untrained, train),
-                 "final_supcon": [round(v, 3) for v in losses]}
+                 "final_supcon": [round(v, 3) for v in losses], "initial_supcon": [round(v, 3) for v in initial],
+                 "supcon_chance": round(float(np.log(min(128, size) - 1)), 3)}
         entry["trained_minus_untrained"] = {k: paired_difference(entry["trained"][k], entry["untrained"][k])
                                             for k in ("rho_S", "rho_knn")}
         sizes[str(size)] = entry
