@@ -35,9 +35,10 @@ Jobs (build a split, run one AutoScale selection, train + evaluate one planner) 
 pool; every finished job is appended to ``<cache-dir>/<name>.jobs.jsonl`` and a rerun with the same
 arguments skips them (the split data is cached there as scene stores too).
 
-Full run (what the results file reports):
+Full run (what the results file reports; 90.7 min on 2 cores):
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_selection_autoscale.py --workers 2
-Quick (≤ 3 min): ``--quick``; CI smoke: ``--smoke``.
+Quick: ``--quick`` (126 CPU-s: 3 min 51 s wall at load 4–5.6 on 2 cores, about 1.5 min when the
+machine is otherwise idle); CI smoke: ``--smoke``.
 """
 
 from __future__ import annotations
