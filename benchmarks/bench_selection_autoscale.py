@@ -56,6 +56,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from results_io import write_result  # noqa: E402
 
 RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 AV2_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "av2"
@@ -460,10 +463,7 @@ def main(argv=None) -> int:
         "what_it_ran_on": "distinct generated world scenes (no tiling), real Graph-RAE embeddings, "
                           "real planner trainings and closed-loop EPDMS; AV2 logs for real hard",
     }
-    with open(os.path.join(args.out, f"{args.name}.json"), "w") as fh:
-        json.dump(result, fh, indent=1)
-    with open(os.path.join(args.out, f"{args.name}.md"), "w") as fh:
-        fh.write(markdown(result))
+    write_result(args.out, args.name, result, markdown(result))
     print(json.dumps(result["summary"]["rows"]))
     return 0
 
