@@ -37,6 +37,9 @@ def clip_lines(coords: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.n
     """
     coords = np.asarray(coords, dtype=np.float64).reshape(-1, 2)
     starts = np.asarray(starts, dtype=np.int64)
+    if starts.ndim != 1 or len(starts) == 0 or starts[0] != 0 or starts[-1] != len(coords) or (np.diff(starts) < 0).any():
+        # (otherwise points would silently join the wrong line, or a line its neighbour)
+        raise ValueError(f"starts must be non-decreasing offsets from 0 to {len(coords)} (the number of points)")
     empty = (np.zeros((0, 2)), np.zeros(1, np.int64), np.zeros(0, np.int64))
     if len(coords) < 2:
         return empty

@@ -101,6 +101,13 @@ def test_ragged_lines_and_empty_input():
     assert owner.tolist() == [1]
 
 
+@pytest.mark.parametrize("starts", [[0, 2], [1, 3], [0, 2, 1, 3], [0, 4]])
+def test_clip_lines_rejects_inconsistent_starts(starts):
+    # [0, 2] for 3 points used to return one part of all 3 points (the third joined line 0)
+    with pytest.raises(ValueError, match="starts"):
+        clip.clip_lines(np.array([[0.2, 0.2], [0.5, 0.5], [0.7, 0.7]]), np.array(starts))
+
+
 def test_points_not_clipped_are_the_input_bit_for_bit():
     rng = np.random.default_rng(2)
     lines = [rng.uniform(0.01, 0.99, (5, 2)) for _ in range(100)]
@@ -161,7 +168,7 @@ def test_boxes_inside_are_returned_unchanged_and_empty_input():
 
 # ------------------------------------------------------------------------- overlay documents
 def _reference_overlays(batch, extent_m):
-    """The overlay documents as the code before issue #19's second pass built them: shapely
+    """The overlay documents as the code before the second round of issue #19 built them: shapely
     clipping per geometry, Python lists and dicts (ids left out)."""
     from autoscale_core import render as bev
     from autoscale_core.scene import AGENT_TYPES
@@ -255,3 +262,31 @@ def test_encode_points_matches_bson_for_long_lines():
     for i, (a, b) in enumerate(zip(line_parts[:-1], line_parts[1:])):
         expected = bson.encode({"points": parts[a:b]})
         assert b"\x04points\x00" + buf[offsets[i]:offsets[i + 1]] + b"\x00" == expected[4:]
+
+
+def test_encode_points_and_documents_with_five_digit_array_keys():
+    """Arrays of 10,000 or more elements (a part's points, a line's parts, a scene's lines) have
+    5-digit keys; they were written with 4 ("0000" for 10000) before the review fix."""
+    from fiftyone_plugin.engine import overlay_bson
+
+    rng = np.random.default_rng(7)
+    n = 10_002
+    xy = rng.uniform(0, 1, (n, 2)).round(5)
+    buf, offsets = overlay_bson.encode_points(xy, np.array([0, n]), np.array([0, 1]))
+    expected = bson.encode({"points": [xy.tolist()]})
+    assert b"\x04points\x00" + buf[offsets[0]:offsets[1]] + b"\x00" == expected[4:]
+    # one scene of n one-point lines: polyline keys up to "10001"
+    docs = overlay_bson.polylines_docs(1, np.zeros(n, np.int64), xy, np.arange(n + 1), np.arange(n + 1), "lane",
+                                       np.arange(n), False, False)
+    decoded = bson.decode(docs[0].raw)
+    assert bson.encode(decoded) == docs[0].raw
+    assert [p["points"] for p in decoded["polylines"]] == [[[p]] for p in xy.tolist()]
+
+
+def test_polylines_docs_rejects_unsorted_line_scenes():
+    from fiftyone_plugin.engine import overlay_bson
+
+    xy = np.zeros((2, 2))
+    with pytest.raises(ValueError, match="non-decreasing"):
+        overlay_bson.polylines_docs(2, np.array([1, 0]), xy, np.array([0, 1, 2]), np.array([0, 1, 2]), None, None,
+                                    False, False)

@@ -268,8 +268,61 @@ def _wrap_angle(a):
 
 @njit(cache=True)
 def _numpy_sum(a):
-    """Sum of a 1-D float64 array in numpy's order (pairwise: 8 interleaved partial sums for
-    8 <= n <= 128), so that thresholds on the sum decide exactly as ``ndarray.sum`` does."""
+    """Sum of a 1-D float64 array in numpy's order, so that thresholds on the sum decide exactly
+    as ``ndarray.sum`` does: numpy's pairwise summation (a plain loop below 8 values, 8
+    interleaved partial sums up to 128, and above that the two halves, split at a multiple of
+    8, summed separately and added)."""
+    return 0.0 + _pairwise_sum(a)  # numpy's add.reduce starts from its identity, 0.0
+
+
+@njit(cache=True)
+def _pairwise_sum(a):
+    """numpy's ``pairwise_sum``, without recursion: above 128 values, blocks of at most 128
+    values found by halving (at multiples of 8) and added back in the same tree order."""
+    n = len(a)
+    if n <= 128:
+        return _pairwise_block(a)
+    # Leaves of the halving tree, left to right, with their depth; then a stack evaluation
+    # that adds two partial sums whenever the top two have the same parent (equal depth).
+    lo = np.empty(n // 8 + 2, dtype=np.int64)
+    hi = np.empty(n // 8 + 2, dtype=np.int64)
+    depth = np.empty(n // 8 + 2, dtype=np.int64)
+    todo_lo = np.empty(64, dtype=np.int64)
+    todo_hi = np.empty(64, dtype=np.int64)
+    todo_d = np.empty(64, dtype=np.int64)
+    top, leaves = 0, 0
+    todo_lo[0], todo_hi[0], todo_d[0] = 0, n, 0
+    top = 1
+    while top > 0:
+        top -= 1
+        a0, a1, d = todo_lo[top], todo_hi[top], todo_d[top]
+        m = a1 - a0
+        if m <= 128:
+            lo[leaves], hi[leaves], depth[leaves] = a0, a1, d
+            leaves += 1
+            continue
+        n2 = m // 2
+        n2 -= n2 % 8
+        # push the right half first so that the left one is split (and emitted) first
+        todo_lo[top], todo_hi[top], todo_d[top] = a0 + n2, a1, d + 1
+        todo_lo[top + 1], todo_hi[top + 1], todo_d[top + 1] = a0, a0 + n2, d + 1
+        top += 2
+    value = np.empty(leaves)
+    level = np.empty(leaves, dtype=np.int64)
+    size = 0
+    for i in range(leaves):
+        value[size], level[size] = _pairwise_block(a[lo[i]:hi[i]]), depth[i]
+        size += 1
+        while size >= 2 and level[size - 1] == level[size - 2]:
+            value[size - 2] = value[size - 2] + value[size - 1]
+            level[size - 2] -= 1
+            size -= 1
+    return value[0]
+
+
+@njit(cache=True)
+def _pairwise_block(a):
+    """numpy's ``pairwise_sum`` for n <= 128 values (no leading ``0.0 +``)."""
     n = len(a)
     if n < 8:
         res = 0.0
@@ -286,7 +339,7 @@ def _numpy_sum(a):
     while i < n:
         res += a[i]
         i += 1
-    return 0.0 + res
+    return res
 
 
 @njit(cache=True)
@@ -563,6 +616,17 @@ def grid_cells(scene, c0, c1, nx, ny):
         # The scene's cells: a (row1 - row0 + 1) × W box; row-major order = key order.
         W = col1 - col0 + 1
         R = (row1 - row0 + 1) * W
+        entries = 0
+        for i in range(i0, i1):
+            entries += (c1[i, 0] - c0[i, 0] + 1) * (c1[i, 1] - c0[i, 1] + 1)
+        if R > 4 * entries + 4096:
+            # Few entries spread over a large box (long segments far apart, e.g. an L or a
+            # cross of long straight lanes): a counting array over the box would take memory
+            # and time in its area, so sort the entries' keys instead (stable: same order).
+            num_cells, pos = _grid_cells_sorted(scene, c0, c1, nx, ny, i0, i1, entries, pos, num_cells,
+                                                segs, cx, cy, cell_keys, cell_start)
+            i0 = i1
+            continue
         if len(counts) < R:
             counts = np.zeros(R, dtype=np.int64)
         for i in range(i0, i1):
@@ -587,6 +651,32 @@ def grid_cells(scene, c0, c1, nx, ny):
         i0 = i1
     cell_start[num_cells] = pos
     return cell_keys[:num_cells].copy(), cell_start[: num_cells + 1].copy(), segs, cx, cy
+
+
+@njit(cache=True)
+def _grid_cells_sorted(scene, c0, c1, nx, ny, i0, i1, entries, pos, num_cells, segs, cx, cy, cell_keys, cell_start):
+    """:func:`grid_cells` for the segments i0 … i1 - 1 of one scene by a stable sort of their
+    entries' keys (memory in the entries, not in the scene's box of cells); returns the new
+    ``num_cells`` and ``pos``."""
+    keys = np.empty(entries, dtype=np.int64)
+    seg = np.empty(entries, dtype=np.int64)
+    n = 0
+    for i in range(i0, i1):  # in segment order, so a stable sort keeps it within each cell
+        for y in range(c0[i, 1], c1[i, 1] + 1):
+            for x in range(c0[i, 0], c1[i, 0] + 1):
+                keys[n], seg[n] = (scene[i] * ny + y) * nx + x, i
+                n += 1
+    order = np.argsort(keys, kind="mergesort")
+    for j in range(entries):
+        o = order[j]
+        e = pos + j
+        key = keys[o]
+        if j == 0 or key != keys[order[j - 1]]:
+            cell_keys[num_cells] = key
+            cell_start[num_cells] = e
+            num_cells += 1
+        segs[e], cx[e], cy[e] = seg[o], key % nx, (key // nx) % ny
+    return num_cells, pos + entries
 
 
 @njit(cache=True)
@@ -866,16 +956,18 @@ def tracker_arc_target(start_x, start_y, traj, ref_x, ref_y, every, standing_dis
     Same arithmetic as numpy's norm / sum / cumsum of these values.
     """
     B, F = out.shape
+    pieces = np.empty(every)  # the spline's chords over one interval, summed as numpy sums them
     for i in range(B):
         px, py = start_x[i], start_y[i]
         arc = 0.0
         for f in range(F):
             dx, dy = traj[i, f, 0] - px, traj[i, f, 1] - py
             chord = np.sqrt(dx * dx + dy * dy)
-            fine = 0.0
-            for j in range(f * every, (f + 1) * every):
-                ex, ey = ref_x[i, j + 1] - ref_x[i, j], ref_y[i, j + 1] - ref_y[i, j]
-                fine += np.sqrt(ex * ex + ey * ey)
+            for j in range(every):
+                k = f * every + j
+                ex, ey = ref_x[i, k + 1] - ref_x[i, k], ref_y[i, k + 1] - ref_y[i, k]
+                pieces[j] = np.sqrt(ex * ex + ey * ey)
+            fine = _numpy_sum(pieces)  # pairwise from 8 chords on (dt_sim <= pose dt / 8)
             if not chord < standing_dist:
                 arc += max(fine, chord)
             out[i, f] = arc

@@ -39,6 +39,8 @@ class LaneIndex:
         # (float32 like the lanes, with a margin); kept segments in float64.
         use_bounds = bounds is not None
         box = np.asarray(bounds, dtype=np.float32) if use_bounds else np.zeros((len(batch), 4), np.float32)
+        if box.shape != (len(batch), 4):
+            raise ValueError(f"bounds must be (S={len(batch)}, 4) x0, y0, x1, y1, got {box.shape}")
         si, li, pi = kernels.lane_segments_near(batch.lanes, batch.lane_valid, batch.lane_width, box, use_bounds,
                                                 float(min_radius), float(pad))
         start = batch.lanes[si, li, pi].astype(np.float64)
@@ -92,7 +94,8 @@ class LaneIndex:
         """Pairs within each segment's radius (+ ``extra`` <= pad): (point, segment, distance),
         ordered by point, then by the cell's segment order."""
         radius = self.radius + extra if extra else self.radius
-        return kernels.query_pairs(_ints(scene), _points(points), *self._arrays(), radius)
+        points = _points(points)
+        return kernels.query_pairs(_scene_index(scene, len(points)), points, *self._arrays(), radius)
 
     def on_lane_tracks(self, scene: np.ndarray, tracks: np.ndarray) -> np.ndarray:
         """(M, K) bool: point k of track m (``tracks`` (M, K, 2)) within half a lane width of some
@@ -110,7 +113,8 @@ class LaneIndex:
         way. (``fine_cell`` is ignored: the whole-cell test uses the index's own cells.)
         """
         full = self.cell_full if shortcut else np.zeros(len(self.cell_keys), dtype=bool)
-        return kernels.on_lane_points(_ints(scene), _points(points), *self._arrays(), self.half_width, full)
+        points = _points(points)
+        return kernels.on_lane_points(_scene_index(scene, len(points)), points, *self._arrays(), self.half_width, full)
 
 
     @property
@@ -131,10 +135,15 @@ class LaneIndex:
         (B, K) of the headings."""
         full = self.cell_full if shortcut else np.zeros(len(self.cell_keys), dtype=bool)
         polygons, valid, lo, hi = _drivable_polygons(batch)
+        states = np.ascontiguousarray(states, dtype=np.float64)
+        B, K = states.shape[:2]
         cos_h, sin_h = (np.cos(states[..., 2]), np.sin(states[..., 2])) if trig is None else trig
+        length = np.ascontiguousarray(length, dtype=np.float64)
+        width = np.ascontiguousarray(width, dtype=np.float64)
+        if length.shape != (B,) or width.shape != (B,) or np.shape(cos_h) != (B, K) or np.shape(sin_h) != (B, K):
+            raise ValueError(f"length, width must be ({B},) and trig ({B}, {K}) for states {states.shape}")
         return kernels.drivable_area_ok(
-            _ints(scene), np.ascontiguousarray(states, dtype=np.float64), cos_h, sin_h,
-            np.ascontiguousarray(length, dtype=np.float64), np.ascontiguousarray(width, dtype=np.float64),
+            _scene_index(scene, B, len(batch)), states, cos_h, sin_h, length, width,
             *self._arrays(), self.half_width, full, self.same_next, polygons, valid, lo, hi)
 
 
@@ -148,15 +157,23 @@ class LaneIndex:
             batch.history_steps + np.floor(np.arange(K1) * dt / batch.dt + 1e-9).astype(np.int64), batch.num_steps - 1
         )
         return kernels.centre_lane_metrics(
-            _ints(scene), np.ascontiguousarray(states, dtype=np.float64), *self._arrays(), self.radius,
+            _scene_index(scene, len(states), len(batch)), np.ascontiguousarray(states, dtype=np.float64),
+            *self._arrays(), self.radius,
             self.half_width, self.lane, self.heading, np.ascontiguousarray(self.tangent), batch.lane_tl, tl_index,
             batch.lane_is_intersection, config.tl_alignment, config.lk_alignment, config.lk_threshold,
             TL_RED, TL_UNKNOWN,
         )
 
 
-def _ints(a: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(a, dtype=np.int64)
+def _scene_index(scene: np.ndarray, count: int, num_scenes: int | None = None) -> np.ndarray:
+    """``scene`` as the kernels take it: (count,) int64 in [0, num_scenes). The compiled kernels
+    do not check bounds (numba): a wrong index would read other memory instead of raising."""
+    scene = np.ascontiguousarray(scene, dtype=np.int64)
+    if scene.shape != (count,):
+        raise ValueError(f"scene index must have shape ({count},), got {scene.shape}")
+    if num_scenes is not None and count and (scene.min() < 0 or scene.max() >= num_scenes):
+        raise IndexError(f"scene index out of range [0, {num_scenes}): {scene.min()} … {scene.max()}")
+    return scene
 
 
 def _points(a: np.ndarray) -> np.ndarray:
@@ -174,7 +191,8 @@ def points_in_scene_polygons(scene: np.ndarray, points: np.ndarray, batch: Scene
     D = batch.drivable_polygons.shape[1]
     if D == 0 or len(points) == 0:
         return np.zeros(len(points), dtype=bool)
-    return kernels.points_in_polygons(_ints(scene), _points(points), *_drivable_polygons(batch))
+    points = _points(points)
+    return kernels.points_in_polygons(_scene_index(scene, len(points), len(batch)), points, *_drivable_polygons(batch))
 
 
 def _drivable_polygons(batch: SceneBatch) -> tuple[np.ndarray, ...]:
@@ -196,8 +214,11 @@ def route_progress(batch: SceneBatch, scene: np.ndarray | None, points: np.ndarr
     route = batch.route_polyline.astype(np.float64)
     if scene is None:
         S, C = points.shape[:2]
+        if S != len(batch):
+            raise ValueError(f"points must be (S={len(batch)}, C, 2) with scene None, got {points.shape}")
         return kernels.route_arc(np.repeat(np.arange(S), C), _points(points), route, batch.route_valid).reshape(S, C)
-    return kernels.route_arc(_ints(scene), _points(points), route, batch.route_valid)
+    points = _points(points)
+    return kernels.route_arc(_scene_index(scene, len(points), len(batch)), points, route, batch.route_valid)
 
 
 def in_multiple_lanes(index: LaneIndex, scene: np.ndarray, corners: np.ndarray) -> np.ndarray:

@@ -47,8 +47,16 @@ def object_id_bytes(count: int) -> bytes:
 
 # ------------------------------------------------------------------------------- points
 def _digits(values: np.ndarray) -> np.ndarray:
-    """Number of decimal digits of non-negative ints (array keys)."""
-    return 1 + (values >= 10) + (values >= 100) + (values >= 1000)
+    """Number of decimal digits of non-negative ints (array keys), of any size: a part of
+    10,000 points or more has 5-digit keys (a route under raised import limits)."""
+    values = np.asarray(values, np.int64)
+    width = np.ones(values.shape, np.int64)
+    top = int(values.max()) if values.size else 0
+    power = 10
+    while power <= top:
+        width += values >= power
+        power *= 10
+    return width
 
 
 def _scatter_keys(buf: np.ndarray, starts: np.ndarray, keys: np.ndarray, type_byte: int) -> np.ndarray:
@@ -117,8 +125,9 @@ class _PointsLayout:
         point_start = (part_start + head + 4)[part_of_point] + ex_point - ex_point[self.part_bounds[:-1]][part_of_point]
         doc = point_start + _scatter_keys(buf, point_start, self.key_of_point, 0x04)  # the 27-byte documents
         rows = np.tile(_POINT_TEMPLATE, (len(xy), 1))
-        rows[:, 7:15] = xy[:, :1].view(np.uint8)  # little-endian doubles (x86, ARM)
-        rows[:, 18:26] = xy[:, 1:].view(np.uint8)
+        le = xy.astype("<f8", copy=False)  # BSON doubles are little-endian whatever the host
+        rows[:, 7:15] = le[:, :1].view(np.uint8)
+        rows[:, 18:26] = le[:, 1:].view(np.uint8)
         buf[doc[:, None] + np.arange(27)] = rows
 
 
@@ -163,6 +172,8 @@ def polylines_docs(n_scenes: int, line_scene: np.ndarray, xy: np.ndarray, part_b
     """
     line_scene = np.asarray(line_scene, np.int64)
     n_lines = len(line_scene)
+    if n_lines and (np.any(np.diff(line_scene) < 0) or line_scene[0] < 0 or line_scene[-1] >= n_scenes):
+        raise ValueError(f"line_scene must be non-decreasing scene indices in [0, {n_scenes})")
     points = _PointsLayout(xy, part_bounds, line_parts)
     # Labels: per distinct label, its bytes; polylines refer to them by code.
     if labels is None or isinstance(labels, str):

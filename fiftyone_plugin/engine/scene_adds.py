@@ -16,11 +16,13 @@ a full disk, a power cut) must not leave samples without overlays that a rerun s
   and a ``failed`` run ``add_scenes_<time>`` records the error;
 * **recovery** (a marker found at the next add, or :func:`recover_interrupted_add`): the samples
   whose ``_id`` lies in the marker's reserved range(s) — whatever the dead add had inserted,
-  complete or not — and (as before issue #19's second pass, when the overlays were written in a
-  second pass) samples without their last overlay field are deleted, images in the media folder that no sample of any
-  dataset refers to are removed, temporary store folders are removed, and the failed run is
-  recorded. The rerun then adds those scenes again; store rows already present are reused
-  (``add_scenes`` appends only scenes the store lacks), so no row is ever duplicated.
+  complete or not — are deleted, and so are scene samples without their last overlay field
+  (``route``), which only the older add protocol can leave (before the second round of work on
+  issue #19 it wrote the overlays in a separate update after the insert, ``route`` last); images
+  in the media folder that no sample of any dataset refers to are removed, temporary store
+  folders are removed, and the failed run is recorded. The rerun then adds those scenes again;
+  store rows already present are reused (``add_scenes`` appends only scenes the store lacks), so
+  no row is ever duplicated.
 
 Samples are inserted whole (every overlay included) with ``_id`` values from a block reserved
 in the marker before anything is written, so no second write per sample is needed to tell a
@@ -54,7 +56,7 @@ from .safe_write import _pause, exclusive
 logger = logging.getLogger(__name__)
 
 ADDING_INFO_KEY = "autoscale_adding"
-COMPLETE_FIELD = "route"  # every complete scene sample has it (written last before issue #19's second pass)
+COMPLETE_FIELD = "route"  # every complete scene sample has it (the older protocol wrote it last)
 PAUSE_IN_ADD_ENV = "AUTOSCALE_TEST_PAUSE_IN_ADD"
 ADD_METHOD = "add_scenes"
 
