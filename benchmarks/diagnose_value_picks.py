@@ -27,6 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from bench_value_protocol import ARMS, arm_picks, split_pool  # noqa: E402
+from results_io import write_result  # noqa: E402
 
 RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
@@ -89,11 +90,7 @@ def main(argv=None) -> int:
               "budget": budget, "pool": pool_size, "per_split": per_split,
               "what_it_ran_on": "the value_protocol splits' distinct generated scenes; training seed 0's picks"}
     name = "value_picks" + ("_quick" if args.quick else "")
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, name + ".json"), "w") as f:
-        json.dump(result, f, indent=1)
-    with open(os.path.join(args.out, name + ".md"), "w") as f:
-        f.write(markdown(result))
+    write_result(args.out, name, result, markdown(result))
     print(json.dumps({k: v for k, v in result.items() if k != "per_split"}))
     return 0
 
