@@ -402,30 +402,36 @@ def main(argv=None) -> int:
     os.environ.setdefault("FIFTYONE_DATABASE_VALIDATION", "false")
     os.environ.setdefault("FIFTYONE_SHOW_PROGRESS_BARS", "false")
     mongod = None
+    made_db = not (home / "db").exists()  # never delete a db folder this run did not create
+    made_dataset_dir = not (home / "datasets" / NAME).exists()
     if not os.environ.get("FIFTYONE_DATABASE_URI"):
         mongod, os.environ["FIFTYONE_DATABASE_URI"] = start_mongod(home / "db")
     started = time.time()
     load_start = [round(v, 2) for v in os.getloadavg()]
-    ok = False
+    ok = owns_dataset = False
     try:
+        from fiftyone_plugin.engine import scenes as scene_glue
+
+        # A dataset of this name from an earlier kept run is this run's only with --resume.
+        owns_dataset = args.resume or not scene_glue.fo.dataset_exists(NAME)
         result = run(args, command, home, mongod, started, load_start)
         ok = True
     finally:
         keep = args.keep or (given_home and not ok)  # a failed run in --home stays there for --resume
         if not keep:
             try:
-                from fiftyone_plugin.engine import scenes
-
-                if scenes.fo.dataset_exists(NAME):
-                    scenes.delete_scene_dataset(NAME)
+                if owns_dataset and scene_glue.fo.dataset_exists(NAME):
+                    scene_glue.delete_scene_dataset(NAME)
             except Exception as exc:  # noqa: BLE001
                 print(f"[bench_scale_e2e] cleanup: {exc}", file=sys.stderr)
         if mongod is not None:
             stop_mongod(mongod)
         if not keep:
             if home_existed:  # only what this script made in a folder that was there before
-                shutil.rmtree(home / "datasets" / NAME, ignore_errors=True)
-                shutil.rmtree(home / "db", ignore_errors=True)
+                if made_dataset_dir:
+                    shutil.rmtree(home / "datasets" / NAME, ignore_errors=True)
+                if made_db and mongod is not None:
+                    shutil.rmtree(home / "db", ignore_errors=True)
             else:
                 shutil.rmtree(home, ignore_errors=True)
         elif not ok:
