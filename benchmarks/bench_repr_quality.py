@@ -21,6 +21,12 @@ Encoders: error-pattern trained (SupCon, τ = 0.07, 128-d), the same architectur
 (random init, same seed), hand-crafted scene features and Graph-RAE (fitted on the largest
 training size). Intervals: 95 % percentile bootstrap over test scenes (``--boot`` resamples; the
 seed-mean ρ is recomputed per resample, and trained − untrained is paired on the same resample).
+Per size the JSON also records the SupCon loss on the first minibatch (``initial_supcon``, before
+any update), on the last (``final_supcon``) and log(B − 1) (``supcon_chance``, all logits equal), to
+show whether training organized the embedding at all. Settings are screened on another world, never
+on these test scenes: ``screen_error_encoder.py`` and ``results/repr_quality_screen.md``; the
+encoder's default training length (clip(training scenes, 1,500, 5,000) steps) was chosen there.
+``--quick`` keeps 150 steps so it stays a few-minute smoke run: its ρ is not the method's.
 """
 
 from __future__ import annotations
@@ -83,12 +89,14 @@ def main() -> None:
     parser.add_argument("--planner-scenes", type=int, default=2000)
     parser.add_argument("--test-scenes", type=int, default=1500)
     parser.add_argument("--planner-steps", type=int, default=400)
-    parser.add_argument("--encoder-steps", type=int, default=400)
+    parser.add_argument("--encoder-steps", type=int, default=None,
+                        help="SupCon steps; default ErrorPatternEncoder.default_steps(size) = clip(size, 1500, 5000), "
+                             "chosen on a validation world")
     parser.add_argument("--rae-steps", type=int, default=150)
     parser.add_argument("--boot", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2, help="torch / faiss threads")
-    parser.add_argument("--quick", action="store_true", help="sizes 70 / 700, 2 seeds, 600 planner / 1000 test scenes")
+    parser.add_argument("--quick", action="store_true", help="smoke run: sizes 70 / 700, 2 seeds, 600 planner / 1000 test scenes, 150 encoder steps")
     parser.add_argument("--out", help="also write the JSON here")
     args = parser.parse_args()
     if args.quick:
@@ -137,15 +145,18 @@ def main() -> None:
     for size in args.sizes:
         train = pool[:size]
         t = time.perf_counter()
-        trained, untrained, losses = [], [], []
+        trained, untrained, losses, initial = [], [], [], []
+        steps = ErrorPatternEncoder.default_steps(size) if args.encoder_steps is None else args.encoder_steps
         for seed in range(args.seeds):
             kw = dict(num_threads=args.threads, batch_size=min(128, size))
-            enc = ErrorPatternEncoder(**kw).fit(tokens[train], safety[train], steps=args.encoder_steps, seed=seed)
+            enc = ErrorPatternEncoder(**kw).fit(tokens[train], safety[train], steps=steps, seed=seed)
             trained.append(enc.transform(tokens))
             losses.append(enc.history_[-1]["supcon"])
+            initial.append(enc.history_[0]["supcon"])  # the first minibatch, before any update
             untrained.append(ErrorPatternEncoder(**kw).fit(tokens[train], safety[train], steps=0, seed=seed).transform(tokens))
         entry = {"trained": score(trained, train), "untrained": score(untrained, train),
-                 "final_supcon": [round(v, 3) for v in losses]}
+                 "final_supcon": [round(v, 3) for v in losses], "initial_supcon": [round(v, 3) for v in initial],
+                 "supcon_chance": round(float(np.log(min(128, size) - 1)), 3), "encoder_steps": steps}
         entry["trained_minus_untrained"] = {k: paired_difference(entry["trained"][k], entry["untrained"][k])
                                             for k in ("rho_S", "rho_knn")}
         sizes[str(size)] = entry
@@ -174,7 +185,7 @@ def main() -> None:
         "encoder_inputs": "error_pattern: deviation tokens only (lon/lat/heading error and their per-step change, time); "
                           "handcrafted / graph_rae: scene map + agents (baselines, no planner)",
         "scenes": {"planner": len(planner_rows), "encoder_pool": len(pool), "test": len(test)},
-        "seeds": args.seeds, "encoder_steps": args.encoder_steps, "planner_steps": args.planner_steps,
+        "seeds": args.seeds, "encoder_steps": args.encoder_steps or "ErrorPatternEncoder.default_steps(size)", "planner_steps": args.planner_steps,
         "rae_steps": args.rae_steps, "bootstrap": args.boot, "quick": args.quick,
         "threads": args.threads, "cpu_count": os.cpu_count(),
         "error_pattern_by_training_size": strip(sizes),

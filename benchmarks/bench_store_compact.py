@@ -29,18 +29,19 @@ from autoscale_core.scene import SceneBatch  # noqa: E402
 from autoscale_core.store import SceneStore  # noqa: E402
 
 
-def round_trip(batch: SceneBatch, root: str, compact: bool) -> SceneBatch:
+def round_trip(batch: SceneBatch, root: str, compact: bool | str) -> SceneBatch:
     store = SceneStore(root, compact=compact)
     store.append(batch)
     return SceneStore(root).load(list(batch.meta["scene_id"]))
 
 
-def epdms_after_round_trip(batch: SceneBatch, folder: str) -> dict:
-    """Rule-planner EPDMS (points, 0–100) on the original and on the compact round trip."""
+def epdms_after_round_trip(batch: SceneBatch, folder: str, compact: bool | str = True) -> dict:
+    """Rule-planner EPDMS (points, 0–100) on the original and on the round trip through a store
+    written with ``compact`` (True: int16, format 2; "packed": format 3)."""
     from autoscale_core.sim.planner import RulePlanner
     from autoscale_core.sim.scoring import score_trajectories
 
-    loaded = round_trip(batch, os.path.join(folder, "epdms-store"), compact=True)
+    loaded = round_trip(batch, os.path.join(folder, f"epdms-store-{compact}"), compact=compact)
     plan = RulePlanner().plan(batch)
     plan_loaded = RulePlanner().plan(loaded)
     before = score_trajectories(batch, plan[:, None]).epdms[:, 0] * 100

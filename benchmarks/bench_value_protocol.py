@@ -39,6 +39,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from bench_value_ablation import collision_rates, pick  # noqa: E402
+from results_io import write_result  # noqa: E402
 
 RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 ARMS = ("random", "hard_mining", "S", "R", "U", "S+R", "R+U", "S+R+U", "Q")
@@ -245,10 +246,7 @@ def main(argv=None) -> int:
         "what_it_ran_on": "distinct generated world scenes (no tiling); real planner features, trainings and "
                           "closed-loop EPDMS",
     }
-    with open(os.path.join(args.out, f"{args.name}.json"), "w") as fh:
-        json.dump(result, fh, indent=1)
-    with open(os.path.join(args.out, f"{args.name}.md"), "w") as fh:
-        fh.write(markdown(result))
+    write_result(args.out, args.name, result, markdown(result))
     print(json.dumps({arm: round(row["epdms"], 2) for arm, row in summary["table"].items()}))
     return 0
 

@@ -145,7 +145,9 @@ def test_select_active_needs_value_scores_and_embeddings(road_dataset):
     ds = road_dataset
     props = _form(SelectActive, ds, {"budget": 3})
     assert "view_target" in props and props["name"].default == "active-1"
-    assert set(props["method"].type.values) == {"value_topm", "random", "coreset", "uncertainty"}
+    assert set(props["method"].type.values) == {"value_topm", "hard_mining", "random", "coreset", "uncertainty"}
+    hard = _form(SelectActive, ds, {"budget": 3, "method": "hard_mining"})
+    assert hard["importance_field"].default == ""  # no EPDMS field yet: a planner trained on the base set
     assert "run compute_value_scores first" in _error(props)
     _rejects("select_active", ds, {"name": "q3", "budget": 3}, "no 'value_q' yet: run compute_value_scores first")
     _rejects("select_active", ds, {"name": "r3", "budget": 3, "components": ["R"]},
@@ -157,6 +159,8 @@ def test_select_active_needs_value_scores_and_embeddings(road_dataset):
     _rejects("select_active", ds, {"name": "q3", "budget": 3, "method": "value_topm", "components": ["X"]},
              "components: choose a non-empty subset")
     _rejects("select_active", ds, {"name": "bad name", "budget": 3, "method": "random"}, "selection name 'bad name'")
+    _rejects("select_active", ds, {"name": "h3", "budget": 3, "method": "hard_mining", "importance_field": "eval_x_epdms"},
+             "eval_x_epdms")
 
 
 def test_select_active_valid_run_then_name_taken(road_dataset):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 import numpy as np
 import pytest
 
@@ -60,6 +62,33 @@ def test_active_bad_input_writes_nothing(world_dataset, kwargs, match):
     with pytest.raises(SelectionError, match=match):
         select_active(ds, kwargs.pop("name"), kwargs.pop("budget"), **{"method": "random", **kwargs})
     assert (ds.count_sample_tags(), ds.list_saved_views(), ds.list_runs()) == before
+
+
+def test_hard_mining_from_an_epdms_field_or_a_planner(world_dataset):
+    from fiftyone_plugin.cli.selection import register_commands
+    from fiftyone_plugin.engine import scenes
+    from fiftyone_plugin.engine.runs import get_run
+    from fiftyone_plugin.engine.selection import ACTIVE_METHODS, SelectionError, select_active
+
+    ds = world_dataset
+    ids = ds.values("scene_id")
+    epdms = np.random.default_rng(2).random(len(ids))
+    scenes.write_scene_fields(ds, {"eval_demo_epdms": epdms}, scene_ids=ids)
+    select_active(ds, "hard-f", 5, method="hard_mining", importance_field="eval_demo_epdms")
+    assert _tagged(ds, "hard-f") == {ids[i] for i in np.argsort(epdms)[:5]}  # the lowest EPDMS
+    assert get_run(ds, "sel_hard_f")["config"]["importance_field"] == "eval_demo_epdms"
+    # Without a field: a planner trained on the base set scores the candidates.
+    summary = select_active(ds, "hard-p", 4, method="hard_mining", steps=3)
+    assert len(_tagged(ds, "hard-p")) == 4 and "1 - EPDMS" in summary["explanation"]
+    with pytest.raises(SelectionError, match="does not exist"):
+        select_active(ds, "hard-x", 4, method="hard_mining", importance_field="eval_nope_epdms")
+    assert not _tagged(ds, "hard-x")
+    # The CLI offers every engine method (its list is not imported, to keep the CLI start fast).
+    parser = argparse.ArgumentParser()
+    register_commands(parser.add_subparsers())
+    for method in ACTIVE_METHODS:
+        args = parser.parse_args(["select", "active", "--dataset", "d", "--name", "n", "--budget", "1", "--method", method])
+        assert args.method == method
 
 
 def test_value_topm_from_fields_and_coreset_from_planner(world_dataset):

@@ -11,6 +11,7 @@ from autoscale_core.selection import (
     AllSyntheticSelector,
     ClusterMixtureOptimizer,
     CoresetSelector,
+    HardExampleSelector,
     MosaicSelector,
     Pool,
     RandomSelector,
@@ -275,6 +276,15 @@ def test_coreset_uncertainty_random_value_selectors():
     assert AllSyntheticSelector().select(pool).budget == n
     with pytest.raises(ValueError, match="whole pool"):
         AllSyntheticSelector().select(pool, 5)
+
+
+def test_hard_example_mining_takes_the_worst_scenes_ties_in_pool_order():
+    pool = Pool([f"s{i}" for i in range(6)], scores={"importance": np.array([0.1, 1.0, 0.5, 1.0, 0.0, 0.9])})
+    result = HardExampleSelector().select(pool, 3)
+    assert list(result.indices) == [1, 3, 5]  # 1 − EPDMS descending; the tie 1.0 keeps pool order
+    assert result.method == "hard_mining" and ">= 0.900" in result.explanation
+    with pytest.raises(ValueError, match="importance"):
+        HardExampleSelector().select(Pool(pool.scene_ids), 2)
 
 
 def test_selectors_bad_input():

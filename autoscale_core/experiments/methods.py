@@ -129,7 +129,8 @@ def uncertainty_method(ctx: SelectionContext, budgets, seeds) -> MethodPicks:
 
 
 def hard_mining_method(ctx: SelectionContext, budgets, seeds) -> MethodPicks:
-    """Hard-example mining: the pool scenes the base planner scores worst on (top 1 − EPDMS)."""
+    """Hard-example mining: the pool scenes the base planner scores worst on (top 1 − EPDMS;
+    ``selection.HardExampleSelector`` is the same ranking for the plugin)."""
     failure = ctx.pool.require_score("importance", "hard-example mining")
     return MethodPicks(_same_for_seeds(lambda b: _top(failure, b), budgets, seeds), trainings=SIGNAL_TRAININGS)
 

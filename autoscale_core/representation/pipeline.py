@@ -98,7 +98,7 @@ def embed_scenes(batch: SceneBatch, method: str, *, planner=None, train_mask=Non
     tokens, start = error_pattern_inputs(batch, plans)  # deviation patterns only
     descriptors = safety_descriptors(batch, plans, start)  # supervision for training, not an input
     report(0.2, "training the error-pattern encoder")
-    model = ErrorPatternEncoder(num_threads=num_threads, **params).fit(tokens[rows], descriptors[rows], steps=steps or 300, seed=seed)
+    model = ErrorPatternEncoder(num_threads=num_threads, **params).fit(tokens[rows], descriptors[rows], steps=steps, seed=seed)
     emb = model.transform(tokens)
     mc = None
     if mc_samples >= 2:
@@ -110,7 +110,7 @@ def embed_scenes(batch: SceneBatch, method: str, *, planner=None, train_mask=Non
         else:
             mc = model.sample(tokens, mc_samples, seed=seed)
             config["mc_source"] = "encoder MC-dropout"
-    config.update(steps=steps or 300, final_loss=model.history_[-1])
+    config.update(steps=ErrorPatternEncoder.default_steps(len(rows)) if steps is None else steps, final_loss=model.history_[-1])
     return EmbeddingResult(method, emb, mc, descriptors, config, model)
 
 

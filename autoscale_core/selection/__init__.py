@@ -8,6 +8,7 @@ from .base import Pool, SelectionResult, Selector, validate_budget
 from .baselines import (
     AllSyntheticSelector,
     CoresetSelector,
+    HardExampleSelector,
     RandomSelector,
     RandomSyntheticSelector,
     UncertaintySelector,
@@ -20,7 +21,7 @@ from .oracle import PlannerOracle, SyntheticOracle
 from .scaling import ScalingFit, ScalingLawFitter, fit_scaling_laws, saturating_exp
 
 __all__ = [
-    "AllSyntheticSelector", "ClusterMixtureOptimizer", "CoresetSelector", "Executor", "MosaicSelector",
+    "AllSyntheticSelector", "ClusterMixtureOptimizer", "CoresetSelector", "Executor", "HardExampleSelector", "MosaicSelector",
     "PlannerOracle", "Pool", "ProcessExecutor", "RandomSelector", "RandomSyntheticSelector", "RayExecutor",
     "ScalingFit", "ScalingLawFitter", "SelectionResult", "Selector", "SerialExecutor", "SyntheticOracle",
     "TaskError", "UncertaintySelector", "ValueTopSelector", "ablation_subsets", "brmr", "budget_to_reach",

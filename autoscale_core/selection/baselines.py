@@ -6,6 +6,9 @@
   scene farthest from all chosen centres. Vectorised: one (n,) min-distance array updated per pick.
 * :class:`UncertaintySelector` — top-m by ``pool.scores["uncertainty"]``, e.g. from
   :func:`mc_dropout_uncertainty` (variance of the planner's MC-dropout plans).
+* :class:`HardExampleSelector` — hard-example mining: top-m by ``pool.scores["importance"]``
+  (1 − EPDMS of the current planner), the scenes it drives worst. The one selector that beats
+  random on the selection protocol (``benchmarks/results/selection_protocol.md``).
 * :class:`AllSyntheticSelector` / :class:`RandomSyntheticSelector` — vanilla co-training with a
   synthetic pool: all of it, or a random subset at the same budget.
 """
@@ -21,6 +24,7 @@ __all__ = [
     "RandomSelector",
     "CoresetSelector",
     "UncertaintySelector",
+    "HardExampleSelector",
     "AllSyntheticSelector",
     "RandomSyntheticSelector",
     "k_center_greedy",
@@ -129,6 +133,20 @@ class UncertaintySelector:
         u = pool.require_score("uncertainty", "uncertainty sampling")
         order = np.lexsort((np.arange(len(u)), -u))[:budget]
         return make_result(self.name, pool, order, explanation=f"top-{budget} by MC-dropout uncertainty (>= {u[order].min():.4g})")
+
+
+class HardExampleSelector:
+    """Hard-example mining: top-m by ``pool.scores["importance"]`` = 1 − EPDMS of the current
+    planner (descending; ties by pool order, so the pick is deterministic)."""
+
+    name = "hard_mining"
+
+    def select(self, pool: Pool, budget: int) -> SelectionResult:
+        budget = validate_budget(budget, len(pool))
+        failure = pool.require_score("importance", "hard-example mining")
+        order = np.lexsort((np.arange(len(failure)), -failure))[:budget]
+        return make_result(self.name, pool, order,
+                           explanation=f"top-{budget} by 1 - EPDMS of the current planner (>= {failure[order].min():.3f})")
 
 
 class AllSyntheticSelector:

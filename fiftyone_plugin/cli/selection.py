@@ -78,12 +78,17 @@ def register_commands(subparsers) -> None:
     auto.add_argument("--eval-seeds", type=int, default=3, help="training seeds per candidate mixture")
     auto.set_defaults(func=cmd_autoscale)
 
-    active = sub.add_parser("active", help="top-m by value Q (or S/R/U subset), or random/coreset/uncertainty")
+    active = sub.add_parser("active", help="top-m by value Q (or an S/R/U subset), hard-example mining "
+                                           "(1 - EPDMS of the current planner), or random/coreset/uncertainty")
     _common(active, closed_loop=False)
-    active.add_argument("--method", choices=("value_topm", "random", "coreset", "uncertainty"), default="value_topm")
+    active.add_argument("--method", choices=("value_topm", "hard_mining", "random", "coreset", "uncertainty"),
+                        default="value_topm")  # engine.selection.ACTIVE_METHODS (not imported: a fast CLI start)
     active.add_argument("--components", default="SRU", help="value components, e.g. SRU, SR, U")
     active.add_argument("--embedding-field", default=None)
     active.add_argument("--uncertainty-field", default=None)
+    active.add_argument("--importance-field", default=None,
+                        help="hard_mining: the current planner's per-scene EPDMS field, e.g. eval_<run>_epdms "
+                             "(default: train a planner on the base set and score the candidates)")
     active.add_argument("--steps", type=int, default=200)
     active.set_defaults(func=cmd_active)
 
@@ -139,7 +144,7 @@ def cmd_active(args) -> int:
     components = tuple(args.components.upper())
     return _run(select_active, _candidates(dataset, args), args.name, args.budget, method=args.method,
                 components=components, embedding_field=args.embedding_field,
-                uncertainty_field=args.uncertainty_field, steps=args.steps, seed=args.seed, overwrite=args.overwrite)
+                uncertainty_field=args.uncertainty_field, importance_field=args.importance_field, steps=args.steps, seed=args.seed, overwrite=args.overwrite)
 
 
 def cmd_delete(args) -> int:

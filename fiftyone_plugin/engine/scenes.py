@@ -45,7 +45,7 @@ logger = logging.getLogger(__name__)
 STORE_INFO_KEY = "autoscale_store"
 MEDIA_INFO_KEY = "autoscale_media"
 EXTENT_INFO_KEY = "autoscale_bev_extent_m"
-COMPACT_INFO_KEY = "autoscale_store_compact"  # True: new store shards in int16 fixed point (store.py)
+COMPACT_INFO_KEY = "autoscale_store_compact"  # new store shards: True/"int16" fixed point, "packed" (store.py)
 RenderMode = Union[bool, Literal["deferred"]]  # see add_scenes
 
 
@@ -91,7 +91,7 @@ def get_store(dataset: fo.Dataset | fo.DatasetView) -> SceneStore:
         )
     # One store object per folder and process: its scene-id index grows shard by shard instead of
     # re-reading every shard's ids on each add of a long ingest (quadratic at 1e6 scenes).
-    compact = bool(root.info.get(COMPACT_INFO_KEY))
+    compact = root.info.get(COMPACT_INFO_KEY) or False  # False, True (= "int16") or an encoding name
     store = _STORES.get(str(path))
     if store is None or store.compact != compact:
         store = _STORES[str(path)] = SceneStore(path, compact=compact)
@@ -130,7 +130,9 @@ def create_scene_dataset(
             the interrupted add is rolled back first, scenes already complete are skipped.
         info: entries for ``dataset.info``, saved when the dataset is created; e.g.
             ``{COMPACT_INFO_KEY: True}`` stores the arrays in the compact int16 encoding
-            (``autoscale_core.store``: ≤ 0.5 cm position error within ±327 m).
+            (``autoscale_core.store``: ≤ 0.5 cm position error within ±327 m),
+            ``{COMPACT_INFO_KEY: "packed"}`` in the packed one (ragged rows, fixed point, zstd:
+            ≈ 3 kB per world scene, ≤ 0.5 cm at any range; the one for 1e6 scenes).
 
     On any error the partly created dataset, images and store are removed again (when resuming,
     what was complete before stays).
@@ -239,18 +241,22 @@ def create_world_dataset(
     *,
     resume: bool = False,
     render_images: RenderMode = True,
-    compact_store: bool = False,
+    compact_store: bool | str = False,
 ) -> fo.Dataset:
     """Generate ``num_scenes`` scenes of the embedded world and store them as dataset ``name``.
 
     The name is checked before generating, so a taken name fails fast (unless ``resume``: then
     the same world — same scenes, seed and cities, recorded in ``info["autoscale_world"]`` when the
     dataset was created — is generated again and only the missing scenes are added).
-    Generation reports progress 0 → 0.3, ingest 0.3 → 1.
+    Generation reports progress 0 → 0.3, ingest 0.3 → 1. ``compact_store``: the store encoding
+    (False: float32; True or "int16"; "packed"; see ``autoscale_core.store``).
     """
+    from autoscale_core.store import ENCODINGS
     from autoscale_core.world import generate_world
 
     default_dataset_dir(name)  # validates the name as a folder name, before any work
+    if not isinstance(compact_store, bool) and compact_store not in ENCODINGS:
+        raise SceneDatasetError(f"compact_store must be True, False or one of {ENCODINGS}, got {compact_store!r}")
     world = {"num_scenes": int(num_scenes), "seed": int(seed), "cities": cities}
     if fo.dataset_exists(name) and not overwrite:
         if not resume:
@@ -269,7 +275,7 @@ def create_world_dataset(
     inner = (lambda f, msg: progress(0.3 + 0.7 * f, msg)) if progress else None
     return create_scene_dataset(name, batch, overwrite=overwrite, progress=inner, resume=resume,
                                 render_images=render_images,
-                                info={"autoscale_world": world, COMPACT_INFO_KEY: bool(compact_store)})
+                                info={"autoscale_world": world, COMPACT_INFO_KEY: compact_store})
 
 
 def _new_dataset_folder(name: str, media_dir: str | os.PathLike | None) -> Path:

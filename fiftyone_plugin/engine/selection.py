@@ -35,6 +35,7 @@ from fiftyone import ViewField as F
 from autoscale_core.selection import (
     ClusterMixtureOptimizer,
     CoresetSelector,
+    HardExampleSelector,
     MosaicSelector,
     Pool,
     RandomSelector,
@@ -52,7 +53,7 @@ from .runs import get_run, record_run
 
 TAG_PREFIX = "sel:"
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-ACTIVE_METHODS = ("value_topm", "random", "coreset", "uncertainty")
+ACTIVE_METHODS = ("value_topm", "hard_mining", "random", "coreset", "uncertainty")
 
 
 class SelectionError(ValueError):
@@ -440,12 +441,16 @@ def _base_embeddings(base_view, embedding_field: str, pool: Pool) -> np.ndarray:
 
 def select_active(view, name: str, budget: int, *, method: str = "value_topm", components: Sequence[str] = ("S", "R", "U"),
                   embedding_field: str | None = None, uncertainty_field: str | None = None,
+                  importance_field: str | None = None,
                   value_fields: dict[str, str] | None = None, base_view=None, val_view=None, steps: int = 200,
                   base_limit: int = 500, val_limit: int = 200, seed: int = 0, overwrite: bool = False,
                   progress: Progress | None = None) -> dict:
-    """Value top-m (or a baseline: random, coreset, uncertainty); stored as selection ``name``.
+    """Value top-m, hard-example mining, or a baseline (random, coreset, uncertainty); stored as
+    selection ``name``.
 
-    ``value_fields`` defaults to the dataset's ``value_s``/``value_r``/``value_u``/``value_q`` fields
+    ``hard_mining`` ranks by 1 − EPDMS of the current planner: ``importance_field`` is its
+    per-scene EPDMS field (e.g. ``eval_<run>_epdms`` written by ``evaluate``); without one, a
+    planner is trained on the base set and scored on the candidates. ``value_fields`` defaults to the dataset's ``value_s``/``value_r``/``value_u``/``value_q`` fields
     (written by ``compute_value_scores``) where they exist. Signals not given as fields are computed from a planner trained on the base set.
     """
     progress = progress or _noop
@@ -465,8 +470,8 @@ def select_active(view, name: str, budget: int, *, method: str = "value_topm", c
                     value_fields[c] = field
                     break
     pool = pool_from_view(view, embedding_field=embedding_field, uncertainty_field=uncertainty_field,
-                          value_fields=value_fields)
-    want = {"random": [], "coreset": ["embeddings"], "uncertainty": ["uncertainty"],
+                          importance_field=importance_field, value_fields=value_fields)
+    want = {"random": [], "coreset": ["embeddings"], "uncertainty": ["uncertainty"], "hard_mining": ["importance"],
             "value_topm": [f"value_{c}" for c in components]}[method]
     if method == "value_topm" and set(components) == {"S", "R", "U"} and "value_Q" in pool.scores:
         want = []
@@ -476,15 +481,17 @@ def select_active(view, name: str, budget: int, *, method: str = "value_topm", c
         if budget > len(view):
             raise SelectionError(f"budget {budget} is larger than the candidate view ({len(view)} scenes)")
         pool = pool_from_view(view, embedding_field=embedding_field, uncertainty_field=uncertainty_field,
-                              value_fields=value_fields)
+                              importance_field=importance_field, value_fields=value_fields)
         setup = _setup(view, base_view, val_view, steps=steps, seed=seed, progress=progress)
         progress(0.1, "training the current planner for the missing signals")
         pool = _merge_signals(pool, setup, want)
     selector = {"random": lambda: RandomSelector(seed=seed), "coreset": CoresetSelector,
-                "uncertainty": UncertaintySelector, "value_topm": lambda: ValueTopSelector(components)}[method]()
+                "uncertainty": UncertaintySelector, "hard_mining": HardExampleSelector,
+                "value_topm": lambda: ValueTopSelector(components)}[method]()
     result = _checked(selector.select, pool, budget)
     config = {"budget": budget, "method": method, "components": list(components), "embedding_field": embedding_field,
-              "uncertainty_field": uncertainty_field, "value_fields": value_fields or {}, "seed": seed}
+              "uncertainty_field": uncertainty_field,
+              "importance_field": importance_field, "value_fields": value_fields or {}, "seed": seed}
     summary = store_selection(view, result, name, config=config, overwrite=overwrite)
     progress(1.0, f"selected {budget} scenes")
     return summary

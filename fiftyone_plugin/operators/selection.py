@@ -29,6 +29,8 @@ NONE = ""  # dropdown value for "no field: compute the signal / use the default"
 METADATA_DOMAINS = ("topology", "city", "maneuver", "source", "split")
 COMPONENTS = ("S", "R", "U")
 _METHOD_HELP = {"value_topm": "highest value Q (or the sum of the chosen S/R/U components)",
+                "hard_mining": "the scenes the current planner drives worst (1 - EPDMS); beats random in the "
+                               "selection protocol",
                 "random": "uniform random baseline", "coreset": "k-center greedy on scene embeddings",
                 "uncertainty": "highest uncertainty (e.g. value_u)"}
 _EXECUTOR_HELP = {"serial": "one run after another (lowest memory)", "process": "parallel worker processes",
@@ -385,6 +387,8 @@ def _check_active_form(view, p: dict) -> None:
             raise ValueError(f"components: choose a non-empty subset of {COMPONENTS}, got {components!r}")
         for field in _value_fields_needed(view, components):
             _check_filled(view, field, "run compute_value_scores first")
+    elif method == "hard_mining":
+        _check_filled(view, p.get("importance_field"), "run evaluate_planner on them first")
     elif method == "coreset":
         if not p.get("embedding_field"):
             raise ValueError("coreset needs scene embeddings: run compute_scene_embeddings first")
@@ -397,7 +401,7 @@ def _check_active_form(view, p: dict) -> None:
 
 class SelectActive(ui.DelegatedOperator):
     _name, _label, _icon = "select_active", "AutoScale: select by value (active learning)", "star"
-    _description = "Top-m by value Q, an S/R/U subset, or a baseline (random, coreset, uncertainty)"
+    _description = "Top-m by value Q, an S/R/U subset, hard-example mining, or a baseline (random, coreset, uncertainty)"
 
     def resolve_input(self, ctx):
         inputs, view = _pool_inputs(ctx)
@@ -417,6 +421,8 @@ class SelectActive(ui.DelegatedOperator):
                         view=types.AutocompleteView(multiple=True, allow_user_input=False, allow_duplicates=False,
                                                     choices=[types.Choice(value=c, label=c) for c in COMPONENTS]))
             params["components"] = p.get("components", list(COMPONENTS))
+        elif method == "hard_mining":
+            params["importance_field"] = _importance_input(inputs, ctx)
         elif method == "coreset":
             fields = ui.field_choices(dataset, "vector", "emb_")
             if fields:
@@ -443,6 +449,7 @@ class SelectActive(ui.DelegatedOperator):
                                 components=tuple(p.get("components") or COMPONENTS),
                                 embedding_field=_optional(p.get("embedding_field")) if method == "coreset" else None,
                                 uncertainty_field=_optional(p.get("uncertainty_field")) if method == "uncertainty" else None,
+                                importance_field=_optional(p.get("importance_field")) if method == "hard_mining" else None,
                                 **_run_kwargs(ctx, closed_loop=False))
         return _finish_selection(ctx, summary)
 
