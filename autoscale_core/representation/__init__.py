@@ -10,19 +10,37 @@ FiftyOne-free; estimators follow scikit-learn (``fit`` / ``transform``, plain ar
 
 ``pipeline.embed_scenes`` / ``pipeline.value_scores`` wrap the three encoders (with planner
 handling and MC-dropout samples) for the benchmarks, the FiftyOne operators and the CLI.
+
+The names below are imported on first use (PEP 562), not with the package: the torch encoders
+cost ~2 s to import, and light users (``value``, ``index``, the App's operator listing) must not
+pay for them.
 """
 
-from .clustering import SceneClusterer, cluster_purity  # noqa: F401
-from .error_encoder import (  # noqa: F401
-    ErrorPatternEncoder,
-    error_pattern_inputs,
-    error_pattern_tokens,
-    mc_error_tokens,
-    safety_descriptors,
-    soft_collision_cost,
-    supervised_contrastive_loss,
-)  # noqa: F401
-from .graph_rae import GraphRAE, build_graphs  # noqa: F401
-from .handcrafted import FEATURE_NAMES, HandcraftedFeatures  # noqa: F401
-from .index import KnnIndex  # noqa: F401
-from .value import ValueScorer, mc_uncertainty, normalize_embeddings  # noqa: F401
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "SceneClusterer": "clustering", "cluster_purity": "clustering",
+    "ErrorPatternEncoder": "error_encoder", "error_pattern_inputs": "error_encoder",
+    "error_pattern_tokens": "error_encoder", "mc_error_tokens": "error_encoder",
+    "safety_descriptors": "error_encoder", "soft_collision_cost": "error_encoder",
+    "supervised_contrastive_loss": "error_encoder",
+    "GraphRAE": "graph_rae", "build_graphs": "graph_rae",
+    "FEATURE_NAMES": "handcrafted", "HandcraftedFeatures": "handcrafted",
+    "KnnIndex": "index",
+    "ValueScorer": "value", "mc_uncertainty": "value", "normalize_embeddings": "value",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -14,14 +14,6 @@ from typing import Callable
 import numpy as np
 
 from ..scene import SceneBatch
-from .error_encoder import (
-    ErrorPatternEncoder,
-    error_pattern_inputs,
-    mc_error_tokens,
-    safety_descriptors,
-    soft_collision_cost,
-)
-from .graph_rae import GraphRAE
 from .handcrafted import HandcraftedFeatures
 from .value import ValueScorer
 
@@ -46,6 +38,8 @@ class EmbeddingResult:
 def scene_safety(batch: SceneBatch, trajectories: np.ndarray | None = None, sigma: float = 2.0) -> np.ndarray:
     """(S,) safety criticality: soft-collision cost of ``trajectories`` (S, 8, 3) over the whole
     horizon (default: the logged expert future)."""
+    from .error_encoder import soft_collision_cost  # torch-backed module: imported on use (fast App start)
+
     plans = batch.expert_trajectory() if trajectories is None else trajectories
     return soft_collision_cost(batch, plans, sigma=sigma)
 
@@ -73,6 +67,10 @@ def embed_scenes(batch: SceneBatch, method: str, *, planner=None, train_mask=Non
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    # torch-backed encoders are imported on use, so that importing this module stays light
+    from .error_encoder import ErrorPatternEncoder, error_pattern_inputs, mc_error_tokens, safety_descriptors
+    from .graph_rae import GraphRAE
+
     if len(batch) < 2:
         raise ValueError(f"need at least 2 scenes to embed, got {len(batch)}")
     report = progress or (lambda f, m: None)
@@ -137,6 +135,8 @@ def embed_scenes_streamed(load: Callable[[np.ndarray], SceneBatch], num_scenes: 
         raise ValueError(f"need at least 2 scenes to embed, got {num_scenes}")
     if chunk < 1 or fit_max < 2:
         raise ValueError(f"chunk must be >= 1 and fit_max >= 2, got {chunk} and {fit_max}")
+    from .graph_rae import GraphRAE  # torch: imported on use
+
     report = progress or (lambda f, m: None)
     rows = _train_rows(num_scenes, train_mask)
     starts = range(0, num_scenes, chunk)

@@ -24,8 +24,7 @@ import fiftyone as fo
 import numpy as np
 
 from autoscale_core.executor import executor_from_choice
-from autoscale_core.planning import BASELINES, evaluate_planner, load_planner, train_planner
-from autoscale_core.planning.evaluate import baseline_plans, evaluate_trajectories
+from autoscale_core.planning.evaluate import BASELINES, baseline_plans, evaluate_planner, evaluate_trajectories
 
 from . import scenes, triage
 from .keys import Progress, root_dataset
@@ -82,6 +81,8 @@ def train_planner_on_view(
     weights = view_weights(view, weight_field)
     report(0.02, f"loading {len(view)} scenes")
     batch = scenes.load_scenes(view)
+    from autoscale_core.planning.train import train_planner  # torch: imported on use (fast App start)
+
     trained = train_planner(batch, planner=planner, sample_weight=weights, seed=seed, steps=steps, device=device,
                             progress=lambda f, m: report(0.05 + 0.85 * f, m))
     dataset = root_dataset(view)
@@ -98,6 +99,8 @@ def train_planner_on_view(
 
 def _resolve_planner(dataset, planner: str):
     """A TrainedPlanner from a run key or checkpoint path, or a baseline name."""
+    from autoscale_core.planning.train import load_planner  # torch: imported on use
+
     if planner in BASELINES:
         return planner
     if Path(planner).suffix == ".pt" or "/" in planner:
