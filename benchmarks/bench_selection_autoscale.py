@@ -37,8 +37,8 @@ arguments skips them (the split data is cached there as scene stores too).
 
 Full run (what the results file reports; 90.7 min on 2 cores):
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_selection_autoscale.py --workers 2
-Quick: ``--quick`` (126 CPU-s: 3 min 51 s wall at load 4–5.6 on 2 cores, about 1.5 min when the
-machine is otherwise idle); CI smoke: ``--smoke``.
+Quick: ``--quick`` (1 min 0 s on the idle 2-core machine, 117 CPU-s; 3 min 51 s at load 4–5.6);
+CI smoke: ``--smoke``.
 """
 
 from __future__ import annotations
