@@ -25,3 +25,17 @@ def test_app_command_warms_the_server_unless_told_not_to():
 
     assert build_parser().parse_args(["app"]).warm is True
     assert build_parser().parse_args(["app", "--no-warm"]).warm is False
+
+
+def test_listing_the_operators_does_not_import_torch():
+    """The App's first ``POST /operators`` imports every operator module before it requests the
+    first grid page; torch there cost 1.5–2.7 s of first paint (app_scale_lazy_imports.md)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from fiftyone_plugin import operator_classes; classes = operator_classes(); "
+            "heavy = [m for m in ('torch', 'numba') if m in sys.modules]; print(len(classes), heavy)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    count, heavy = done.stdout.strip().splitlines()[-1].split(" ", 1)
+    assert int(count) > 10 and heavy == "[]", done.stdout
