@@ -5,8 +5,27 @@ from __future__ import annotations
 
 import os
 
+import pytest
 
-def test_app_environment_caches_plugins_unless_the_user_said_otherwise(monkeypatch):
+
+@pytest.fixture
+def restored_app_state(monkeypatch):
+    """apply_app_environment sets variables, FiftyOne's config and a logger filter for the rest of
+    the process: undo them, so later tests (e.g. the show-option warning test) see FiftyOne as is."""
+    import logging
+
+    import fiftyone as fo
+
+    for key in ("FIFTYONE_DATABASE_VALIDATION", "FIFTYONE_PLUGINS_CACHE_ENABLED"):
+        monkeypatch.setenv(key, os.environ[key]) if key in os.environ else monkeypatch.delenv(key, raising=False)
+    config_logger = logging.getLogger("fiftyone.core.config")
+    filters, validation = list(config_logger.filters), fo.config.database_validation
+    yield
+    config_logger.filters[:] = filters
+    fo.config.database_validation = validation
+
+
+def test_app_environment_caches_plugins_unless_the_user_said_otherwise(monkeypatch, restored_app_state):
     from fiftyone_plugin.engine import app as app_env
 
     monkeypatch.delenv("FIFTYONE_PLUGINS_CACHE_ENABLED", raising=False)
