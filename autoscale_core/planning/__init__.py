@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
+from .._lazy import lazy_exports
 
-# Imported on first use (PEP 562): the torch models cost ~1.5 s to import, and light users
+# Imported on first use (PEP 562, `autoscale_core._lazy`): the torch models cost ~1.5 s to import, and light users
 # (``planning.evaluate.BASELINES`` for the App's panel, the operator listing) must not pay for them.
 _EXPORTS = {
     **dict.fromkeys(("BASELINES", "EvalResult", "comparison_table", "evaluate_baselines", "evaluate_planner",
@@ -17,13 +17,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
