@@ -52,12 +52,11 @@ that database is used and its disk is ``dbStats`` sizes.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -69,6 +68,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from bench_scale import _peak_mb, _reset_peak  # noqa: E402  (per-step peak RSS)
+from private_mongod import PrivateMongod, private_mongod  # noqa: E402
 
 NAME = "bench-scale-e2e"
 QUICK_SCENES = 5_000
@@ -225,38 +225,6 @@ class Timers:
         return {name: {"seconds": round(s, 1), "calls": self.calls[name]} for name, s in self.seconds.items()}
 
 
-# ---------------------------------------------------------------------------------- mongod
-def start_mongod(dbpath: Path) -> tuple[subprocess.Popen, str]:
-    import importlib.util
-
-    # Located without importing fiftyone: its config (the database URI) is read at import.
-    package = importlib.util.find_spec("fiftyone").submodule_search_locations[0]
-    binary = Path(package) / "db" / "bin" / "mongod"
-    dbpath.mkdir(parents=True, exist_ok=True)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([str(binary), "--dbpath", str(dbpath), "--port", str(port), "--bind_ip", "127.0.0.1",
-                             "--logpath", str(dbpath / "mongod.log")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    import pymongo
-
-    uri = f"mongodb://127.0.0.1:{port}"
-    client = pymongo.MongoClient(uri, serverSelectionTimeoutMS=60_000)
-    client.admin.command("ping")
-    client.close()
-    return proc, uri
-
-
-def stop_mongod(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 # ---------------------------------------------------------------------------------- steps
 def ingest(args, executor, meter_extra: dict):
     """Generate chunk waves in a background thread while the previous wave is ingested."""
@@ -401,36 +369,40 @@ def main(argv=None) -> int:
     os.environ["AUTOSCALE_HOME"] = str(home)
     os.environ.setdefault("FIFTYONE_DATABASE_VALIDATION", "false")
     os.environ.setdefault("FIFTYONE_SHOW_PROGRESS_BARS", "false")
-    mongod = None
     made_db = not (home / "db").exists()  # never delete a db folder this run did not create
     made_dataset_dir = not (home / "datasets" / NAME).exists()
-    if not os.environ.get("FIFTYONE_DATABASE_URI"):
-        mongod, os.environ["FIFTYONE_DATABASE_URI"] = start_mongod(home / "db")
+    external = bool(os.environ.get("FIFTYONE_DATABASE_URI"))
     started = time.time()
     load_start = [round(v, 2) for v in os.getloadavg()]
     ok = owns_dataset = False
-    try:
-        from fiftyone_plugin.engine import scenes as scene_glue
 
-        # A dataset of this name from an earlier kept run is this run's only with --resume.
-        owns_dataset = args.resume or not scene_glue.fo.dataset_exists(NAME)
-        result = run(args, command, home, mongod, started, load_start)
-        ok = True
-    finally:
-        keep = args.keep or (given_home and not ok)  # a failed run in --home stays there for --resume
-        if not keep:
+    def keep() -> bool:
+        return args.keep or (given_home and not ok)  # a failed run in --home stays there for --resume
+
+    try:
+        with contextlib.nullcontext() if external else private_mongod(home / "db") as mongod:
+            if mongod is not None:
+                os.environ["FIFTYONE_DATABASE_URI"] = mongod.uri
             try:
-                if owns_dataset and scene_glue.fo.dataset_exists(NAME):
-                    scene_glue.delete_scene_dataset(NAME)
-            except Exception as exc:  # noqa: BLE001
-                print(f"[bench_scale_e2e] cleanup: {exc}", file=sys.stderr)
-        if mongod is not None:
-            stop_mongod(mongod)
-        if not keep:
+                from fiftyone_plugin.engine import scenes as scene_glue
+
+                # A dataset of this name from an earlier kept run is this run's only with --resume.
+                owns_dataset = args.resume or not scene_glue.fo.dataset_exists(NAME)
+                result = run(args, command, home, mongod, started, load_start)
+                ok = True
+            finally:
+                if not keep():
+                    try:
+                        if owns_dataset and scene_glue.fo.dataset_exists(NAME):
+                            scene_glue.delete_scene_dataset(NAME)
+                    except Exception as exc:  # noqa: BLE001
+                        print(f"[bench_scale_e2e] cleanup: {exc}", file=sys.stderr)
+    finally:  # mongod has stopped here
+        if not keep():
             if home_existed:  # only what this script made in a folder that was there before
                 if made_dataset_dir:
                     shutil.rmtree(home / "datasets" / NAME, ignore_errors=True)
-                if made_db and mongod is not None:
+                if made_db and not external:
                     shutil.rmtree(home / "db", ignore_errors=True)
             else:
                 shutil.rmtree(home, ignore_errors=True)
@@ -444,7 +416,7 @@ def main(argv=None) -> int:
     return 0
 
 
-def run(args, command, home, mongod, started, load_start) -> dict:
+def run(args, command, home, mongod: PrivateMongod | None, started, load_start) -> dict:
     import fiftyone as fo
     from fiftyone import ViewField as F
 

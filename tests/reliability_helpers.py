@@ -5,13 +5,11 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
-from contextlib import contextmanager
-from typing import Iterator
+
+from benchmarks.private_mongod import free_port, mongod_binary, private_mongod  # noqa: F401  (re-exported)
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -101,58 +99,3 @@ def kill9(proc: subprocess.Popen) -> None:
     proc.wait(timeout=30)
 
 
-def mongod_binary() -> str | None:
-    import importlib.util
-
-    spec = importlib.util.find_spec("fiftyone")
-    if spec is None or not spec.origin:
-        return None
-    path = os.path.join(os.path.dirname(spec.origin), "db", "bin", "mongod")
-    return path if os.path.exists(path) else None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def private_mongod(timeout: float = 90) -> Iterator[str]:
-    """A separate real ``mongod`` on a free port and a temp dbpath; yields its URI; stops it after."""
-    import pymongo
-
-    binary = mongod_binary()
-    if binary is None:
-        raise FileNotFoundError("fiftyone's embedded mongod binary is not installed")
-    with tempfile.TemporaryDirectory(prefix="autoscale-extmongo-") as tmp:
-        dbpath = os.path.join(tmp, "db")
-        os.makedirs(dbpath)
-        port = free_port()
-        log = open(os.path.join(tmp, "mongod.log"), "w")
-        proc = subprocess.Popen([binary, "--dbpath", dbpath, "--port", str(port), "--bind_ip", "127.0.0.1",
-                                 "--unixSocketPrefix", tmp],
-                                stdout=log, stderr=subprocess.STDOUT)
-        uri = f"mongodb://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + timeout
-            while True:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"mongod exited with {proc.returncode}: "
-                                       f"{open(os.path.join(tmp, 'mongod.log')).read()[-2000:]}")
-                try:
-                    pymongo.MongoClient(uri, serverSelectionTimeoutMS=1000).admin.command("ping")
-                    break
-                except pymongo.errors.PyMongoError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.5)
-            yield uri
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            log.close()

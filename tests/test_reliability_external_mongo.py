@@ -26,7 +26,8 @@ def test_pipeline_runs_against_external_mongod(fo, tmp_path):
         ["select", "active", "--dataset", name, "--name", "ext", "--budget", "5", "--method", "random",
          "--split", ""],
     ]
-    with private_mongod() as uri:
+    with private_mongod() as server:
+        uri = server.uri
         env = cli_env(FIFTYONE_DATABASE_URI=uri, AUTOSCALE_HOME=str(tmp_path / "home"))
         env.pop("FIFTYONE_DATABASE_DIR", None)
         proc = run_python(cli_script(commands), env=env, timeout=500)

@@ -139,8 +139,8 @@ def warm_app_server(url: str, dataset_name: str, timeout_s: float = 120.0) -> di
     for, so that the user's first open finds it warm; returns seconds per step.
 
     A server that never served the dataset pays its first-request costs inside the user's first
-    page load: importing every plugin's Python (this plugin's pulls in torch, numba, sklearn: ~3 s
-    on 2 cores) on the first operator request, which the App makes before its first grid page and
+    page load: importing every plugin's Python on the first operator request (this plugin's took
+    ~2.5 s while it imported torch; 0.2 s since the operator modules stopped importing it), which the App makes before its first grid page and
     which holds up that page's GraphQL; loading the dataset and its schema; reading the App's ~70
     JavaScript files from disk. ``autoscale app`` calls this after the server is up and before it
     prints the URL. Steps (each failure is logged and skipped: the App works without it):
