@@ -108,8 +108,8 @@ def folder_bytes(root) -> int:
 class Meter:
     """Per-step wall, CPU, RSS, disk and load for the steps of one run."""
 
-    def __init__(self, home: Path, mongod_pid: int | None):
-        self.home, self.steps = home, {}
+    def __init__(self, home: Path, mongod_pid: int | None, partial_path: Path | None = None):
+        self.home, self.steps, self.partial_path = home, {}, partial_path
         self.mongod = None
         if mongod_pid:
             import psutil
@@ -189,6 +189,8 @@ class Meter:
         if isinstance(out, dict) and out.get("_extra"):
             rec.update(out["_extra"])
         self.steps[name] = rec
+        if self.partial_path is not None:  # a run stopped later still leaves its finished steps
+            self.partial_path.write_text(json.dumps({"partial": True, "steps": self.steps}, indent=2) + "\n")
         print(f"[bench_scale_e2e] {name}: wall {rec['wall_s']} s, cpu {rec['cpu_s']}, rss {rec['peak_rss_mb']}, "
               f"disk {rec['disk_bytes_after']['total'] / 1e6:.0f} MB, load {load0} -> {rec['load_avg_after']}",
               file=sys.stderr, flush=True)
@@ -219,10 +221,19 @@ class Timers:
 
         return timed
 
+    def lap(self) -> dict:
+        """The phases that ran since the last lap (seconds, calls), then zeroed."""
+        out = {name: {"seconds": round(s, 1), "calls": self.calls[name]} for name, s in self.seconds.items()
+               if self.calls[name]}
+        self.seconds = dict.fromkeys(self.seconds, 0.0)
+        self.calls = dict.fromkeys(self.calls, 0)
+        return out
+
     def restore(self) -> dict:
+        out = self.lap()
         for owner, attr, original in self.saved:
             setattr(owner, attr, original)
-        return {name: {"seconds": round(s, 1), "calls": self.calls[name]} for name, s in self.seconds.items()}
+        return out
 
 
 # ---------------------------------------------------------------------------------- steps
@@ -347,6 +358,9 @@ def main(argv=None) -> int:
     p.add_argument("--pilot", type=int, default=2000, help="candidate scenes of the MOSAIC pilot view")
     p.add_argument("--pilot-steps", type=int, default=100, help="planner training steps per pilot run")
     p.add_argument("--rae-steps", type=int, default=None, help="Graph-RAE training steps (default the plugin's 150)")
+    p.add_argument("--mongod-cache-gb", type=float, default=2.0,
+                   help="the private mongod's WiredTiger cache (GB; 0 = MongoDB's default, half the RAM less 1 GB)")
+    p.add_argument("--mc-samples", type=int, default=10, help="Graph-RAE MC-dropout passes per scene for U (the plugin's default 10)")
     p.add_argument("--home", default=None, help="run folder (AUTOSCALE_HOME + MongoDB dbpath); default a temp dir")
     p.add_argument("--resume", action="store_true", help="continue the run in --home (skips complete chunks)")
     p.add_argument("--keep", action="store_true", help="keep the run folder and dataset afterwards")
@@ -380,7 +394,8 @@ def main(argv=None) -> int:
         return args.keep or (given_home and not ok)  # a failed run in --home stays there for --resume
 
     try:
-        with contextlib.nullcontext() if external else private_mongod(home / "db") as mongod:
+        cache = ["--wiredTigerCacheSizeGB", f"{args.mongod_cache_gb:g}"] if args.mongod_cache_gb else []
+        with contextlib.nullcontext() if external else private_mongod(home / "db", extra_args=cache) as mongod:
             if mongod is not None:
                 os.environ["FIFTYONE_DATABASE_URI"] = mongod.uri
             try:
@@ -425,7 +440,8 @@ def run(args, command, home, mongod: PrivateMongod | None, started, load_start) 
     from fiftyone_plugin.engine.selection import fit_scaling_laws
 
     fo.list_datasets()  # connect outside the timed steps
-    meter = Meter(home, mongod.pid if mongod else None)
+    partial = Path(args.out).with_suffix(".partial.json") if args.out else None
+    meter = Meter(home, mongod.pid if mongod else None, partial)
     disk_start = meter.disk()  # mongod's own files (journal, catalog) before any data
     executor = get_executor(args.executor)
     n = args.scenes
@@ -438,24 +454,39 @@ def run(args, command, home, mongod: PrivateMongod | None, started, load_start) 
     ds = out["dataset"]
     assert len(ds) == n and len(set(ds.distinct("scene_id"))) == n, (len(ds), n)
     splits = ds.count_values("split")
-    timers = Timers({"graph_rae_fit": (GraphRAE, "fit"), "graph_rae_transform": (GraphRAE, "transform"),
-                     "graph_rae_mc_sample": (GraphRAE, "sample"), "store_load": (SceneStore, "load")})
-    emb = meter.step("embed", f"all {n:,} scenes streamed from the packed store in chunks of 20,000; Graph-RAE "
-                     f"trained on a seeded sample of min(20,000, train split = {splits.get('train', 0):,}) scenes, "
-                     f"{args.rae_steps or 150} steps; 10 MC-dropout samples per scene; faiss index, Brain "
-                     "similarity (sklearn) and PCA map",
+    import fiftyone.brain as fob
+
+    from fiftyone_plugin.engine import representation as engine_repr
+    from fiftyone_plugin.engine import scenes as engine_scenes
+    from fiftyone_plugin.engine import selection as engine_selection
+
+    # Main-process phases only: the chunks are encoded in the executor's workers (their time is
+    # the step's wall time less these phases).
+    timers = Timers({"graph_rae_fit": (GraphRAE, "fit"), "store_load_main": (SceneStore, "load"),
+                     "write_scene_fields": (engine_scenes, "write_scene_fields"),
+                     "brain_similarity": (fob, "compute_similarity"), "brain_visualization": (fob, "compute_visualization"),
+                     "view_embeddings": (engine_repr, "_view_embeddings"),
+                     "pool_from_view": (engine_selection, "pool_from_view")})
+    emb = meter.step("embed", f"all {n:,} scenes streamed from the packed store in chunks of 20,000 encoded on "
+                     f"{args.executor}; Graph-RAE trained (main process) on a seeded sample of min(20,000, train "
+                     f"split = {splits.get('train', 0):,}) scenes, {args.rae_steps or 150} steps; {args.mc_samples} "
+                     "MC-dropout samples per scene reduced to U per chunk; faiss index, Brain similarity (sklearn) "
+                     "and PCA map",
                      lambda: compute_scene_embeddings(ds, "graph_rae", viz_method="pca", stream_above=0,
-                                                      steps=args.rae_steps))
+                                                      steps=args.rae_steps, mc_samples=args.mc_samples,
+                                                      executor=executor))
     meter.steps["embed"]["detail"] = {k: emb.get(k) for k in ("num_scenes", "dim", "num_train", "index_kind",
                                                                 "index_reason", "final_loss")}
-    meter.steps["embed"]["phases"] = timers.restore()
+    meter.steps["embed"]["phases"] = timers.lap()
     meter.step("knn", f"the {n:,} Graph-RAE embeddings: all-vs-all k=21 faiss search", lambda: knn_all(ds))
     cl = meter.step("cluster", f"the {n:,} Graph-RAE embeddings: cluster_scenes k-means k=16",
                     lambda: cluster_scenes(ds, "graph_rae", k=16))
     meter.steps["cluster"]["detail"] = {"k": cl.get("k")}
+    meter.steps["cluster"]["phases"] = timers.lap()
     val = meter.step("value", f"the {n:,} scenes against the {splits.get('train', 0):,} train-split scenes: "
                      "S/R/U/Q, U from the Graph-RAE MC-dropout samples", lambda: compute_value_scores(ds, "graph_rae"))
     meter.steps["value"]["detail"] = {"num_reference": val.get("num_reference"), "uncertainty": val.get("uncertainty")}
+    meter.steps["value"]["phases"] = timers.lap()
     pilot_ids = sorted(ds.match(F("scene_id").starts_with("world-0-")).values("scene_id"))[: args.pilot]
     pilot_view = ds.match(F("scene_id").is_in(pilot_ids))
     budget = max(1, n // 100)
@@ -466,9 +497,12 @@ def run(args, command, home, mongod: PrivateMongod | None, started, load_start) 
                       lambda: fit_scaling_laws(pilot_view, "bench-pilot", pilot_budget, domain_field="topology",
                                                steps=args.pilot_steps, executor=args.executor, overwrite=True))
     meter.steps["mosaic_pilot"]["detail"] = {"domains_fitted": sorted(fits.get("fits", {})), "pool_size": fits.get("pool_size")}
+    meter.steps["mosaic_pilot"]["phases"] = timers.lap()
     meter.step("allocate", f"allocate_budget of {budget:,} (1 %) over all {n:,} scenes minus base/val, topology domains, "
                "fits from the pilot; within-domain order = value Q (importance_field bench_q_rank); tag + saved view + run",
                lambda: allocate(ds, budget, "bench-pilot", args.pilot_steps))
+    meter.steps["allocate"]["phases"] = timers.lap()
+    timers.restore()
     meter.step("compact", "MongoDB compact of the samples collection after the write-backs", lambda: compact(meter, ds))
     import faiss
     import torch
@@ -481,7 +515,9 @@ def run(args, command, home, mongod: PrivateMongod | None, started, load_start) 
                     "faiss_threads": faiss.omp_get_max_threads(), "torch_threads": torch.get_num_threads(),
                     "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
                     "load_avg_start": load_start, "load_avg_end": [round(v, 2) for v in os.getloadavg()]},
-        "mongodb": "private mongod (FiftyOne's binary), dbpath under the run folder" if mongod else "FIFTYONE_DATABASE_URI",
+        "mongodb": (f"private mongod (FiftyOne's binary), dbpath under the run folder, WiredTiger cache "
+                    f"{args.mongod_cache_gb:g} GB" if args.mongod_cache_gb else "MongoDB's default cache")
+                   if mongod else "FIFTYONE_DATABASE_URI",
         "distinct": "every scene generated: no tiling, no random vectors",
         "splits": splits, "steps": meter.steps, "total_wall_s": round(total_wall, 1),
         "end_to_end_wall_s": round(time.time() - started, 1),

@@ -11,7 +11,7 @@ import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, NamedTuple
+from typing import Iterator, NamedTuple, Sequence
 
 
 class PrivateMongod(NamedTuple):
@@ -38,10 +38,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def private_mongod(dbpath: str | os.PathLike | None = None, timeout: float = 90) -> Iterator[PrivateMongod]:
+def private_mongod(dbpath: str | os.PathLike | None = None, timeout: float = 90,
+                   extra_args: Sequence[str] = ()) -> Iterator[PrivateMongod]:
     """Start ``mongod`` on a free port with ``dbpath`` (default: a temp dir, removed afterwards; a
     given one is kept, e.g. for a resumable run), wait until it answers, yield it, stop it after.
-    Its log and unix socket live beside the data (``<dbpath>/mongod.log``)."""
+    Its log and unix socket live beside the data (``<dbpath>/mongod.log``); ``extra_args`` go to
+    mongod's command line (e.g. ``["--wiredTigerCacheSizeGB", "2"]``)."""
     import pymongo
 
     binary = mongod_binary()
@@ -54,7 +56,7 @@ def private_mongod(dbpath: str | os.PathLike | None = None, timeout: float = 90)
         port = free_port()
         log_path = db / "mongod.log"
         proc = subprocess.Popen([binary, "--dbpath", str(db), "--port", str(port), "--bind_ip", "127.0.0.1",
-                                 "--unixSocketPrefix", socket_dir, "--logpath", str(log_path)],
+                                 "--unixSocketPrefix", socket_dir, "--logpath", str(log_path), *extra_args],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         uri = f"mongodb://127.0.0.1:{port}"
         try:

@@ -117,9 +117,40 @@ def test_streamed_graph_rae_embedding_matches_in_memory(world_scenes):
                                      seed=1, chunk=8)
     assert calls[0] == 30 and max(calls[1:]) <= 8  # the fit set (<= fit_max), then chunks
     np.testing.assert_allclose(streamed.embeddings, whole.embeddings, atol=1e-5)
-    assert streamed.mc_samples.shape == whole.mc_samples.shape == (2, 30, whole.embeddings.shape[1])
+    # The streamed path keeps only U per scene (the samples would be K·S·D floats at scale).
+    assert streamed.mc_samples is None and whole.mc_samples.shape == (2, 30, whole.embeddings.shape[1])
+    assert streamed.uncertainty.shape == whole.uncertainty.shape == (30,) and (streamed.uncertainty > 0).all()
     with pytest.raises(ValueError, match="streamed embedding supports"):
         embed_scenes_streamed(_recording_loader(world_scenes, []), 30, "error_pattern")
+
+
+class _PartLoader:
+    """A picklable loader with ``part(rows)`` (what the engine's StoreRowsLoader offers)."""
+
+    def __init__(self, batch, rows=None):
+        self.batch, self.rows = batch, np.arange(len(batch)) if rows is None else np.asarray(rows)
+
+    def __call__(self, rows):
+        return self.batch.subset(self.rows[np.asarray(rows)])
+
+    def part(self, rows):
+        return _PartLoader(self.batch, self.rows[np.asarray(rows)])
+
+
+def test_streamed_graph_rae_on_an_executor_equals_serial(world_scenes):
+    """Chunk i's MC-dropout passes use seed + i wherever they run: two worker processes give the
+    same embeddings, U and safety as the serial loop."""
+    from autoscale_core.executor import get_executor
+    from autoscale_core.representation.pipeline import embed_scenes_streamed
+
+    kwargs = dict(steps=3, mc_samples=3, seed=2, chunk=8)
+    serial = embed_scenes_streamed(_PartLoader(world_scenes), 30, "graph_rae", **kwargs)
+    parallel = embed_scenes_streamed(_PartLoader(world_scenes), 30, "graph_rae", executor=get_executor("process:2"),
+                                     **kwargs)
+    np.testing.assert_allclose(parallel.embeddings, serial.embeddings, atol=1e-6)
+    np.testing.assert_allclose(parallel.uncertainty, serial.uncertainty, rtol=1e-5)
+    np.testing.assert_array_equal(parallel.safety, serial.safety)
+    assert "ProcessExecutor" in parallel.config["executor"]
 
 
 def test_large_view_is_embedded_chunk_by_chunk_in_fiftyone(fo, dataset_name, autoscale_home, world_scenes):

@@ -385,27 +385,40 @@ class GraphRAE:
     def transform(self, batch: SceneBatch, chunk: int = 1024) -> np.ndarray:
         """(S, latent_dim) float32 embeddings (dropout off)."""
         self._check_fitted()
-        self.net_.eval()
-        return self._encode(batch, chunk)
+        return self._encode(self._graph_tensors(batch), chunk, train=False)
 
     def sample(self, batch: SceneBatch, num_samples: int = 10, seed: int = 0, chunk: int = 1024) -> np.ndarray:
         """(K, S, latent_dim) MC-dropout embeddings: dropout left on, ``num_samples`` passes."""
         self._check_fitted()
+        return self._sample(self._graph_tensors(batch), num_samples, seed, chunk)
+
+    def transform_and_sample(self, batch: SceneBatch, num_samples: int = 10, seed: int = 0,
+                             chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+        """``(transform(batch), sample(batch, num_samples, seed))`` with the scene graphs built
+        once (building them costs about as much as one encoder pass)."""
+        self._check_fitted()
+        graphs = self._graph_tensors(batch)
+        return self._encode(graphs, chunk, train=False), self._sample(graphs, num_samples, seed, chunk)
+
+    def _graph_tensors(self, batch):
+        graphs = build_graphs(batch, self.max_agents, self.max_lanes)
+        return tuple(torch.from_numpy(a) for a in (graphs.nodes, graphs.mask, graphs.topology))
+
+    def _sample(self, graphs, num_samples, seed, chunk):
         torch.manual_seed(seed)
-        self.net_.train()
+        return np.stack([self._encode(graphs, chunk, train=True) for _ in range(num_samples)])
+
+    def _encode(self, graphs, chunk, train: bool):
+        nodes, mask, topo = graphs
+        self.net_.train(train)
+        out = []
         try:
-            return np.stack([self._encode(batch, chunk) for _ in range(num_samples)])
+            with torch.no_grad(), torch_threads(self.num_threads):
+                for i in range(0, len(nodes), chunk):
+                    sl = slice(i, i + chunk)
+                    out.append(self.net_.encode(nodes[sl], mask[sl], topo[sl]).numpy())
         finally:
             self.net_.eval()
-
-    def _encode(self, batch, chunk):
-        graphs = build_graphs(batch, self.max_agents, self.max_lanes)
-        out = []
-        with torch.no_grad(), torch_threads(self.num_threads):
-            for i in range(0, len(batch), chunk):
-                sl = slice(i, i + chunk)
-                out.append(self.net_.encode(torch.from_numpy(graphs.nodes[sl]), torch.from_numpy(graphs.mask[sl]),
-                                            torch.from_numpy(graphs.topology[sl])).numpy())
         return np.concatenate(out).astype(np.float32)
 
     def fit_transform(self, batch: SceneBatch, steps: int = 150, seed: int = 0) -> np.ndarray:

@@ -15,17 +15,19 @@ import numpy as np
 
 from ..scene import SceneBatch
 from .handcrafted import HandcraftedFeatures
-from .value import ValueScorer
+from .value import ValueScorer, mc_uncertainty
 
 METHODS = ("handcrafted", "graph_rae", "error_pattern")
 
 
 @dataclass
 class EmbeddingResult:
-    """embeddings (S, D) float32; mc_samples (K, S, D) or None; safety (S,) safety criticality:
-    the safety descriptor exp(-d_min/σ) of the planner's error window (error_pattern; a
-    training signal only, never an encoder input) or the logged future's soft-collision cost over
-    the horizon (other methods); config: JSON-able settings."""
+    """embeddings (S, D) float32; mc_samples (K, S, D) or None (the streamed path keeps only
+    their uncertainty); safety (S,) safety criticality: the safety descriptor exp(-d_min/σ) of
+    the planner's error window (error_pattern; a training signal only, never an encoder input) or
+    the logged future's soft-collision cost over the horizon (other methods); config: JSON-able
+    settings; uncertainty (S,) U = :func:`~.value.mc_uncertainty` of the MC-dropout samples, or
+    None without them."""
 
     method: str
     embeddings: np.ndarray
@@ -33,6 +35,11 @@ class EmbeddingResult:
     safety: np.ndarray
     config: dict = field(default_factory=dict)
     model: object = None
+    uncertainty: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.uncertainty is None and self.mc_samples is not None:
+            self.uncertainty = mc_uncertainty(self.mc_samples)
 
 
 def scene_safety(batch: SceneBatch, trajectories: np.ndarray | None = None, sigma: float = 2.0) -> np.ndarray:
@@ -114,20 +121,27 @@ def embed_scenes(batch: SceneBatch, method: str, *, planner=None, train_mask=Non
 
 STREAM_CHUNK = 20_000  # scenes loaded at once by embed_scenes_streamed (≈ 0.6 GB of scene arrays)
 STREAMED_METHODS = ("handcrafted", "graph_rae")
+EXECUTOR_CHUNK = 10_000  # scenes per executor task: two workers then hold what the serial loop holds
 
 
 def embed_scenes_streamed(load: Callable[[np.ndarray], SceneBatch], num_scenes: int, method: str, *, train_mask=None,
                           seed: int = 0, steps: int | None = None, mc_samples: int = 10,
                           num_threads: int | None = None, chunk: int = STREAM_CHUNK, fit_max: int = STREAM_CHUNK,
-                          progress: Callable[[float, str], None] | None = None, **params) -> EmbeddingResult:
+                          executor=None, progress: Callable[[float, str], None] | None = None,
+                          **params) -> EmbeddingResult:
     """:func:`embed_scenes` with bounded memory: ``load(rows)`` returns the scenes at positions
     ``rows`` (int array, at most ``chunk`` of them), called chunk by chunk.
 
     "handcrafted": raw features are gathered per chunk and standardized with the training rows'
     statistics — the same embeddings as :func:`embed_scenes`. "graph_rae": fitted on the training
     rows (a seeded sample of ``fit_max`` of them when there are more), then each chunk is
-    encoded; chunk i's MC-dropout samples use seed ``seed + i``. "error_pattern" is not streamed
-    (its encoder trains on every scene's planner error windows).
+    encoded; chunk i's MC-dropout samples use seed ``seed + i`` and are reduced to U (S,) within
+    the chunk (the result's ``mc_samples`` is None: K·S·D floats would not fit at 1e6 scenes).
+    ``executor`` (an :mod:`autoscale_core.executor` executor) encodes the chunks in parallel when
+    ``load`` has a ``part(rows)`` method (see :func:`encode_chunk`), in tasks of at most
+    :data:`EXECUTOR_CHUNK` scenes; the embeddings are the same either way (U too, for the same
+    chunking). "error_pattern" is not streamed (its encoder trains on every scene's planner error
+    windows).
     """
     if method not in STREAMED_METHODS:
         raise ValueError(f"streamed embedding supports {STREAMED_METHODS}, not {method!r}; embed a smaller view")
@@ -155,22 +169,50 @@ def embed_scenes_streamed(load: Callable[[np.ndarray], SceneBatch], num_scenes: 
     fit_rows = rows if len(rows) <= fit_max else np.sort(np.random.default_rng(seed).choice(rows, fit_max, replace=False))
     report(0.02, f"training Graph-RAE on {len(fit_rows)} scenes")
     model = GraphRAE(num_threads=num_threads, **params).fit(load(fit_rows), steps=steps or 150, seed=seed)
-    embeddings, samples, safety = [], [], []
-    for i, start in enumerate(starts):
-        part = load(np.arange(start, min(num_scenes, start + chunk)))
-        embeddings.append(model.transform(part))
-        if mc_samples >= 2:
-            samples.append(model.sample(part, mc_samples, seed=seed + i))
-        safety.append(scene_safety(part))
-        report(0.3 + 0.7 * (i + 1) / len(starts), f"embedding scenes: {min(num_scenes, start + chunk)}/{num_scenes}")
+    parallel = executor is not None and hasattr(load, "part")
+    step = min(chunk, EXECUTOR_CHUNK) if parallel else chunk
+    row_chunks = [np.arange(start, min(num_scenes, start + step)) for start in range(0, num_scenes, step)]
+    parts = _encode_chunks(model, load, row_chunks, mc_samples, seed, executor, report)
     config.update(steps=steps or 150, final_loss=model.history_[-1], num_fit=int(len(fit_rows)))
-    mc = np.concatenate(samples, axis=1) if samples else None
-    return EmbeddingResult(method, np.concatenate(embeddings), mc, np.concatenate(safety), config, model)
+    if parallel:
+        config.update(executor=repr(executor), executor_chunk=step)
+    embeddings, uncertainty, safety = (np.concatenate(col) if col[0] is not None else None for col in zip(*parts))
+    return EmbeddingResult(method, embeddings, None, safety, config, model, uncertainty=uncertainty)
 
 
-def value_scores(embeddings, safety, *, train_mask=None, mc_samples=None, alpha_s: float = 1.0, alpha_r: float = 1.0,
-                 alpha_u: float = 1.0, k: int = 20, tau_s: float = 0.5, hazard_fraction: float = 0.1) -> tuple[dict, ValueScorer]:
-    """S/R/U/Q for every row, against the training rows (reference and hazard set)."""
+def encode_chunk(task: tuple) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """One streamed chunk: ``task = (model, load_rows, rows, mc_samples, seed)`` →
+    (embeddings (n, D), U (n,) or None, safety (n,)). Module-level so an executor can run it;
+    the MC-dropout samples are reduced to U here, so they never outlive the chunk."""
+    model, load_rows, rows, mc_samples, seed = task
+    part = load_rows(rows)
+    if mc_samples >= 2:
+        emb, samples = model.transform_and_sample(part, mc_samples, seed=seed)
+        return emb, mc_uncertainty(samples), scene_safety(part)
+    return model.transform(part), None, scene_safety(part)
+
+
+def _encode_chunks(model, load, row_chunks, mc_samples, seed, executor, report) -> list[tuple]:
+    """Chunk i's MC-dropout passes use seed ``seed + i`` wherever it runs, so the result does
+    not depend on the executor. With an executor, ``load`` must offer ``part(rows)``: a small,
+    picklable loader of just those rows (called with positions 0..len(rows)-1), so a task does
+    not ship every scene id to the worker."""
+    if executor is not None and hasattr(load, "part"):
+        report(0.3, f"embedding {sum(map(len, row_chunks))} scenes in {len(row_chunks)} chunks on {executor!r}")
+        tasks = [(model, load.part(rows), np.arange(len(rows)), mc_samples, seed + i) for i, rows in enumerate(row_chunks)]
+        return list(executor.map(encode_chunk, tasks))
+    parts, total = [], sum(map(len, row_chunks))
+    for i, rows in enumerate(row_chunks):
+        parts.append(encode_chunk((model, load, rows, mc_samples, seed + i)))
+        report(0.3 + 0.7 * (i + 1) / len(row_chunks), f"embedding scenes: {rows[-1] + 1}/{total}")
+    return parts
+
+
+def value_scores(embeddings, safety, *, train_mask=None, mc_samples=None, uncertainty=None, alpha_s: float = 1.0,
+                 alpha_r: float = 1.0, alpha_u: float = 1.0, k: int = 20, tau_s: float = 0.5,
+                 hazard_fraction: float = 0.1) -> tuple[dict, ValueScorer]:
+    """S/R/U/Q for every row, against the training rows (reference and hazard set); U from
+    ``mc_samples`` (K, S, D) or an already computed ``uncertainty`` (S,)."""
     emb = np.asarray(embeddings)
     rows = _train_rows(len(emb), train_mask)
     if len(rows) < k + 1:
@@ -179,4 +221,4 @@ def value_scores(embeddings, safety, *, train_mask=None, mc_samples=None, alpha_
     scorer.fit(emb[rows], np.asarray(safety)[rows])
     self_index = np.full(len(emb), -1, dtype=np.int64)
     self_index[rows] = np.arange(len(rows))
-    return scorer.score(emb, mc_samples=mc_samples, self_index=self_index), scorer
+    return scorer.score(emb, mc_samples=mc_samples, self_index=self_index, uncertainty=uncertainty), scorer

@@ -5,7 +5,8 @@ Three functions do the work (used by the App forms in
 
 * :func:`compute_scene_embeddings` — one encoder ("handcrafted", "graph_rae", "error_pattern")
   over the view; writes ``emb_<method>`` (vector field), persists the embeddings, MC-dropout
-  samples, safety values and a faiss index under ``<scene store>/../repr/<method>/``, registers a
+  samples (views held in memory) and their per-scene uncertainty U (every view; a streamed view
+  keeps only U), safety values and a faiss index under ``<scene store>/../repr/<method>/``, registers a
   FiftyOne Brain similarity index (``repr_<method>_sim``: "sort by similarity") and a 2-D
   visualization (``repr_<method>_viz``: the Embeddings panel), and records run ``emb_<method>``.
 * :func:`cluster_scenes` — k-means (k given or chosen by silhouette) or metadata domains on
@@ -38,6 +39,7 @@ from autoscale_core.representation.pipeline import (
     embed_scenes_streamed,
     value_scores,
 )
+from autoscale_core.representation.value import mc_uncertainty
 
 from . import scenes
 from .keys import Progress, root_dataset
@@ -77,13 +79,14 @@ def _planner_for(view, train_mask, planner_path, planner_steps, seed, batch):
 def compute_scene_embeddings(
     view: fo.Dataset | fo.DatasetView, method: str = "graph_rae", *, seed: int = 0, steps: int | None = None,
     mc_samples: int = 10, planner_path: str | None = None, planner_steps: int = 300, viz_method: str = "auto",
-    brain: bool = True, progress: Progress | None = None, stream_above: int = STREAM_ABOVE,
+    brain: bool = True, progress: Progress | None = None, stream_above: int = STREAM_ABOVE, executor=None,
 ) -> dict:
     """Embed the scenes of ``view`` with ``method`` and write ``emb_<method>`` (see module docstring).
 
     Views of more than ``stream_above`` scenes are embedded chunk by chunk from the scene store
     (:func:`~autoscale_core.representation.pipeline.embed_scenes_streamed`: bounded memory;
-    hand-crafted and Graph-RAE only — "error_pattern" then raises ValueError)."""
+    hand-crafted and Graph-RAE only — "error_pattern" then raises ValueError); ``executor`` (a spec
+    such as "process:2" or an executor) encodes those chunks in parallel."""
     _check_method(method)
     if viz_method not in VIZ_METHODS:
         raise ValueError(f"viz_method: {viz_method!r} is not one of {VIZ_METHODS}")
@@ -102,8 +105,11 @@ def compute_scene_embeddings(
                              f"(more than {stream_above}): use one of {STREAMED_METHODS} or a smaller view")
         view_ids, load = scenes.scene_loader(view)
         scene_ids = [str(s) for s in view_ids]
+        from autoscale_core.executor import get_executor
+
+        pool = get_executor(executor) if isinstance(executor, str) else executor
         res = embed_scenes_streamed(load, len(scene_ids), method, train_mask=train_mask, seed=seed, steps=steps,
-                                    mc_samples=mc_samples, progress=embed_progress)
+                                    mc_samples=mc_samples, executor=pool, progress=embed_progress)
     else:
         report(0.0, f"loading {len(view)} scenes")
         batch = scenes.load_scenes(view)
@@ -128,7 +134,7 @@ def compute_scene_embeddings(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     index_path = str(out_dir / "index.faiss")
-    brain_keys = _register_brain(view, method, field, viz_method, report) if brain else {}
+    brain_keys = _register_brain(view, method, field, viz_method, report, res.embeddings) if brain else {}
     results = {
         "field": field, "num_scenes": len(scene_ids), "dim": int(res.embeddings.shape[1]),
         "num_train": int(train_mask.sum()), "index_path": index_path, "index_kind": index.built_kind,
@@ -143,7 +149,8 @@ def compute_scene_embeddings(
 
 
 def _stage_arrays(out_dir: Path, scene_ids, res, index, dataset_name: str) -> Path:
-    """Embeddings, safety, MC samples (plain .npy + JSON, no pickle) and the faiss index, written
+    """Embeddings, safety, MC samples (when held in memory), their uncertainty U (plain .npy + JSON,
+    no pickle) and the faiss index, written
     to a staging folder beside ``out_dir``; a write error (e.g. a full disk) removes it and is
     raised as a ``ValueError`` naming the dataset and folder."""
     staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}-staging-"))
@@ -152,6 +159,8 @@ def _stage_arrays(out_dir: Path, scene_ids, res, index, dataset_name: str) -> Pa
         np.save(staging / "safety.npy", np.asarray(res.safety, dtype=np.float32))
         if res.mc_samples is not None:
             np.save(staging / "mc_samples.npy", res.mc_samples.astype(np.float32))
+        if res.uncertainty is not None:
+            np.save(staging / "uncertainty.npy", np.asarray(res.uncertainty, dtype=np.float64))
         (staging / "scene_ids.json").write_text(json.dumps(list(scene_ids)))
         index.save(str(staging / "index.faiss"))
     except (OSError, RuntimeError) as exc:  # faiss reports write errors as RuntimeError
@@ -162,15 +171,17 @@ def _stage_arrays(out_dir: Path, scene_ids, res, index, dataset_name: str) -> Pa
 
 
 def _publish_arrays(staging: Path, out_dir: Path) -> None:
-    has_mc = (staging / "mc_samples.npy").exists()
+    optional = [name for name in ("mc_samples.npy", "uncertainty.npy") if not (staging / name).exists()]
     for path in staging.iterdir():
         os.replace(path, out_dir / path.name)
-    if not has_mc:
-        (out_dir / "mc_samples.npy").unlink(missing_ok=True)  # stale samples of an earlier run
+    for name in optional:  # stale samples / U of an earlier run
+        (out_dir / name).unlink(missing_ok=True)
 
 
 def load_repr_arrays(dataset: fo.Dataset, method: str, scene_ids) -> dict:
-    """The persisted embeddings / safety / MC samples of ``scene_ids`` (in that order)."""
+    """The persisted embeddings / safety / MC samples / uncertainty U of ``scene_ids`` (in that
+    order); "mc_samples" is None for streamed runs (only U is kept) and "uncertainty" None when
+    the run had no MC-dropout samples."""
     out_dir = repr_dir(dataset, method)
     ids_path = out_dir / "scene_ids.json"
     if not ids_path.exists():
@@ -183,13 +194,20 @@ def load_repr_arrays(dataset: fo.Dataset, method: str, scene_ids) -> dict:
                          "re-run compute_scene_embeddings on them")
     rows = np.array([pos[s] for s in scene_ids], dtype=np.int64)
     out = {"embeddings": np.load(out_dir / "embeddings.npy")[rows], "safety": np.load(out_dir / "safety.npy")[rows]}
-    mc_path = out_dir / "mc_samples.npy"
+    mc_path, u_path = out_dir / "mc_samples.npy", out_dir / "uncertainty.npy"
     out["mc_samples"] = np.load(mc_path, mmap_mode="r")[:, rows] if mc_path.exists() else None
+    if u_path.exists():
+        out["uncertainty"] = np.load(u_path)[rows]
+    else:  # runs written before U was stored
+        out["uncertainty"] = None if out["mc_samples"] is None else mc_uncertainty(out["mc_samples"])
     return out
 
 
-def _register_brain(view, method, field, viz_method, report) -> dict:
-    """FiftyOne Brain similarity (sort by similarity) and a 2-D visualization on ``field``."""
+def _register_brain(view, method, field, viz_method, report, embeddings: np.ndarray) -> dict:
+    """FiftyOne Brain similarity (sort by similarity) and a 2-D visualization on ``field``;
+    ``embeddings`` (S, D): the values just written to ``field`` in the view's order. A PCA map is
+    computed from them and handed to the Brain as ``points`` (the same sklearn PCA the Brain
+    would run, without reading S vectors back from MongoDB)."""
     import fiftyone.brain as fob
 
     dataset = root_dataset(view)
@@ -206,15 +224,30 @@ def _register_brain(view, method, field, viz_method, report) -> dict:
         # t-SNE runs on a 50-d PCA first; that PCA needs more than 50 dims and samples.
         dim = len(view.first()[field])
         kwargs = {"seed": 51, "pca_dims": 50 if min(dim, len(view)) > 50 else None}
-    fob.compute_visualization(view, embeddings=field, brain_key=viz_key, method=chosen, num_dims=2, verbose=False, **kwargs)
+    if chosen == "pca":
+        from sklearn.decomposition import PCA
+
+        points = PCA(n_components=2, svd_solver="full").fit_transform(np.asarray(embeddings, dtype=np.float64))
+        fob.compute_visualization(view, points=points, brain_key=viz_key, method=chosen, num_dims=2, verbose=False)
+    else:
+        fob.compute_visualization(view, embeddings=field, brain_key=viz_key, method=chosen, num_dims=2, verbose=False,
+                                  **kwargs)
     return {"similarity_brain_key": sim_key, "visualization_brain_key": viz_key, "visualization_method": chosen}
 
 
 def _view_embeddings(view, method: str) -> tuple[list[str], np.ndarray]:
+    """(scene ids, (S, D) float32 embeddings) of the view, from the run's persisted arrays when
+    they cover the view (the field holds the same values: both are written by
+    :func:`compute_scene_embeddings`), else from the ``emb_<method>`` field. Reading S vectors
+    back from MongoDB as Python lists costs ≈ 1.6 kB of memory per scene (13 GB at 1e6)."""
     field = f"emb_{_check_method(method)}"
     if not view.has_field(field):
         raise ValueError(f"field {field!r} does not exist: run compute_scene_embeddings with method {method!r} first")
     ids = [str(s) for s in view.values("scene_id")]
+    try:
+        return ids, load_repr_arrays(root_dataset(view), method, ids)["embeddings"].astype(np.float32)
+    except ValueError:
+        pass  # some scenes of the view were embedded by an earlier run: read the field
     values = view.values(field)
     missing = [i for i, v in zip(ids, values) if v is None]
     if missing:
@@ -271,15 +304,15 @@ def compute_value_scores(view, method: str = "graph_rae", *, alpha_s: float = 1.
     if train_mask.sum() < k + 1:
         raise ValueError(f"k: the view has {int(train_mask.sum())} training scenes; k={k} needs at least {k + 1}")
     report(0.2, "scoring")
-    mc = None if arrays["mc_samples"] is None else np.asarray(arrays["mc_samples"])
-    scores, scorer = value_scores(emb, arrays["safety"], train_mask=train_mask, mc_samples=mc,
+    scores, scorer = value_scores(emb, arrays["safety"], train_mask=train_mask, uncertainty=arrays["uncertainty"],
                                   alpha_s=alpha_s, alpha_r=alpha_r, alpha_u=alpha_u, k=k)
     report(0.8, "writing value fields")
     scenes.write_scene_fields(view, {f"value_{n.lower()}": np.asarray(v, dtype=np.float64) for n, v in scores.items()},
                               scene_ids=ids)
     summary = {f"value_{n.lower()}": {"mean": float(v.mean()), "std": float(v.std()), "max": float(v.max())}
                for n, v in scores.items()}
-    results = {"num_scenes": len(ids), "num_reference": int(train_mask.sum()), "uncertainty": mc is not None,
+    results = {"num_scenes": len(ids), "num_reference": int(train_mask.sum()),
+               "uncertainty": arrays["uncertainty"] is not None,
                "scorer": scorer.config(), "summary": summary}
     record_run(dataset, f"value_{method}", "repr_value_scores",
                {"method": method, "alpha_s": alpha_s, "alpha_r": alpha_r, "alpha_u": alpha_u, "k": k}, results)

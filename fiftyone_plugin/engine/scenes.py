@@ -444,16 +444,40 @@ def load_scenes(view: fo.Dataset | fo.DatasetView) -> SceneBatch:
     return load(np.arange(len(scene_ids)))
 
 
-def scene_loader(view: fo.Dataset | fo.DatasetView) -> tuple[list[str], Callable[[np.ndarray], SceneBatch]]:
+def scene_loader(view: fo.Dataset | fo.DatasetView) -> tuple[list[str], "StoreRowsLoader"]:
     """``(scene_ids, load)`` for reading a large view in pieces: ``load(rows)`` returns the scenes
-    at positions ``rows`` of the view's order (from the memory-mapped scene store)."""
+    at positions ``rows`` of the view's order (from the memory-mapped scene store);
+    ``load.part(rows)`` is a small picklable loader of just those rows, for executor workers."""
     scene_ids = view.values("scene_id")
     if not scene_ids:
         raise SceneDatasetError(f"view of dataset {root_dataset(view).name!r} has no samples to load")
     if any(s is None for s in scene_ids):
         raise SceneDatasetError(f"some samples of dataset {root_dataset(view).name!r} have no scene_id")
     store = get_store(view)
-    return scene_ids, lambda rows: store.load([scene_ids[int(i)] for i in rows])
+    return scene_ids, StoreRowsLoader(str(store.root), store.compact, scene_ids)
+
+
+class StoreRowsLoader:
+    """Scenes of a store by position in a list of scene ids: ``loader(rows) -> SceneBatch``.
+
+    Picklable (a folder, a compact flag and ids), so executor workers can read the store
+    themselves; each process opens a store folder once (:data:`_STORES`)."""
+
+    def __init__(self, root: str, compact, scene_ids: Sequence[str]):
+        self.root, self.compact, self.scene_ids = root, compact, list(scene_ids)
+
+    def __call__(self, rows) -> SceneBatch:
+        return self._store().load([self.scene_ids[int(i)] for i in rows])
+
+    def part(self, rows) -> "StoreRowsLoader":
+        """A loader of just ``rows`` (its positions 0..len(rows)-1)."""
+        return StoreRowsLoader(self.root, self.compact, [self.scene_ids[int(i)] for i in rows])
+
+    def _store(self) -> SceneStore:
+        store = _STORES.get(self.root)
+        if store is None or store.compact != self.compact:
+            store = _STORES[self.root] = SceneStore(self.root, compact=self.compact)
+        return store
 
 
 def write_scene_fields(
