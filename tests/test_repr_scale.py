@@ -171,3 +171,42 @@ def test_large_view_is_embedded_chunk_by_chunk_in_fiftyone(fo, dataset_name, aut
             compute_scene_embeddings(ds, "error_pattern", stream_above=10)
     finally:
         scenes.delete_scene_dataset(ds.name)
+
+
+def test_streamed_graph_rae_in_fiftyone_keeps_u_not_samples(fo, dataset_name, autoscale_home, world_scenes):
+    """A streamed view persists U per scene, not the K·S·D
+    MC-dropout samples; value_u is that U; the Brain's PCA map is computed from the arrays; and a
+    view the persisted arrays do not cover is read from the emb_ field instead."""
+    from fiftyone import ViewField as F
+
+    from fiftyone_plugin.engine import scenes
+    from fiftyone_plugin.engine.representation import (
+        cluster_scenes,
+        compute_scene_embeddings,
+        compute_value_scores,
+        load_repr_arrays,
+        repr_dir,
+    )
+
+    ds = scenes.create_scene_dataset(dataset_name("stream-u"), world_scenes, render_images=False)
+    try:
+        out = compute_scene_embeddings(ds, "graph_rae", steps=3, mc_samples=3, stream_above=10, viz_method="pca")
+        folder = repr_dir(ds, "graph_rae")
+        assert (folder / "uncertainty.npy").exists() and not (folder / "mc_samples.npy").exists()
+        ids = ds.values("scene_id")
+        arrays = load_repr_arrays(ds, "graph_rae", ids)
+        assert arrays["mc_samples"] is None and arrays["uncertainty"].shape == (30,)
+        np.testing.assert_allclose(np.stack(ds.values("emb_graph_rae")), arrays["embeddings"], atol=1e-6)
+        assert ds.get_brain_info(out["visualization_brain_key"]) is not None
+        compute_value_scores(ds, "graph_rae", k=5)
+        np.testing.assert_allclose(ds.values("value_u"), arrays["uncertainty"], rtol=1e-6)
+
+        # Re-embed a subset in memory: the arrays now hold 12 scenes (with samples and U), the
+        # field still holds all 30, so clustering the whole dataset reads the field.
+        subset = ds.match(F("scene_id").is_in(ids[:12]))
+        compute_scene_embeddings(subset, "graph_rae", steps=3, mc_samples=2, brain=False)
+        assert (folder / "mc_samples.npy").exists() and len(load_repr_arrays(ds, "graph_rae", ids[:12])["uncertainty"]) == 12
+        assert cluster_scenes(ds, "graph_rae", k=3)["k"] == 3
+        assert ds.count("cluster_graph_rae") == 30
+    finally:
+        scenes.delete_scene_dataset(ds.name)

@@ -18,6 +18,9 @@ def register_commands(subparsers) -> None:
     embed.add_argument("--planner", default=None, help="planner checkpoint for error_pattern (default: train one)")
     embed.add_argument("--viz", choices=("auto", "pca", "tsne"), default="auto", help="2-D map method")
     embed.add_argument("--no-brain", action="store_true", help="skip the FiftyOne Brain similarity / map")
+    embed.add_argument("--executor", default=None,
+                       help="serial | process[:N] | ray[:address]: encodes the chunks of a view streamed from the "
+                            "scene store (more than 50,000 scenes) in parallel (default: in this process)")
     embed.add_argument("--seed", type=int, default=0)
     embed.set_defaults(func=cmd_embed)
 
@@ -52,7 +55,8 @@ def cmd_embed(args) -> int:
     if args.mc_samples == 1 or args.mc_samples < 0:
         raise CommandError(f"--mc-samples must be 0 or >= 2, got {args.mc_samples}")
     return _run(compute_scene_embeddings, _load(args.dataset), args.method, seed=args.seed, steps=args.steps,
-                mc_samples=args.mc_samples, planner_path=args.planner, viz_method=args.viz, brain=not args.no_brain)
+                mc_samples=args.mc_samples, planner_path=args.planner, viz_method=args.viz, brain=not args.no_brain,
+                executor=args.executor)
 
 
 def cmd_cluster(args) -> int:

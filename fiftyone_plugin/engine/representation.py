@@ -96,6 +96,9 @@ def compute_scene_embeddings(
     dataset = root_dataset(view)
     if len(view) < 2:
         raise ValueError(f"the view of dataset {dataset.name!r} has {len(view)} scene(s); at least 2 are needed")
+    from autoscale_core.executor import get_executor
+
+    pool = get_executor(executor) if isinstance(executor, str) else executor  # a bad spec fails before any work
     train_mask = _train_mask(view)
     planner, planner_info = (None, {})
     embed_progress = lambda f, m: report(0.05 + 0.7 * f, m)  # noqa: E731
@@ -105,9 +108,6 @@ def compute_scene_embeddings(
                              f"(more than {stream_above}): use one of {STREAMED_METHODS} or a smaller view")
         view_ids, load = scenes.scene_loader(view)
         scene_ids = [str(s) for s in view_ids]
-        from autoscale_core.executor import get_executor
-
-        pool = get_executor(executor) if isinstance(executor, str) else executor
         res = embed_scenes_streamed(load, len(scene_ids), method, train_mask=train_mask, seed=seed, steps=steps,
                                     mc_samples=mc_samples, executor=pool, progress=embed_progress)
     else:
