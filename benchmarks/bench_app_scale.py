@@ -24,7 +24,7 @@ The database is a private embedded mongod in a temp dir (or ``FIFTYONE_DATABASE_
 
 **Server modes** (``--modes``, default ``cold``; each mode is a new App server process and a fresh
 browser, in the order given, on the same dataset and database): ``cold``: the environment
-``autoscale app`` sets (``APP_ENV_DEFAULTS``: FiftyOne's plugin cache on) and a server that never
+``autoscale app`` sets (``app_env_defaults()``: FiftyOne's plugin cache on, grid zoom 8) and a server that never
 served the dataset; ``cold-nocache``: the same with FiftyOne's default
 ``FIFTYONE_PLUGINS_CACHE_ENABLED=false`` (every operator request re-executes the plugin's entry
 point and re-instantiates its operators: the App before ``autoscale app`` set this option); ``warmed``: ``engine.app.warm_app_server`` first,
@@ -106,9 +106,9 @@ def setup_env(tmp: str) -> None:
     os.environ["FIFTYONE_PLUGINS_DIR"] = str(plugins)
     os.environ.setdefault("FIFTYONE_SHOW_PROGRESS_BARS", "false")
     os.environ.setdefault("FIFTYONE_DO_NOT_TRACK", "true")
-    from fiftyone_plugin.engine.app import APP_ENV_DEFAULTS
+    from fiftyone_plugin.engine.app import app_env_defaults
 
-    for key, value in APP_ENV_DEFAULTS.items():
+    for key, value in app_env_defaults().items():
         os.environ.setdefault(key, value)
 
 
@@ -332,7 +332,8 @@ def write_outputs(result: dict, out: str) -> None:
              f"Command: `{result['command']}`", "",
              f"Ran on: {result['machine']['platform']}, {result['machine']['cpus']} CPUs (shared), "
              f"FiftyOne {result['fiftyone_version']}, Chromium {result['chromium']}; "
-             f"load average start {result['loadavg_start']}, end {result['loadavg_end']}.", "",
+             f"load average start {result['loadavg_start']}, end {result['loadavg_end']}; "
+             f"App grid_zoom {result.get('grid_zoom')}.", "",
              f"Dataset: {result['dataset_note']} Rendered: {result['rendered']}.", "",
              f"Ingest: {result['ingest']['wall_seconds']} s wall ({result['ingest']['add_seconds']} s in add_scenes).", "",
              "Server modes (each a new App server process and a fresh browser, in this order): `cold` = "
@@ -364,6 +365,8 @@ def main(argv=None) -> int:
                         "so at most ~65k samples per media folder) or 'none' (render=False: images not written)")
     p.add_argument("--render-first", type=int, default=200, help="samples given real BEV images")
     p.add_argument("--tiles", type=int, default=8, help="grid tiles that must be drawn")
+    p.add_argument("--grid-zoom", type=int, default=None,
+                   help="the App's grid_zoom (0-10; default: what `autoscale app` sets, app_env_defaults())")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--timeout", type=float, default=180.0, help="seconds per wait before failing")
     p.add_argument("--quick", action="store_true", help="2,000 scenes (smoke test)")
@@ -462,6 +465,9 @@ def run(args, chromium: str, argv) -> dict:
               "fiftyone_version": fo.__version__,
               "chromium": subprocess.run([chromium, "--version"], capture_output=True, text=True).stdout.strip(),
               "loadavg_start": [round(v, 2) for v in os.getloadavg()]}
+    if args.grid_zoom is not None:
+        fo.app_config.grid_zoom = args.grid_zoom
+    result["grid_zoom"] = fo.app_config.grid_zoom  # the sessions' App config: the grid's tile size
     name = f"bench-app-scale-{os.getpid()}"
     fo.Dataset()  # start / connect to mongod outside the timed ingest
     session = None

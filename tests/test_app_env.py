@@ -16,13 +16,16 @@ def restored_app_state(monkeypatch):
 
     import fiftyone as fo
 
-    for key in ("FIFTYONE_DATABASE_VALIDATION", "FIFTYONE_PLUGINS_CACHE_ENABLED"):
+    for key in ("FIFTYONE_DATABASE_VALIDATION", "FIFTYONE_PLUGINS_CACHE_ENABLED", "FIFTYONE_APP_GRID_ZOOM",
+                "FIFTYONE_APP_CONFIG_PATH"):
         monkeypatch.setenv(key, os.environ[key]) if key in os.environ else monkeypatch.delenv(key, raising=False)
     config_logger = logging.getLogger("fiftyone.core.config")
     filters, validation = list(config_logger.filters), fo.config.database_validation
+    grid_zoom = fo.app_config.grid_zoom
     yield
     config_logger.filters[:] = filters
     fo.config.database_validation = validation
+    fo.app_config.grid_zoom = grid_zoom
 
 
 def test_app_environment_caches_plugins_unless_the_user_said_otherwise(monkeypatch, restored_app_state):
@@ -37,6 +40,38 @@ def test_app_environment_caches_plugins_unless_the_user_said_otherwise(monkeypat
     monkeypatch.setenv("FIFTYONE_PLUGINS_CACHE_ENABLED", "false")  # a plugin developer's choice
     app_env.apply_app_environment(worker=False)
     assert os.environ["FIFTYONE_PLUGINS_CACHE_ENABLED"] == "false"
+
+
+def test_app_environment_opens_the_grid_with_larger_tiles_unless_the_user_chose(monkeypatch, tmp_path,
+                                                                               restored_app_state):
+    """grid_zoom 8: 2 grid pages before the first paint instead of 4 (app_scale_grid_zoom.md). The
+    variable would override the user's App config file, so a file that sets grid_zoom wins."""
+    import json
+
+    import fiftyone as fo
+
+    from fiftyone_plugin.engine import app as app_env
+
+    config = tmp_path / "app_config.json"
+    monkeypatch.setenv("FIFTYONE_APP_CONFIG_PATH", str(config))  # no file yet
+    monkeypatch.delenv("FIFTYONE_APP_GRID_ZOOM", raising=False)
+    fo.app_config.grid_zoom = 7
+    app_env.apply_app_environment(worker=False)
+    assert os.environ["FIFTYONE_APP_GRID_ZOOM"] == "8"
+    assert fo.app_config.grid_zoom == 8  # fiftyone was imported first: its App config is set too
+    assert "FIFTYONE_APP_GRID_ZOOM=8" in app_env.APP_NOTES
+
+    monkeypatch.delenv("FIFTYONE_APP_GRID_ZOOM")
+    config.write_text(json.dumps({"grid_zoom": 4}))
+    fo.app_config.grid_zoom = 4
+    app_env.apply_app_environment(worker=False)
+    assert "FIFTYONE_APP_GRID_ZOOM" not in os.environ and fo.app_config.grid_zoom == 4
+
+    config.unlink()
+    monkeypatch.setenv("FIFTYONE_APP_GRID_ZOOM", "6")  # the user's variable
+    fo.app_config.grid_zoom = 6
+    app_env.apply_app_environment(worker=False)
+    assert os.environ["FIFTYONE_APP_GRID_ZOOM"] == "6" and fo.app_config.grid_zoom == 6
 
 
 def test_app_command_warms_the_server_unless_told_not_to():

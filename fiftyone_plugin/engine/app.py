@@ -22,6 +22,8 @@ import urllib.request
 from pathlib import Path
 
 WORKER_ENV = "AUTOSCALE_DELEGATED_WORKER"  # set while a local worker runs (the forms say so)
+GRID_ZOOM_ENV = "FIFTYONE_APP_GRID_ZOOM"
+GRID_ZOOM = 8
 
 # What `autoscale app` sets unless the user did (each is explained once, in APP_NOTES).
 APP_ENV_DEFAULTS = {
@@ -37,10 +39,18 @@ APP_ENV_DEFAULTS = {
     # either way: they stay in sys.modules, so edits to them need a restart with or without the
     # cache). The cache is dropped when a plugin directory's mtime changes.
     "FIFTYONE_PLUGINS_CACHE_ENABLED": "true",
+    # The grid's tile size (FiftyOne's `grid_zoom`, 0-10, default 7: 6 tiles a row in a 1600-px
+    # window). 8: 4 a row, so the BEV scenes' agents and lanes are legible in the grid, and the
+    # App's first grid paint waits for 2 pages of 20 samples instead of 4 (its grid requests pages
+    # one after the other until the rows it lays out fill the view: app_scale_grid_zoom.md).
+    # Not set when the user's App config file sets grid_zoom (the variable would override it);
+    # the grid's zoom slider still changes it in the browser.
+    GRID_ZOOM_ENV: str(GRID_ZOOM),
 }
 APP_NOTES = ("scheduling allowed (FIFTYONE_ALLOW_LEGACY_ORCHESTRATORS=true); MongoDB version notice off "
              "(FIFTYONE_DATABASE_VALIDATION=false: the embedded mongod is FiftyOne's oldest supported version); "
              "plugin operators registered once, not per request (FIFTYONE_PLUGINS_CACHE_ENABLED=true); "
+             f"larger grid tiles ({GRID_ZOOM_ENV}={GRID_ZOOM}, FiftyOne's default 7; the grid's zoom slider changes it); "
              "FiftyOne's 'show_confidence/show_index/show_label App config option has been removed' warnings hidden "
              "(FiftyOne 1.22 logs them whenever it re-reads its own App state, though nothing sets those options)")
 REMOVED_SHOW_OPTIONS = "App config option has been removed"  # FiftyOne 1.22's warning text (core/config.py)
@@ -62,15 +72,39 @@ def quiet_removed_show_options() -> None:
         config_logger.addFilter(_RemovedShowOptionsFilter())
 
 
+def user_app_config_sets(key: str) -> bool:
+    """Whether the user's FiftyOne App config file (``FIFTYONE_APP_CONFIG_PATH``, default
+    ``~/.fiftyone/app_config.json``) sets ``key``; read without importing fiftyone (whose import
+    reads the App config, before our defaults are set)."""
+    path = os.environ.get("FIFTYONE_APP_CONFIG_PATH") or os.path.join(os.path.expanduser("~"), ".fiftyone",
+                                                                       "app_config.json")
+    try:
+        with open(path) as f:
+            return key in json.load(f)
+    except (OSError, ValueError, TypeError):  # no file, or one FiftyOne itself would reject
+        return False
+
+
+def app_env_defaults() -> dict[str, str]:
+    """:data:`APP_ENV_DEFAULTS` less what the user's App config file sets (an environment variable
+    would override the file)."""
+    defaults = dict(APP_ENV_DEFAULTS)
+    if user_app_config_sets("grid_zoom"):
+        defaults.pop(GRID_ZOOM_ENV)
+    return defaults
+
+
 def apply_app_environment(worker: bool) -> None:
-    """Set :data:`APP_ENV_DEFAULTS` (where unset) and say whether a worker runs (read by the forms)."""
-    for key, value in APP_ENV_DEFAULTS.items():
-        os.environ.setdefault(key, value)
+    """Set :func:`app_env_defaults` (where unset) and say whether a worker runs (read by the forms)."""
+    set_here = {key: value for key, value in app_env_defaults().items() if key not in os.environ}
+    os.environ.update(set_here)
     quiet_removed_show_options()
-    if "fiftyone" in sys.modules:  # already imported: its config was read before we set the variable
+    if "fiftyone" in sys.modules:  # already imported: its config was read before we set the variables
         import fiftyone as fo
 
         fo.config.database_validation = os.environ["FIFTYONE_DATABASE_VALIDATION"].lower() != "false"
+        if GRID_ZOOM_ENV in set_here:  # what the App config would have read from the variable
+            fo.app_config.grid_zoom = GRID_ZOOM
     if worker:
         os.environ[WORKER_ENV] = "1"
     else:
