@@ -110,6 +110,7 @@ class Meter:
 
     def __init__(self, home: Path, mongod_pid: int | None, partial_path: Path | None = None):
         self.home, self.steps, self.partial_path = home, {}, partial_path
+        self.reused: dict = {}  # step name -> its record from an earlier attempt (--reuse-steps)
         self.mongod = None
         if mongod_pid:
             import psutil
@@ -137,6 +138,10 @@ class Meter:
             if stop.wait(0.5):
                 break
 
+    def _write_partial(self) -> None:
+        if self.partial_path is not None:  # a run stopped later still leaves its finished steps
+            self.partial_path.write_text(json.dumps({"partial": True, "steps": self.steps}, indent=2) + "\n")
+
     def _mongod(self):
         if self.mongod is None:
             return None, None
@@ -158,6 +163,11 @@ class Meter:
         return out
 
     def step(self, name: str, what: str, fn):
+        if name in self.reused:  # done by an earlier attempt on this --home: its record, not a rerun
+            self.steps[name] = self.reused[name]
+            self._write_partial()
+            print(f"[bench_scale_e2e] {name}: reused from the earlier attempt", file=sys.stderr, flush=True)
+            return {}
         load0 = [round(v, 2) for v in os.getloadavg()]
         local = _reset_peak()
         c0, (m0, _) = os.times(), self._mongod()
@@ -189,8 +199,7 @@ class Meter:
         if isinstance(out, dict) and out.get("_extra"):
             rec.update(out["_extra"])
         self.steps[name] = rec
-        if self.partial_path is not None:  # a run stopped later still leaves its finished steps
-            self.partial_path.write_text(json.dumps({"partial": True, "steps": self.steps}, indent=2) + "\n")
+        self._write_partial()
         print(f"[bench_scale_e2e] {name}: wall {rec['wall_s']} s, cpu {rec['cpu_s']}, rss {rec['peak_rss_mb']}, "
               f"disk {rec['disk_bytes_after']['total'] / 1e6:.0f} MB, load {load0} -> {rec['load_avg_after']}",
               file=sys.stderr, flush=True)
@@ -365,6 +374,9 @@ def main(argv=None) -> int:
     p.add_argument("--resume", action="store_true", help="continue the run in --home (skips complete chunks)")
     p.add_argument("--keep", action="store_true", help="keep the run folder and dataset afterwards")
     p.add_argument("--out", default=None, help="JSON path (a .md beside it)")
+    p.add_argument("--reuse-steps", default=None, metavar="PARTIAL_JSON",
+                   help="with --resume: steps recorded in this partial JSON of an earlier attempt on the same --home "
+                        "are not run again; their records are copied, marked reused_from")
     args = p.parse_args(argv)
     if args.quick and args.scenes == 1_000_000:
         args.scenes = QUICK_SCENES
@@ -374,6 +386,8 @@ def main(argv=None) -> int:
         args.pilot_steps = min(args.pilot_steps, 30)
     if args.resume and not args.home:
         p.error("--resume needs --home")
+    if args.reuse_steps and not args.resume:
+        p.error("--reuse-steps needs --resume (the earlier attempt's --home)")
     command = " ".join(["benchmarks/bench_scale_e2e.py", *(sys.argv[1:] if argv is None else argv)])
     given_home = args.home is not None
     home_existed = given_home and Path(args.home).exists()
@@ -442,6 +456,9 @@ def run(args, command, home, mongod: PrivateMongod | None, started, load_start) 
     fo.list_datasets()  # connect outside the timed steps
     partial = Path(args.out).with_suffix(".partial.json") if args.out else None
     meter = Meter(home, mongod.pid if mongod else None, partial)
+    if args.reuse_steps:
+        earlier = json.loads(Path(args.reuse_steps).read_text())["steps"]
+        meter.reused = {name: {**rec, "reused_from": str(args.reuse_steps)} for name, rec in earlier.items()}
     disk_start = meter.disk()  # mongod's own files (journal, catalog) before any data
     executor = get_executor(args.executor)
     n = args.scenes
@@ -451,8 +468,9 @@ def run(args, command, home, mongod: PrivateMongod | None, started, load_start) 
     out = meter.step("ingest", f"{n:,} distinct world scenes: chunk k = generate_world({args.chunk}, seed=k), "
                      f"{args.executor} generating the next wave while the main process ingests (packed store, "
                      "deferred BEV placeholders)", lambda: ingest(args, executor, extra))
-    ds = out["dataset"]
-    assert len(ds) == n and len(set(ds.distinct("scene_id"))) == n, (len(ds), n)
+    ds = out.get("dataset") or fo.load_dataset(NAME)
+    # values(), not distinct(): distinct returns one BSON document, over MongoDB's 16 MB at 1e6 ids
+    assert len(ds) == n and len(set(ds.values("scene_id"))) == n, (len(ds), n)
     splits = ds.count_values("split")
     import fiftyone.brain as fob
 
@@ -467,7 +485,7 @@ def run(args, command, home, mongod: PrivateMongod | None, started, load_start) 
                      "brain_similarity": (fob, "compute_similarity"), "brain_visualization": (fob, "compute_visualization"),
                      "view_embeddings": (engine_repr, "_view_embeddings"),
                      "pool_from_view": (engine_selection, "pool_from_view")})
-    emb = meter.step("embed", f"all {n:,} scenes streamed from the packed store in chunks of 20,000 encoded on "
+    emb = meter.step("embed", f"all {n:,} scenes streamed from the packed store, encoded in tasks of 10,000 on "
                      f"{args.executor}; Graph-RAE trained (main process) on a seeded sample of min(20,000, train "
                      f"split = {splits.get('train', 0):,}) scenes, {args.rae_steps or 150} steps; {args.mc_samples} "
                      "MC-dropout samples per scene reduced to U per chunk; faiss index, Brain similarity (sklearn) "
@@ -507,6 +525,7 @@ def run(args, command, home, mongod: PrivateMongod | None, started, load_start) 
     import faiss
     import torch
 
+    meter.steps.update({name: rec for name, rec in meter.reused.items() if name in meter.steps})  # as recorded then
     total_wall = sum(s["wall_s"] for s in meter.steps.values())
     result = {
         "benchmark": "scale_e2e", "command": command, "scenes": n, "chunk": args.chunk, "executor": args.executor,

@@ -119,6 +119,9 @@ def test_operators_and_cli(fo, repr_dataset, capsys, plugin_link):
     assert main(["value", "--dataset", ds.name, "--method", "handcrafted", "--k", "99"]) != 0
     assert "k=99" in capsys.readouterr().err
     assert main(["embed", "--dataset", ds.name, "--method", "handcrafted", "--no-brain"]) == 0
+    # A bad executor spec fails before any work, even for a view too small to be streamed.
+    assert main(["embed", "--dataset", ds.name, "--method", "handcrafted", "--executor", "gpu:9"]) != 0
+    assert "unknown" in capsys.readouterr().err
 
 
 def test_tsne_map_of_low_dimensional_embeddings(fo, dataset_name, autoscale_home):

@@ -203,9 +203,13 @@ def resolve_views(pool_view, base_view=None, val_view=None, *, base_limit: int =
     dataset = root_dataset(pool_view)
     pool_ids = pool_view.values("scene_id")
     if base_view is None:
-        base_view = _real(dataset.match(F("split") == "train")).match(~F("scene_id").is_in(pool_ids))
-        base_view = base_view.sort_by("scene_id").limit(base_limit)
-        if len(base_view) == 0:
+        # Set difference in Python: a "not in <every candidate id>" stage would exceed MongoDB's
+        # 16 MB command limit for a whole-dataset candidate view of 1e6 scenes.
+        in_pool = set(pool_ids)
+        train_ids = _real(dataset.match(F("split") == "train")).values("scene_id")
+        base_ids = sorted(s for s in train_ids if s is not None and s not in in_pool)[:base_limit]
+        base_view = dataset.match(F("scene_id").is_in(base_ids)).sort_by("scene_id")
+        if not base_ids:
             carve = _real(pool_view.match(F("split") == "train")).sort_by("scene_id")
             carve = carve.limit(min(base_limit, len(pool_view) // 5))
             base_ids = carve.values("scene_id")

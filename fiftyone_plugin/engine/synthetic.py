@@ -137,7 +137,7 @@ def generate_synthetic_samples(
     report_progress = progress or (lambda fraction, message: None)
     report_progress(0.0, f"loading {len(view)} source scenes")
     batch = scenes.load_scenes(view)
-    known = dataset.distinct("scene_id")
+    known = set(dataset.values("scene_id"))  # not distinct(): one BSON document, over 16 MB at 1e6 scenes
     synthetic, report = generate_synthetic(
         batch, scenes_per_parent=params["scenes_per_parent"], config=_config(params), expert=params["expert"],
         rounds=params["rounds"], known_scene_ids=known, executor=params["executor"],
