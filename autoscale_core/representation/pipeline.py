@@ -172,7 +172,7 @@ def embed_scenes_streamed(load: Callable[[np.ndarray], SceneBatch], num_scenes: 
     parallel = executor is not None and hasattr(load, "part")
     step = min(chunk, EXECUTOR_CHUNK) if parallel else chunk
     row_chunks = [np.arange(start, min(num_scenes, start + step)) for start in range(0, num_scenes, step)]
-    parts = _encode_chunks(model, load, row_chunks, mc_samples, seed, executor, report)
+    parts = _encode_chunks(model, load, row_chunks, mc_samples, seed, executor if parallel else None, report)
     config.update(steps=steps or 150, final_loss=model.history_[-1], num_fit=int(len(fit_rows)))
     if parallel:
         config.update(executor=repr(executor), executor_chunk=step)
@@ -194,10 +194,10 @@ def encode_chunk(task: tuple) -> tuple[np.ndarray, np.ndarray | None, np.ndarray
 
 def _encode_chunks(model, load, row_chunks, mc_samples, seed, executor, report) -> list[tuple]:
     """Chunk i's MC-dropout passes use seed ``seed + i`` wherever it runs, so the result does
-    not depend on the executor. With an executor, ``load`` must offer ``part(rows)``: a small,
+    not depend on the executor. With an executor, ``load`` offers ``part(rows)``: a small,
     picklable loader of just those rows (called with positions 0..len(rows)-1), so a task does
     not ship every scene id to the worker."""
-    if executor is not None and hasattr(load, "part"):
+    if executor is not None:
         report(0.3, f"embedding {sum(map(len, row_chunks))} scenes in {len(row_chunks)} chunks on {executor!r}")
         tasks = [(model, load.part(rows), np.arange(len(rows)), mc_samples, seed + i) for i, rows in enumerate(row_chunks)]
         return list(executor.map(encode_chunk, tasks))

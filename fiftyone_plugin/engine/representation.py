@@ -98,7 +98,7 @@ def compute_scene_embeddings(
         raise ValueError(f"the view of dataset {dataset.name!r} has {len(view)} scene(s); at least 2 are needed")
     from autoscale_core.executor import get_executor
 
-    pool = get_executor(executor) if isinstance(executor, str) else executor  # a bad spec fails before any work
+    pool = None if executor is None else get_executor(executor)  # a bad spec fails before any work
     train_mask = _train_mask(view)
     planner, planner_info = (None, {})
     embed_progress = lambda f, m: report(0.05 + 0.7 * f, m)  # noqa: E731
@@ -235,14 +235,20 @@ def _register_brain(view, method, field, viz_method, report, embeddings: np.ndar
     return {"similarity_brain_key": sim_key, "visualization_brain_key": viz_key, "visualization_method": chosen}
 
 
+def _embedding_field(view, method: str) -> str:
+    """``emb_<method>``, checked to exist on the view."""
+    field = f"emb_{_check_method(method)}"
+    if not view.has_field(field):
+        raise ValueError(f"field {field!r} does not exist: run compute_scene_embeddings with method {method!r} first")
+    return field
+
+
 def _view_embeddings(view, method: str) -> tuple[list[str], np.ndarray]:
     """(scene ids, (S, D) float32 embeddings) of the view, from the run's persisted arrays when
     they cover the view (the field holds the same values: both are written by
     :func:`compute_scene_embeddings`), else from the ``emb_<method>`` field. Reading S vectors
     back from MongoDB as Python lists costs ≈ 1.6 kB of memory per scene (13 GB at 1e6)."""
-    field = f"emb_{_check_method(method)}"
-    if not view.has_field(field):
-        raise ValueError(f"field {field!r} does not exist: run compute_scene_embeddings with method {method!r} first")
+    field = _embedding_field(view, method)
     ids = [str(s) for s in view.values("scene_id")]
     try:
         return ids, load_repr_arrays(root_dataset(view), method, ids)["embeddings"].astype(np.float32)
@@ -298,8 +304,10 @@ def compute_value_scores(view, method: str = "graph_rae", *, alpha_s: float = 1.
         if not np.isfinite(a) or a < 0:
             raise ValueError(f"{name}: must be a finite number >= 0, got {a!r}")
     dataset = root_dataset(view)
-    ids, emb = _view_embeddings(view, method)
-    arrays = load_repr_arrays(dataset, method, ids)
+    _embedding_field(view, method)
+    ids = [str(s) for s in view.values("scene_id")]
+    arrays = load_repr_arrays(dataset, method, ids)  # S, R, U need the run's safety and U: its embeddings too
+    emb = arrays["embeddings"].astype(np.float32)
     train_mask = _train_mask(view)
     if train_mask.sum() < k + 1:
         raise ValueError(f"k: the view has {int(train_mask.sum())} training scenes; k={k} needs at least {k + 1}")

@@ -92,13 +92,18 @@ def get_store(dataset: fo.Dataset | fo.DatasetView) -> SceneStore:
     # One store object per folder and process: its scene-id index grows shard by shard instead of
     # re-reading every shard's ids on each add of a long ingest (quadratic at 1e6 scenes).
     compact = root.info.get(COMPACT_INFO_KEY) or False  # False, True (= "int16") or an encoding name
-    store = _STORES.get(str(path))
-    if store is None or store.compact != compact:
-        store = _STORES[str(path)] = SceneStore(path, compact=compact)
-    return store
+    return _open_store(str(path), compact)
 
 
 _STORES: dict[str, SceneStore] = {}
+
+
+def _open_store(path: str, compact) -> SceneStore:
+    """This process's one :class:`SceneStore` for ``path`` (opened again if ``compact`` changed)."""
+    store = _STORES.get(path)
+    if store is None or store.compact != compact:
+        store = _STORES[path] = SceneStore(path, compact=compact)
+    return store
 
 
 # ---------------------------------------------------------------------------------- create
@@ -467,17 +472,11 @@ class StoreRowsLoader:
         self.root, self.compact, self.scene_ids = root, compact, list(scene_ids)
 
     def __call__(self, rows) -> SceneBatch:
-        return self._store().load([self.scene_ids[int(i)] for i in rows])
+        return _open_store(self.root, self.compact).load([self.scene_ids[int(i)] for i in rows])
 
     def part(self, rows) -> "StoreRowsLoader":
         """A loader of just ``rows`` (its positions 0..len(rows)-1)."""
         return StoreRowsLoader(self.root, self.compact, [self.scene_ids[int(i)] for i in rows])
-
-    def _store(self) -> SceneStore:
-        store = _STORES.get(self.root)
-        if store is None or store.compact != self.compact:
-            store = _STORES[self.root] = SceneStore(self.root, compact=self.compact)
-        return store
 
 
 def write_scene_fields(
