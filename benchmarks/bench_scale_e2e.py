@@ -20,7 +20,7 @@ average before/after, and a ``what_it_ran_on`` sentence:
 * **ingest** — chunks are generated two at a time (one ``executor.map`` per wave of
   ``workers`` chunks, ``--executor process:2``) in a background thread while the previous wave is
   ingested: ``create_scene_dataset(..., render_images="deferred", info={COMPACT_INFO_KEY:
-  "packed"})`` for the first chunk, then ``create_scene_dataset(..., resume=True)`` per chunk (the
+  "packed", OVERLAYS_INFO_KEY: <--overlays>})`` for the first chunk, then ``create_scene_dataset(..., resume=True)`` per chunk (the
   ingest's resume path: an interrupted add is rolled back, complete scenes are skipped). At most two
   waves are in memory. ``--home DIR --resume`` continues a killed run (chunks whose scene ids are
   all present are not generated again).
@@ -41,6 +41,10 @@ average before/after, and a ``what_it_ran_on`` sentence:
   ``importance_field`` (field ``bench_q_rank`` = 1 − rank(Q)/(n − 1)), because the per-scene EPDMS
   of a planner on every scene is not computed at this scale. Writes the selection back: tag
   ``sel:<name>``, saved view, run record.
+* **draw_selection** (``--overlays on-demand`` only) — ``bev_render.draw_scenes`` on the saved
+  selection view: its overlay fields written from the store and its BEV images rendered on the
+  executor, so the selected scenes are fully viewable in the App. With ``--overlays inline`` every
+  sample got its overlays at ingest (≈ 10 kB of BSON per sample instead of ≈ 0.6 kB).
 * **compact** — MongoDB ``compact`` of the samples collection (dbpath bytes before/after).
 
 MongoDB: a private ``mongod`` (FiftyOne's bundled binary) on a free port with its dbpath under the
@@ -298,7 +302,8 @@ def ingest(args, executor, meter_extra: dict):
             t = time.perf_counter()
             if dataset is None:
                 dataset = scenes.create_scene_dataset(NAME, batch, render_images="deferred",
-                                                      info={scenes.COMPACT_INFO_KEY: "packed"})
+                                                      info={scenes.COMPACT_INFO_KEY: "packed",
+                                                            scenes.OVERLAYS_INFO_KEY: args.overlays.replace("-", "_")})
             else:
                 scenes.create_scene_dataset(NAME, batch, render_images="deferred", resume=True)
             ingest_seconds += time.perf_counter() - t
@@ -311,16 +316,23 @@ def ingest(args, executor, meter_extra: dict):
 
 
 def knn_all(dataset):
+    import faiss
     import numpy as np
 
     from autoscale_core.representation import KnnIndex
     from fiftyone_plugin.engine.representation import repr_dir
 
     emb = np.load(repr_dir(dataset, "graph_rae") / "embeddings.npy")
-    index = KnnIndex(expected_queries=len(emb)).fit(emb)
-    dist, idx = index.search(emb, 21)
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(os.cpu_count() or 1)  # nothing else runs in this step (OMP_NUM_THREADS=1 is for the workers)
+    try:
+        index = KnnIndex(expected_queries=len(emb)).fit(emb)
+        dist, idx = index.search(emb, 21)
+    finally:
+        faiss.omp_set_num_threads(threads)
     assert idx.shape == (len(emb), 21)
     return {"_extra": {"detail": {"index_kind": index.built_kind, "reason": index.reason, "dim": int(emb.shape[1]),
+                                  "faiss_threads": os.cpu_count() or 1,
                                   "self_is_first": float(np.mean(idx[:, 0] == np.arange(len(emb))))}}}
 
 
@@ -341,6 +353,15 @@ def allocate(dataset, budget: int, pilot_name: str, pilot_steps: int):
     assert tagged == budget and dataset.has_saved_view("bench-mosaic"), (tagged, budget)
     return {"_extra": {"detail": {"budget": budget, "tagged": tagged, "saved_view": "bench-mosaic",
                                   "allocation": out.get("allocation") or out.get("per_domain")}}}
+
+
+def draw_selection(dataset, executor):
+    from fiftyone_plugin.engine import bev_render
+
+    view = dataset.load_saved_view("bench-mosaic")
+    drawn = bev_render.draw_scenes(view, executor=executor)
+    assert drawn["overlays"] == len(view) and view.count("agents") == len(view), drawn
+    return {"_extra": {"detail": {**drawn, "view": "bench-mosaic"}}}
 
 
 def compact(meter: Meter, dataset):
@@ -370,6 +391,9 @@ def main(argv=None) -> int:
     p.add_argument("--mongod-cache-gb", type=float, default=2.0,
                    help="the private mongod's WiredTiger cache (GB; 0 = MongoDB's default, half the RAM less 1 GB)")
     p.add_argument("--mc-samples", type=int, default=10, help="Graph-RAE MC-dropout passes per scene for U (the plugin's default 10)")
+    p.add_argument("--overlays", default="on-demand", choices=("on-demand", "inline"),
+                   help="on-demand (default): lean samples, the selection's overlays drawn after allocate; "
+                        "inline: every sample's overlays written at ingest (the 2026-12-07 1e6 run)")
     p.add_argument("--home", default=None, help="run folder (AUTOSCALE_HOME + MongoDB dbpath); default a temp dir")
     p.add_argument("--resume", action="store_true", help="continue the run in --home (skips complete chunks)")
     p.add_argument("--keep", action="store_true", help="keep the run folder and dataset afterwards")
@@ -520,6 +544,9 @@ def run(args, command, home, mongod: PrivateMongod | None, started, load_start) 
                "fits from the pilot; within-domain order = value Q (importance_field bench_q_rank); tag + saved view + run",
                lambda: allocate(ds, budget, "bench-pilot", args.pilot_steps))
     meter.steps["allocate"]["phases"] = timers.lap()
+    if args.overlays == "on-demand":
+        meter.step("draw_selection", f"the {budget:,} selected scenes (saved view bench-mosaic): overlays written "
+                   f"from the store, BEV images rendered on {args.executor}", lambda: draw_selection(ds, executor))
     timers.restore()
     meter.step("compact", "MongoDB compact of the samples collection after the write-backs", lambda: compact(meter, ds))
     import faiss
@@ -534,6 +561,7 @@ def run(args, command, home, mongod: PrivateMongod | None, started, load_start) 
                     "faiss_threads": faiss.omp_get_max_threads(), "torch_threads": torch.get_num_threads(),
                     "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
                     "load_avg_start": load_start, "load_avg_end": [round(v, 2) for v in os.getloadavg()]},
+        "overlays": args.overlays,
         "mongodb": (f"private mongod (FiftyOne's binary), dbpath under the run folder, WiredTiger cache "
                     f"{args.mongod_cache_gb:g} GB" if args.mongod_cache_gb else "MongoDB's default cache")
                    if mongod else "FIFTYONE_DATABASE_URI",

@@ -170,3 +170,63 @@ def test_chunked_ingest_with_prefetched_overlays_matches_each_scene(fo, autoscal
     name2 = dataset_name("pre-resume")
     scenes.create_scene_dataset(name2, batch.subset([0, 4, 5, 9]), render_images=False)
     check(scenes.create_scene_dataset(name2, batch, render_images=False, chunk_size=3, resume=True))
+
+
+def test_on_demand_overlays_lean_ingest_then_drawn_for_a_view(fo, autoscale_home, dataset_name):
+    """``overlays="on_demand"``: samples are ingested without overlay fields (a fraction of the
+    BSON), later adds stay lean, and ``draw_scenes`` writes exactly the view's overlays (the same
+    documents an inline ingest writes) and renders its placeholder images — once."""
+    import bson
+
+    from autoscale_core import render as bev
+    from autoscale_core.world import generate_world
+    from fiftyone_plugin.engine import bev_render, scene_docs, scenes
+
+    batch = generate_world(12, seed=3)
+    ds = scenes.create_scene_dataset(dataset_name("lean"), batch, render_images="deferred", chunk_size=5,
+                                     info={scenes.OVERLAYS_INFO_KEY: "on_demand"})
+    assert ds.count("ego_history") == 0 and ds.count("route") == 0
+    stats = ds._sample_collection.database.command("collStats", ds._sample_collection_name)
+    assert stats["avgObjSize"] < 1500  # vs ≈ 10 kB with inline overlays
+    scenes.add_scenes(ds, generate_world(3, seed=4), render="deferred")
+    assert len(ds) == 15 and ds.count("ego_history") == 0
+    view = ds.match(fo.ViewField("scene_id").is_in([str(s) for s in batch.meta["scene_id"][:4]]))
+    assert bev_render.draw_scenes(view) == {"overlays": 4, "images": 4}
+    assert ds.count("ego_history") == 4 and len(bev_render.pending(ds)[0]) == 11
+    expected = scene_docs.overlay_docs(batch.subset(slice(0, 4)), bev.DEFAULT_EXTENT_M)
+    for doc in ds._sample_collection.find({"ego_history": {"$ne": None}}):
+        i = [str(s) for s in batch.meta["scene_id"]].index(doc["scene_id"])
+        for field in scenes.OVERLAY_FIELDS:
+            want = bson.decode(expected[field][i].raw)["polylines"]
+            assert [{k: v for k, v in p.items() if k != "_id"} for p in doc[field]["polylines"]] == \
+                   [{k: v for k, v in p.items() if k != "_id"} for p in want], (field, i)
+    assert bev_render.draw_scenes(view) == {"overlays": 0, "images": 0}
+    assert view.first().agents is not None  # FiftyOne reads them back as Polylines
+    assert_consistent(ds, rendered=False)  # 11 samples still show the placeholder
+
+
+def test_unknown_overlay_mode_is_a_clear_error(fo, autoscale_home, dataset_name):
+    import pytest
+
+    from fiftyone_plugin.engine import scenes
+
+    with pytest.raises(scenes.SceneDatasetError, match="on_demand"):
+        scenes.create_scene_dataset(dataset_name("bad"), make_road_batch(2, prefix="bad"),
+                                    info={scenes.OVERLAYS_INFO_KEY: "later"})
+    assert not fo.dataset_exists(dataset_name("bad"))
+
+
+def test_cli_world_on_demand_then_draw_a_saved_view(fo, autoscale_home, dataset_name, capsys):
+    from fiftyone_plugin.cli import main
+
+    name = dataset_name("cli-lean")
+    assert main(["world", "--scenes", "8", "--dataset", name, "--overlays", "on-demand", "--defer-render"]) == 0
+    ds = fo.load_dataset(name)
+    assert ds.count("agents") == 0
+    ds.save_view("first-three", ds.sort_by("scene_id").limit(3))
+    assert main(["draw", "--dataset", name, "--view", "nope"]) != 0
+    assert "no saved view 'nope'" in capsys.readouterr().err
+    assert main(["draw", "--dataset", name, "--view", "first-three"]) == 0
+    assert '"overlays": 3' in capsys.readouterr().out and ds.count("agents") == 3
+    assert main(["draw", "--dataset", name, "--no-images"]) == 0
+    assert ds.count("agents") == 8

@@ -68,13 +68,12 @@ def placeholders(media: str | os.PathLike | None) -> list[Path]:
             if p.name == bev.PLACEHOLDER_NAME or p.name[len(bev.PLACEHOLDER_NAME) + 1:].isdigit()]
 
 
-def pending(dataset: fo.Dataset) -> tuple[list[str], list[str]]:
-    """``(scene_ids, filepaths)`` of the samples whose image is still a placeholder."""
-    dataset = root_dataset(dataset)
-    inodes = {p.stat().st_ino for p in placeholders(dataset.info.get("autoscale_media"))}
+def pending(view: fo.Dataset | fo.DatasetView) -> tuple[list[str], list[str]]:
+    """``(scene_ids, filepaths)`` of the samples of ``view`` whose image is still a placeholder."""
+    inodes = {p.stat().st_ino for p in placeholders(root_dataset(view).info.get("autoscale_media"))}
     if not inodes:
         return [], []
-    ids, paths = dataset.values(["scene_id", "filepath"])
+    ids, paths = view.values(["scene_id", "filepath"])
     out = [(s, p) for s, p in zip(ids, paths) if _inode(p) in inodes]
     return [s for s, _ in out], [p for _, p in out]
 
@@ -87,24 +86,25 @@ def _inode(path: str) -> int | None:
 
 
 def render_pending(
-    dataset: fo.Dataset,
+    dataset: fo.Dataset | fo.DatasetView,
     *,
     executor=None,
     chunk: int = 500,
     progress: Callable[[float, str], None] | None = None,
 ) -> int:
-    """Render the images of every sample still showing the placeholder; returns how many.
+    """Render the images of every sample (of ``dataset``, or only of a view's) still showing the
+    placeholder; returns how many.
 
     Holds the dataset's add lock (scene_adds), so a concurrent add's recovery never removes a
     renderer's temporary file. ``executor``: an :mod:`autoscale_core.executor` spec (``"process"``,
     ``"process:2"``, ``"ray"``) or instance; None renders in this process.
     """
-    dataset = root_dataset(dataset)
+    view, dataset = dataset, root_dataset(dataset)
     store_root = dataset.info["autoscale_store"]
     media = dataset.info["autoscale_media"]
     extent = float(dataset.info.get("autoscale_bev_extent_m", bev.DEFAULT_EXTENT_M))
     with exclusive(scene_adds._lock_name(store_root)):
-        ids, _ = pending(dataset)
+        ids, _ = pending(view)
         items = [(store_root, ids[i:i + chunk], media, extent) for i in range(0, len(ids), chunk)]
         if not items:
             _remove_unused_placeholder(media)
@@ -131,3 +131,61 @@ def _remove_unused_placeholder(media: str) -> None:
     for placeholder in placeholders(media):
         if placeholder.stat().st_nlink == 1:
             placeholder.unlink(missing_ok=True)
+
+
+# ------------------------------------------------------------------------------- on demand
+def draw_scenes(
+    view: fo.Dataset | fo.DatasetView,
+    *,
+    images: bool = True,
+    overlays: bool = True,
+    executor=None,
+    chunk: int = 5_000,
+    progress: Callable[[float, str], None] | None = None,
+) -> dict:
+    """Make ``view``'s samples fully viewable in the App: write the overlay fields of the samples
+    that lack them (a dataset ingested with ``overlays="on_demand"``) and render the images that
+    are still the placeholder (a deferred render). Returns ``{"overlays": n, "images": m}``.
+
+    Overlays are built from the scene store as at ingest (``scene_docs.overlay_docs``, the same
+    documents byte for byte) and written ``chunk`` samples per unordered bulk write. Each sample's
+    overlays are one atomic update, so an interrupted call leaves samples with all of their
+    overlays or none, and calling it again finishes the rest. Only samples without ``ego_history``
+    are written: a second call on the same view only reads, it rewrites nothing.
+    """
+    dataset = root_dataset(view)
+    drawn = 0
+    if overlays:
+        drawn = _write_missing_overlays(view, dataset, chunk, progress)
+    rendered = render_pending(view, executor=executor, progress=progress) if images else 0
+    return {"overlays": drawn, "images": rendered}
+
+
+def _write_missing_overlays(view, dataset: fo.Dataset, chunk: int,
+                            progress: Callable[[float, str], None] | None) -> int:
+    import datetime
+
+    from pymongo import UpdateOne
+
+    from . import scene_docs
+    from .scenes import get_store
+
+    missing = view.exists(scene_docs.OVERLAY_FIELDS[0], False)
+    sample_ids, scene_ids = missing.values(["_id", "scene_id"])
+    if not sample_ids:
+        return 0
+    scene_docs.declare_fields(dataset)
+    store = get_store(dataset)
+    extent = float(dataset.info.get("autoscale_bev_extent_m", bev.DEFAULT_EXTENT_M))
+    collection = dataset._sample_collection
+    for start in range(0, len(sample_ids), chunk):
+        rows = slice(start, start + chunk)
+        docs = scene_docs.overlay_docs(store.load(scene_ids[rows]), extent)  # compute first, then write
+        now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+        updates = [UpdateOne({"_id": oid}, {"$set": {**{f: docs[f][i] for f in docs}, "last_modified_at": now}})
+                   for i, oid in enumerate(sample_ids[rows])]
+        collection.bulk_write(updates, ordered=False)
+        if progress:
+            done = min(start + chunk, len(sample_ids))
+            progress(done / len(sample_ids), f"drew the overlays of {done}/{len(sample_ids)} scenes")
+    return len(sample_ids)

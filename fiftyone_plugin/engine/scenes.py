@@ -46,6 +46,11 @@ STORE_INFO_KEY = "autoscale_store"
 MEDIA_INFO_KEY = "autoscale_media"
 EXTENT_INFO_KEY = "autoscale_bev_extent_m"
 COMPACT_INFO_KEY = "autoscale_store_compact"  # new store shards: True/"int16" fixed point, "packed" (store.py)
+# When the overlay fields are written: "inline" (default) with each new sample, or "on_demand":
+# new samples are lean (≈ 0.6 kB of BSON instead of ≈ 10 kB) and bev_render.draw_scenes writes the
+# overlays of the views a user wants to look at (at 1e6 scenes, see docs/DEVELOPING.md).
+OVERLAYS_INFO_KEY = "autoscale_overlays"
+OVERLAY_MODES = ("inline", "on_demand")
 RenderMode = Union[bool, Literal["deferred"]]  # see add_scenes
 
 
@@ -137,19 +142,25 @@ def create_scene_dataset(
             ``{COMPACT_INFO_KEY: True}`` stores the arrays in the compact int16 encoding
             (``autoscale_core.store``: ≤ 0.5 cm position error within ±327 m),
             ``{COMPACT_INFO_KEY: "packed"}`` in the packed one (ragged rows, fixed point, zstd:
-            ≈ 3 kB per world scene, ≤ 0.5 cm at any range; the one for 1e6 scenes).
+            ≈ 3 kB per world scene, ≤ 0.5 cm at any range; the one for 1e6 scenes);
+            ``{OVERLAYS_INFO_KEY: "on_demand"}`` ingests lean samples without the overlay fields,
+            which ``bev_render.draw_scenes`` writes later for the views that need them.
 
     On any error the partly created dataset, images and store are removed again (when resuming,
     what was complete before stays).
     """
     batch.validate()
+    mode = (info or {}).get(OVERLAYS_INFO_KEY, "inline")
+    if mode not in OVERLAY_MODES:
+        raise SceneDatasetError(f"info[{OVERLAYS_INFO_KEY!r}] must be one of {OVERLAY_MODES}, got {mode!r}")
     with _OverlayPrefetch() as prefetch:
         return _create(name, batch, media_dir, overwrite, render_images, progress, chunk_size, resume, info, prefetch)
 
 
 def _create(name, batch, media_dir, overwrite, render_images, progress, chunk_size, resume, info, prefetch):
     """:func:`create_scene_dataset` after validation, with the overlay prefetcher."""
-    if not fo.dataset_exists(name) or overwrite:  # the first chunk's overlays, while the dataset is made
+    if (not fo.dataset_exists(name) or overwrite) and (info or {}).get(OVERLAYS_INFO_KEY, "inline") == "inline":
+        # the first chunk's overlays, while the dataset is made
         prefetch.submit(batch.subset(slice(0, chunk_size)), float((info or {}).get(EXTENT_INFO_KEY, bev.DEFAULT_EXTENT_M)))
     if fo.dataset_exists(name):
         if resume and not overwrite:
@@ -221,6 +232,8 @@ def _add_in_chunks(dataset: fo.Dataset, batch: SceneBatch, render: RenderMode,
     ``prefetch``, the next chunk's overlay documents are built during each transaction."""
     start_time = time.perf_counter()
     extent = float(dataset.info.get(EXTENT_INFO_KEY, bev.DEFAULT_EXTENT_M))
+    if not overlays_inline(dataset):
+        prefetch = None  # nothing to prepare ahead
     chunk = prefetch.first() if prefetch is not None else None  # the first chunk, submitted by the caller
     if chunk is None:
         chunk = batch.subset(slice(0, chunk_size))
@@ -236,6 +249,11 @@ def _add_in_chunks(dataset: fo.Dataset, batch: SceneBatch, render: RenderMode,
             progress(done / len(batch), f"added {done}/{len(batch)} scenes ({rate:.0f} scenes/s)")
 
 
+def overlays_inline(dataset: fo.Dataset | fo.DatasetView) -> bool:
+    """Whether new samples of ``dataset`` get their overlay fields at ingest (see OVERLAYS_INFO_KEY)."""
+    return root_dataset(dataset).info.get(OVERLAYS_INFO_KEY, "inline") == "inline"
+
+
 def create_world_dataset(
     name: str,
     num_scenes: int,
@@ -247,6 +265,7 @@ def create_world_dataset(
     resume: bool = False,
     render_images: RenderMode = True,
     compact_store: bool | str = False,
+    overlays: str = "inline",
 ) -> fo.Dataset:
     """Generate ``num_scenes`` scenes of the embedded world and store them as dataset ``name``.
 
@@ -254,7 +273,8 @@ def create_world_dataset(
     the same world — same scenes, seed and cities, recorded in ``info["autoscale_world"]`` when the
     dataset was created — is generated again and only the missing scenes are added).
     Generation reports progress 0 → 0.3, ingest 0.3 → 1. ``compact_store``: the store encoding
-    (False: float32; True or "int16"; "packed"; see ``autoscale_core.store``).
+    (False: float32; True or "int16"; "packed"; see ``autoscale_core.store``). ``overlays``:
+    "inline" or "on_demand" (lean samples; ``bev_render.draw_scenes`` writes a view's overlays).
     """
     from autoscale_core.store import ENCODINGS
     from autoscale_core.world import generate_world
@@ -262,6 +282,8 @@ def create_world_dataset(
     default_dataset_dir(name)  # validates the name as a folder name, before any work
     if not isinstance(compact_store, bool) and compact_store not in ENCODINGS:
         raise SceneDatasetError(f"compact_store must be True, False or one of {ENCODINGS}, got {compact_store!r}")
+    if overlays not in OVERLAY_MODES:
+        raise SceneDatasetError(f"overlays must be one of {OVERLAY_MODES}, got {overlays!r}")
     world = {"num_scenes": int(num_scenes), "seed": int(seed), "cities": cities}
     if fo.dataset_exists(name) and not overwrite:
         if not resume:
@@ -280,7 +302,8 @@ def create_world_dataset(
     inner = (lambda f, msg: progress(0.3 + 0.7 * f, msg)) if progress else None
     return create_scene_dataset(name, batch, overwrite=overwrite, progress=inner, resume=resume,
                                 render_images=render_images,
-                                info={"autoscale_world": world, COMPACT_INFO_KEY: compact_store})
+                                info={"autoscale_world": world, COMPACT_INFO_KEY: compact_store,
+                                      OVERLAYS_INFO_KEY: overlays})
 
 
 def _new_dataset_folder(name: str, media_dir: str | os.PathLike | None) -> Path:
@@ -405,7 +428,8 @@ def _new_scenes_only(dataset: fo.Dataset, batch: SceneBatch, skip_existing: bool
 def _add_new_scenes(dataset: fo.Dataset, batch: SceneBatch, tx, *, render: RenderMode, skip_existing: bool,
                     prefetch: _OverlayPrefetch | None = None) -> list[str]:
     extent = float(dataset.info.get(EXTENT_INFO_KEY, bev.DEFAULT_EXTENT_M))
-    overlays = prefetch.take(batch, extent) if prefetch is not None else None
+    inline = overlays_inline(dataset)
+    overlays = prefetch.take(batch, extent) if prefetch is not None and inline else None
     batch, keep = _new_scenes_only(dataset, batch, skip_existing)
     ids = [str(s) for s in batch.meta["scene_id"]]
     if not ids:
@@ -425,7 +449,7 @@ def _add_new_scenes(dataset: fo.Dataset, batch: SceneBatch, tx, *, render: Rende
         metadata = bev_render.link_placeholders(media, tx.new_images)
         metadata = [metadata] * len(paths)
     if overlays is None:
-        overlays = scene_docs.overlay_docs(batch, extent)
+        overlays = scene_docs.overlay_docs(batch, extent) if inline else {}
     docs = scene_docs.sample_docs(dataset, batch, paths, metadata, overlays, ids=tx.reserved_ids[: len(ids)])
     del overlays
     store = get_store(dataset)
