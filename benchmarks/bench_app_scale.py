@@ -132,8 +132,9 @@ def _generate(item: tuple[int, int]):
     return generate_world(n, seed=seed)
 
 
-def ingest(name: str, n: int, chunk: int, render) -> dict:
-    """Generate and ingest ``n`` distinct scenes (``render``: add_scenes' mode); returns timings."""
+def ingest(name: str, n: int, chunk: int, render, overlays: str = "inline") -> dict:
+    """Generate and ingest ``n`` distinct scenes (``render``: add_scenes' mode; ``overlays``: the
+    dataset's overlay mode, "inline" or "on_demand"); returns timings."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
@@ -151,7 +152,8 @@ def ingest(name: str, n: int, chunk: int, render) -> dict:
                 pending = pool.submit(_generate, sizes[i + 1])
             t = time.perf_counter()
             if ds is None:
-                ds = scenes.create_scene_dataset(name, batch, render_images=render)
+                ds = scenes.create_scene_dataset(name, batch, render_images=render,
+                                                 info={scenes.OVERLAYS_INFO_KEY: overlays})
             else:
                 scenes.add_scenes(ds, batch, render=render)
             ingest_s += time.perf_counter() - t
@@ -161,9 +163,12 @@ def ingest(name: str, n: int, chunk: int, render) -> dict:
 
 
 def render_first(ds, count: int) -> int:
-    """Real BEV images for the first ``count`` samples in the dataset's default order."""
+    """Real BEV images for the first ``count`` samples in the dataset's default order (and their
+    overlays, in a dataset that draws them on demand)."""
     from autoscale_core import render as bev
+    from fiftyone_plugin.engine import bev_render
 
+    bev_render.draw_scenes(ds.limit(count), images=False)  # no-op when the overlays are inline
     ids = ds.limit(count).values("scene_id")
     extent = float(ds.info.get("autoscale_bev_extent_m", bev.DEFAULT_EXTENT_M))
     return bev.render_store_chunk((ds.info["autoscale_store"], ids, ds.info["autoscale_media"], extent))
@@ -364,6 +369,9 @@ def main(argv=None) -> int:
                    help="ingest mode: 'deferred' (placeholder hard links; ext4 caps one inode at 65,000 links, "
                         "so at most ~65k samples per media folder) or 'none' (render=False: images not written)")
     p.add_argument("--render-first", type=int, default=200, help="samples given real BEV images")
+    p.add_argument("--overlays", choices=["inline", "on-demand"], default="inline",
+                   help="inline: every sample's overlays written at ingest; on-demand: lean samples, the "
+                        "--render-first samples get their overlays drawn (bev_render.draw_scenes) with their images")
     p.add_argument("--tiles", type=int, default=8, help="grid tiles that must be drawn")
     p.add_argument("--grid-zoom", type=int, default=None,
                    help="the App's grid_zoom (0-10; default: what `autoscale app` sets, app_env_defaults())")
@@ -474,16 +482,19 @@ def run(args, chromium: str, argv) -> dict:
     try:
         log(f"ingesting {args.scenes} distinct scenes")
         mode = "deferred" if args.render == "deferred" else False
-        ing = ingest(name, args.scenes, args.chunk, mode)
+        ing = ingest(name, args.scenes, args.chunk, mode, args.overlays.replace("-", "_"))
         ds = ing.pop("dataset")
         result["ingest"] = ing
         result["samples_in_dataset"] = ds.count()
         result["dataset_note"] = (f"{args.scenes} distinct generate_world scenes (chunk k = seed k, "
-                                  f"{args.chunk} per chunk); nothing tiled; ingested with add_scenes(render={mode!r}).")
+                                  f"{args.chunk} per chunk); nothing tiled; ingested with add_scenes(render={mode!r}), "
+                                  f"overlays {args.overlays}.")
         t = time.perf_counter()
         rendered = render_first(ds, args.render_first)
         rest = ("shows the placeholder image (with its overlays)" if mode == "deferred"
                 else "has no image file (render=False); only the first pages are ever shown")
+        if args.overlays == "on-demand":
+            rest += "; no overlays (lean sample: overlays on demand)"
         result["rendered"] = (f"real BEV images for the first {rendered} samples in default order "
                               f"({time.perf_counter() - t:.1f} s); every other sample {rest}")
         record_engine_runs(ds)

@@ -36,6 +36,7 @@ OPERATOR_MODULES = [
     "fiftyone_plugin.operators.representation",
     "fiftyone_plugin.operators.planning",
     "fiftyone_plugin.operators.scenarionet",
+    "fiftyone_plugin.operators.draw",
 ]
 
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))

@@ -291,3 +291,29 @@ def test_panel_executes_through_fiftyone(engine_dataset):
     result = _execute(PANEL_URI, engine_dataset, {"__method__": "on_load", "panel_id": "p1", "state": {},
                                                   "event_args": {}})
     assert result.error is None, result.error_message
+
+
+def test_draw_scenes_operator_draws_the_selected_samples_of_a_lean_dataset(fo, autoscale_home, tmp_path):
+    """A lean (overlays on demand) + deferred-render dataset: the form says what is missing, and the
+    operator draws exactly the selected samples (overlays written, images rendered)."""
+    from operator_form_helpers import _form
+
+    from autoscale_core.world import generate_world
+    from fiftyone_plugin.engine import bev_render, scenes
+    from fiftyone_plugin.operators.draw import DrawScenes
+
+    name = f"app-draw-{np.random.default_rng().integers(1e9)}"
+    ds = scenes.create_scene_dataset(name, generate_world(6, seed=5), render_images="deferred",
+                                     info={scenes.OVERLAYS_INFO_KEY: "on_demand"})
+    try:
+        form = _form(DrawScenes, ds, {})
+        assert "6 of 6 target scenes have no overlays; 6 show the placeholder image" in form["todo"].view.label
+        ids = ds.sort_by("scene_id").limit(2).values("id")
+        result = _execute("@autoscale/autoscale/draw_scenes", ds,
+                          {"view_target": "SELECTED_SAMPLES", "images": True}, selected=ids)
+        assert result.error is None, result.error_message
+        assert result.result == {"overlays": 2, "images": 2}
+        assert set(ds.exists("agents").values("id")) == set(ids)
+        assert len(bev_render.pending(ds)[0]) == 4
+    finally:
+        scenes.delete_scene_dataset(name)

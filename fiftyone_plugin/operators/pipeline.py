@@ -13,7 +13,8 @@ from __future__ import annotations
 
 # (stage, operator names in the order a user runs them)
 PIPELINE = (
-    ("data", ("create_demo_dataset", "import_av2", "import_scenarionet", "import_scenes", "generate_synthetic_scenes")),
+    ("data", ("create_demo_dataset", "import_av2", "import_scenarionet", "import_scenes", "generate_synthetic_scenes",
+              "draw_scenes")),
     ("planner", ("train_planner", "evaluate_planner")),
     ("scenes", ("compute_scene_embeddings", "cluster_scenes", "compute_value_scores")),
     ("selection", ("fit_scaling_laws", "allocate_budget", "optimize_mixture", "select_active")),
