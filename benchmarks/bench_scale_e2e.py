@@ -126,16 +126,19 @@ class Meter:
         import psutil
 
         me = psutil.Process()
+        mongod_pid = self.mongod.pid if self.mongod is not None else None
         while True:  # a sample at the start, then every 0.5 s until the step ends
             total, kids = 0, 0
-            procs = [me, *me.children(recursive=True)] + ([self.mongod] if self.mongod is not None else [])
-            for proc in procs:
+            # The private mongod is one of this process's children: each process once, by pid
+            # (runs before 2026-12-07 18:10 UTC counted it twice, see scale_e2e.md).
+            procs = {p.pid: p for p in [me, *me.children(recursive=True)] + ([self.mongod] if self.mongod else [])}
+            for pid, proc in procs.items():
                 try:
                     rss = proc.memory_info().rss
                 except psutil.Error:
                     continue
                 total += rss
-                if proc.pid != me.pid and proc is not self.mongod:
+                if pid not in (me.pid, mongod_pid):
                     kids = max(kids, rss)
             peak["total"] = max(peak.get("total", 0), total)
             peak["child"] = max(peak.get("child", 0), kids)

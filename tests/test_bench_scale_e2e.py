@@ -27,12 +27,15 @@ def test_tiny_end_to_end_run(tmp_path):
     result = json.loads(out.read_text())
     assert result["scenes"] == 600 and result["splits"]["train"] > 300
     steps = result["steps"]
-    assert list(steps) == ["ingest", "embed", "knn", "cluster", "value", "mosaic_pilot", "allocate", "compact"]
+    assert list(steps) == ["ingest", "embed", "knn", "cluster", "value", "mosaic_pilot", "allocate", "draw_selection",
+                           "compact"]
     for name, step in steps.items():
         assert step["what_it_ran_on"] and step["wall_s"] >= 0, name
         assert step["peak_rss_mb"]["main"] > 0 and len(step["load_avg_before"]) == 3, name
         assert step["disk_bytes_after"]["mongodb_dbpath"] > 0 or "mongodb_dbstats" in step["disk_bytes_after"], name
     assert steps["ingest"]["detail"]["chunks"] == 4 and steps["ingest"]["disk_bytes_after"]["store"] > 0
+    # Lean samples (overlays on demand): the selection, and only it, gets its overlays drawn.
+    assert steps["draw_selection"]["detail"]["overlays"] == steps["allocate"]["detail"]["budget"]
     assert steps["embed"]["phases"]["graph_rae_fit"]["calls"] == 1
     # The chunks (and their MC-dropout passes) run in the executor's workers; the main process
     # writes the field once and registers the Brain runs.
