@@ -491,10 +491,10 @@ def run(args, chromium: str, argv) -> dict:
                                   f"overlays {args.overlays}.")
         t = time.perf_counter()
         rendered = render_first(ds, args.render_first)
-        rest = ("shows the placeholder image (with its overlays)" if mode == "deferred"
+        rest = ("shows the placeholder image" if mode == "deferred"
                 else "has no image file (render=False); only the first pages are ever shown")
-        if args.overlays == "on-demand":
-            rest += "; no overlays (lean sample: overlays on demand)"
+        rest += (" without overlays (lean sample: overlays on demand; the first samples' were drawn)"
+                 if args.overlays == "on-demand" else " (with its overlays)" if mode == "deferred" else "")
         result["rendered"] = (f"real BEV images for the first {rendered} samples in default order "
                               f"({time.perf_counter() - t:.1f} s); every other sample {rest}")
         record_engine_runs(ds)
