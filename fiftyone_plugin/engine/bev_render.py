@@ -86,20 +86,20 @@ def _inode(path: str) -> int | None:
 
 
 def render_pending(
-    dataset: fo.Dataset | fo.DatasetView,
+    view: fo.Dataset | fo.DatasetView,
     *,
     executor=None,
     chunk: int = 500,
     progress: Callable[[float, str], None] | None = None,
 ) -> int:
-    """Render the images of every sample (of ``dataset``, or only of a view's) still showing the
+    """Render the images of every sample of ``view`` (a dataset or a view) still showing the
     placeholder; returns how many.
 
     Holds the dataset's add lock (scene_adds), so a concurrent add's recovery never removes a
     renderer's temporary file. ``executor``: an :mod:`autoscale_core.executor` spec (``"process"``,
     ``"process:2"``, ``"ray"``) or instance; None renders in this process.
     """
-    view, dataset = dataset, root_dataset(dataset)
+    dataset = root_dataset(view)
     store_root = dataset.info["autoscale_store"]
     media = dataset.info["autoscale_media"]
     extent = float(dataset.info.get("autoscale_bev_extent_m", bev.DEFAULT_EXTENT_M))
@@ -151,7 +151,8 @@ def draw_scenes(
     documents byte for byte) and written ``chunk`` samples per unordered bulk write. Each sample's
     overlays are one atomic update, so an interrupted call leaves samples with all of their
     overlays or none, and calling it again finishes the rest. Only samples without ``ego_history``
-    are written: a second call on the same view only reads, it rewrites nothing.
+    are written (:func:`missing_overlays`): a second call on the same view only reads, it
+    rewrites nothing.
     """
     dataset = root_dataset(view)
     drawn = 0
@@ -159,6 +160,14 @@ def draw_scenes(
         drawn = _write_missing_overlays(view, dataset, chunk, progress)
     rendered = render_pending(view, executor=executor, progress=progress) if images else 0
     return {"overlays": drawn, "images": rendered}
+
+
+def missing_overlays(view: fo.Dataset | fo.DatasetView) -> fo.DatasetView:
+    """The samples of ``view`` without overlays (their first overlay field unset: a sample's
+    overlays are written together, at ingest or by :func:`draw_scenes`)."""
+    from .scene_docs import OVERLAY_FIELDS
+
+    return view.exists(OVERLAY_FIELDS[0], False)
 
 
 def _write_missing_overlays(view, dataset: fo.Dataset, chunk: int,
@@ -170,8 +179,7 @@ def _write_missing_overlays(view, dataset: fo.Dataset, chunk: int,
     from . import scene_docs
     from .scenes import get_store
 
-    missing = view.exists(scene_docs.OVERLAY_FIELDS[0], False)
-    sample_ids, scene_ids = missing.values(["_id", "scene_id"])
+    sample_ids, scene_ids = missing_overlays(view).values(["_id", "scene_id"])
     if not sample_ids:
         return 0
     scene_docs.declare_fields(dataset)

@@ -150,16 +150,14 @@ def create_scene_dataset(
     what was complete before stays).
     """
     batch.validate()
-    mode = (info or {}).get(OVERLAYS_INFO_KEY, "inline")
-    if mode not in OVERLAY_MODES:
-        raise SceneDatasetError(f"info[{OVERLAYS_INFO_KEY!r}] must be one of {OVERLAY_MODES}, got {mode!r}")
+    _overlay_mode(info)  # a bad mode fails before anything is written
     with _OverlayPrefetch() as prefetch:
         return _create(name, batch, media_dir, overwrite, render_images, progress, chunk_size, resume, info, prefetch)
 
 
 def _create(name, batch, media_dir, overwrite, render_images, progress, chunk_size, resume, info, prefetch):
     """:func:`create_scene_dataset` after validation, with the overlay prefetcher."""
-    if (not fo.dataset_exists(name) or overwrite) and (info or {}).get(OVERLAYS_INFO_KEY, "inline") == "inline":
+    if (not fo.dataset_exists(name) or overwrite) and _overlay_mode(info) == "inline":
         # the first chunk's overlays, while the dataset is made
         prefetch.submit(batch.subset(slice(0, chunk_size)), float((info or {}).get(EXTENT_INFO_KEY, bev.DEFAULT_EXTENT_M)))
     if fo.dataset_exists(name):
@@ -247,6 +245,14 @@ def _add_in_chunks(dataset: fo.Dataset, batch: SceneBatch, render: RenderMode,
             done = min(start + chunk_size, len(batch))
             rate = done / max(time.perf_counter() - start_time, 1e-9)
             progress(done / len(batch), f"added {done}/{len(batch)} scenes ({rate:.0f} scenes/s)")
+
+
+def _overlay_mode(info: Mapping | None) -> str:
+    """The overlay mode ``info`` asks a new dataset for (default "inline"), checked."""
+    mode = (info or {}).get(OVERLAYS_INFO_KEY, "inline")
+    if mode not in OVERLAY_MODES:
+        raise SceneDatasetError(f"info[{OVERLAYS_INFO_KEY!r}] must be one of {OVERLAY_MODES}, got {mode!r}")
+    return mode
 
 
 def overlays_inline(dataset: fo.Dataset | fo.DatasetView) -> bool:
@@ -428,8 +434,7 @@ def _new_scenes_only(dataset: fo.Dataset, batch: SceneBatch, skip_existing: bool
 def _add_new_scenes(dataset: fo.Dataset, batch: SceneBatch, tx, *, render: RenderMode, skip_existing: bool,
                     prefetch: _OverlayPrefetch | None = None) -> list[str]:
     extent = float(dataset.info.get(EXTENT_INFO_KEY, bev.DEFAULT_EXTENT_M))
-    inline = overlays_inline(dataset)
-    overlays = prefetch.take(batch, extent) if prefetch is not None and inline else None
+    overlays = prefetch.take(batch, extent) if prefetch is not None else None  # None for on-demand datasets
     batch, keep = _new_scenes_only(dataset, batch, skip_existing)
     ids = [str(s) for s in batch.meta["scene_id"]]
     if not ids:
@@ -449,7 +454,7 @@ def _add_new_scenes(dataset: fo.Dataset, batch: SceneBatch, tx, *, render: Rende
         metadata = bev_render.link_placeholders(media, tx.new_images)
         metadata = [metadata] * len(paths)
     if overlays is None:
-        overlays = scene_docs.overlay_docs(batch, extent) if inline else {}
+        overlays = scene_docs.overlay_docs(batch, extent) if overlays_inline(dataset) else {}
     docs = scene_docs.sample_docs(dataset, batch, paths, metadata, overlays, ids=tx.reserved_ids[: len(ids)])
     del overlays
     store = get_store(dataset)

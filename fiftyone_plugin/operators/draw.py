@@ -6,14 +6,18 @@ from __future__ import annotations
 
 import fiftyone.operators.types as types
 
-from ..engine.bev_render import draw_scenes, pending
-from ..engine.scene_docs import OVERLAY_FIELDS
+from ..engine.bev_render import draw_scenes, missing_overlays, pending
 from . import ui
 
 
-def _missing(view) -> tuple[int, int]:
-    """(samples of ``view`` without overlays, samples still showing the placeholder image)."""
-    return len(view) - view.count(OVERLAY_FIELDS[0]), len(pending(view)[0])
+def _todo(view) -> str:
+    """What drawing ``view`` would do. Placeholders are found by a stat of each image file, so
+    they are counted only for targets that run now by default: the form is resolved again on
+    every change, and a million stats would stall it."""
+    text = f"{len(missing_overlays(view))} of {len(view)} target scenes have no overlays"
+    if len(view) > ui.SMALL_JOB_SCENES:
+        return text + "; placeholder images are found and rendered when it runs"
+    return text + f"; {len(pending(view)[0])} show the placeholder image"
 
 
 class DrawScenes(ui.DelegatedOperator):
@@ -25,9 +29,7 @@ class DrawScenes(ui.DelegatedOperator):
         inputs, view = ui.target_form(ctx)
         if view is None:
             return types.Property(inputs)
-        no_overlays, placeholders = _missing(view)
-        inputs.view("todo", types.Notice(label=f"{no_overlays} of {len(view)} target scenes have no overlays; "
-                                                f"{placeholders} show the placeholder image"))
+        inputs.view("todo", types.Notice(label=_todo(view)))
         inputs.bool("images", default=True, label="Render the placeholder images too")
         return types.Property(inputs, view=types.View(label="Draw scenes"))
 
