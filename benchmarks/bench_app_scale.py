@@ -54,6 +54,15 @@ requests during the grid load (start, end, path, GraphQL operation) go into the 
    draws after the layout is shown). Between rounds
    the panel is closed by resetting the session's spaces to the default grid.
 
+4. ``first_opens`` (``--opens`` rounds per mode, after the rounds above): the grid signal of 1.
+   for pages opened once each by a new browser process, interleaved: ``first_visit`` (fresh
+   profile, the dataset: a user's very first open of the App), ``first_visit_control`` (fresh
+   profile, a clone of the dataset's first ``--control-samples`` samples on the same server: the
+   App's and this machine's cost at that moment without the dataset's size) and ``returning``
+   (a new browser process on a profile that opened the App once before, with its HTTP and code
+   caches). On a shared 2-core VM the same page load drifts by a second within minutes; the
+   control, measured alongside, tells the dataset's share from the machine's.
+
 Targets (issue #19): grid ≤ 3 s, modal ≤ 2 s, panel ≤ 3 s.
 """
 
@@ -313,6 +322,54 @@ def browse(chromium: str, session, url: str, name: str, args, trace: list | None
     return rounds
 
 
+def time_open(chromium: str, url: str, name: str, args, profile: str | None = None) -> dict:
+    """One new browser process opens the dataset's page: seconds to the grid's paint (``grid``)
+    and to the page's DOMContentLoaded (``js_boot``: the App's scripts fetched, parsed and run,
+    before its first API request). ``profile``: a kept user-data dir (a returning browser)."""
+    from browser.app_driver import chromium_page
+
+    with chromium_page(chromium, profile=profile) as page:
+        page.set_default_timeout(args.timeout * 1000)
+        row = time_grid(page, url, name, args.tiles, args.timeout)
+        boot = page.evaluate("() => performance.getEntriesByType('navigation')[0].domContentLoadedEventEnd")
+    return {"grid": row["grid"], "js_boot": round(boot / 1000, 3)}
+
+
+def first_opens(chromium: str, url: str, name: str, control: str, args) -> dict:
+    """``args.opens`` rounds, interleaved, each a new browser process opening a page once:
+
+    * ``first_visit``: a fresh profile opens ``name`` (the user's very first open of the App);
+    * ``first_visit_control``: a fresh profile opens ``control``, the dataset's first
+      ``--control-samples`` samples cloned (same fields, images and server): what the App and
+      this machine cost at that moment without the dataset's size;
+    * ``returning``: a new browser process on a profile that opened the App once before (an
+      unmeasured visit first): the user's later opens, with the browser's HTTP and code caches.
+
+    Interleaving spreads the machine's drift (a shared 2-core VM) over the three alike."""
+    profile = tempfile.mkdtemp(prefix="bench-app-profile-")
+    try:
+        time_open(chromium, url, control, args, profile)  # the returning browser's earlier visit
+        kinds = {"first_visit": (name, None), "first_visit_control": (control, None), "returning": (name, profile)}
+        runs = {kind: [] for kind in kinds}
+        for i in range(args.opens):
+            for kind, (dataset, prof) in kinds.items():
+                runs[kind].append(time_open(chromium, url, dataset, args, prof))
+            log(f"open round {i}: " + ", ".join(f"{k} {v[-1]['grid']}" for k, v in runs.items()))
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+    return {kind: summarize_opens(rows) for kind, rows in runs.items()}
+
+
+def summarize_opens(rows: list[dict]) -> dict:
+    import statistics
+
+    grid = [r["grid"] for r in rows]
+    return {"grid_s": grid, "js_boot_s": [r["js_boot"] for r in rows],
+            "grid_median_s": round(statistics.median(grid), 3),
+            "js_boot_median_s": round(statistics.median(r["js_boot"] for r in rows), 3),
+            "opens_within_target": sum(g <= TARGETS_S["grid"] for g in grid), "opens": len(grid)}
+
+
 # ------------------------------------------------------------------------------ report
 def summarize(rounds: list[dict]) -> dict:
     """Cold (round 0), warm median and whether each target is met cold and warm."""
@@ -353,6 +410,15 @@ def write_outputs(result: dict, out: str) -> None:
         for key in TARGETS_S:
             lines.append(f"| {entry['mode']} | {key} | {s[key]['target_s']} | {s[key]['cold_s']} | "
                          f"{s[key]['warm_median_s']} | {s[key]['all_s']} | {entry['loadavg_start']} |")
+    opens = [e for e in result["modes"] if e.get("first_opens")]
+    if opens:
+        lines += ["", "First opens (each a new browser process opening the page once, interleaved; see "
+                  "`first_opens` in the docstring): grid paint s, and the page's DOMContentLoaded (`js boot`).", "",
+                  "| mode | open | grid median s | opens ≤ 3 s | all grid s | js boot median s |", "|---|---|---|---|---|---|"]
+        for entry in opens:
+            for kind, o in entry["first_opens"].items():
+                lines.append(f"| {entry['mode']} | {kind} | {o['grid_median_s']} | {o['opens_within_target']}/{o['opens']} "
+                             f"| {o['grid_s']} | {o['js_boot_median_s']} |")
     warmups = [f"{e['server_warmup_s']}" for e in result["modes"] if e.get("server_warmup_s")]
     if warmups:
         lines += ["", f"Server warm-up (s per step): {'; '.join(warmups)}."]
@@ -377,6 +443,11 @@ def main(argv=None) -> int:
                    help="the App's grid_zoom (0-10; default: what `autoscale app` sets, app_env_defaults())")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--timeout", type=float, default=180.0, help="seconds per wait before failing")
+    p.add_argument("--opens", type=int, default=5,
+                   help="per mode, after the rounds: this many interleaved first opens by new browser processes "
+                        "(fresh profile on the dataset, fresh profile on the control, returning profile); 0: none")
+    p.add_argument("--control-samples", type=int, default=200,
+                   help="samples of the control dataset for --opens (the dataset's first ones, cloned)")
     p.add_argument("--quick", action="store_true", help="2,000 scenes (smoke test)")
     p.add_argument("--modes", default="cold",
                    help="comma-separated App server modes, each a new server process and a fresh browser, in "
@@ -454,6 +525,8 @@ def serve_and_browse(ds, name: str, server_mode: str, chromium: str, args):
         raise
     entry["summary"] = summarize(entry["rounds"])
     entry["round0_grid_requests"] = trace
+    if args.opens:
+        entry["first_opens"] = first_opens(chromium, url, name, f"{name}-control", args)
     entry["loadavg_end"] = [round(v, 2) for v in os.getloadavg()]
     return session, entry
 
@@ -498,6 +571,8 @@ def run(args, chromium: str, argv) -> dict:
         result["rendered"] = (f"real BEV images for the first {rendered} samples in default order "
                               f"({time.perf_counter() - t:.1f} s); every other sample {rest}")
         record_engine_runs(ds)
+        if args.opens:  # the control of first_opens: the same samples' first pages, at small size
+            ds.limit(args.control_samples).clone(f"{name}-control")
         result["signals"] = {"grid": f"{args.tiles} tiles' canvases drawn (class 'invisible' gone)",
                              "modal": "modal canvas drawn and sidebar lists ego_future",
                              "panel": "'Next steps' section of the Data Engine panel visible"}
@@ -518,6 +593,8 @@ def run(args, chromium: str, argv) -> dict:
                 session.close()  # the last session of the port stops the server subprocess
         with contextlib.suppress(Exception):
             scenes.delete_scene_dataset(name)
+        if fo.dataset_exists(f"{name}-control"):  # a clone: shares the store and media, deletes neither
+            fo.delete_dataset(f"{name}-control")
     result["loadavg_end"] = [round(v, 2) for v in os.getloadavg()]
     return result
 

@@ -59,15 +59,19 @@ def wait_http(url: str, timeout: float = 90.0) -> None:
 
 
 @contextlib.contextmanager
-def chromium_page(executable: str, width: int = 1600, height: int = 1000, failure_name: str | None = None):
-    """A Playwright page in a fresh headless Chromium with an empty user-data dir.
+def chromium_page(executable: str, width: int = 1600, height: int = 1000, failure_name: str | None = None,
+                  profile: str | None = None):
+    """A Playwright page in a fresh headless Chromium with an empty user-data dir (or with
+    ``profile``, a user-data dir kept by the caller: a browser that has been here before, with
+    its HTTP and code caches).
 
     With ``failure_name``, an exception inside the block first saves what the page showed then
     (``FAILED_<name>.png`` and ``.html`` beside the screenshots), so a failure can be diagnosed.
     """
     from playwright.sync_api import sync_playwright
 
-    profile = tempfile.mkdtemp(prefix="autoscale-chromium-")
+    keep = profile is not None
+    profile = profile if keep else tempfile.mkdtemp(prefix="autoscale-chromium-")
     try:
         with sync_playwright() as pw:
             context = pw.chromium.launch_persistent_context(
@@ -86,7 +90,8 @@ def chromium_page(executable: str, width: int = 1600, height: int = 1000, failur
             finally:
                 context.close()
     finally:
-        shutil.rmtree(profile, ignore_errors=True)
+        if not keep:
+            shutil.rmtree(profile, ignore_errors=True)
 
 
 def screenshot(page, name: str) -> Path:
