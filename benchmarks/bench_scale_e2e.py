@@ -533,7 +533,7 @@ def run(args, command, home, mongod: PrivateMongod | None, started, load_start) 
     meter.steps["value"]["detail"] = {"num_reference": val.get("num_reference"), "uncertainty": val.get("uncertainty")}
     meter.steps["value"]["phases"] = timers.lap()
     pilot_ids = sorted(ds.match(F("scene_id").starts_with("world-0-")).values("scene_id"))[: args.pilot]
-    pilot_view = ds.match(F("scene_id").is_in(pilot_ids))
+    pilot_view = ds.select_by("scene_id", pilot_ids)
     budget = max(1, n // 100)
     pilot_budget = max(20, args.pilot // 10)
     fits = meter.step("mosaic_pilot", f"fit_scaling_laws on {len(pilot_ids):,} candidate scenes of chunk 0 (first by "

@@ -188,7 +188,9 @@ def pool_from_view(view, *, domain_field: str | None = None, embedding_field: st
 
 
 def _real(view):
-    return view.match(F("source") != "synthetic")
+    # Plain query documents rather than ViewField expressions: MongoDB runs a {"$expr": ...}
+    # match per document and cannot use an index for it (these filters scan 1e6 samples).
+    return view.match({"source": {"$ne": "synthetic"}})
 
 
 def resolve_views(pool_view, base_view=None, val_view=None, *, base_limit: int = 500, val_limit: int = 200):
@@ -206,22 +208,22 @@ def resolve_views(pool_view, base_view=None, val_view=None, *, base_limit: int =
         # Set difference in Python: a "not in <every candidate id>" stage would exceed MongoDB's
         # 16 MB command limit for a whole-dataset candidate view of 1e6 scenes.
         in_pool = set(pool_ids)
-        train_ids = _real(dataset.match(F("split") == "train")).values("scene_id")
+        train_ids = _real(dataset.match({"split": "train"})).values("scene_id")
         base_ids = sorted(s for s in train_ids if s is not None and s not in in_pool)[:base_limit]
-        base_view = dataset.match(F("scene_id").is_in(base_ids)).sort_by("scene_id")
+        base_view = dataset.select_by("scene_id", base_ids).sort_by("scene_id")
         if not base_ids:
-            carve = _real(pool_view.match(F("split") == "train")).sort_by("scene_id")
+            carve = _real(pool_view.match({"split": "train"})).sort_by("scene_id")
             carve = carve.limit(min(base_limit, len(pool_view) // 5))
             base_ids = carve.values("scene_id")
-            base_view = dataset.match(F("scene_id").is_in(base_ids))
-            pool_view = pool_view.match(~F("scene_id").is_in(base_ids))
+            base_view = dataset.select_by("scene_id", base_ids)
+            pool_view = pool_view.exclude_by("scene_id", base_ids)
     if val_view is None:
-        val_view = _real(dataset.match(F("split") == "val")).sort_by("scene_id").limit(val_limit)
+        val_view = _real(dataset.match({"split": "val"})).sort_by("scene_id").limit(val_limit)
     base_ids, val_ids = base_view.values("scene_id"), val_view.values("scene_id")
     if set(base_ids) & set(val_ids):
         raise SelectionError("the base and val sets must not overlap")
     # Scenes trained on or scored on are never candidates.
-    pool_view = pool_view.match(~F("scene_id").is_in(base_ids + val_ids))
+    pool_view = pool_view.exclude_by("scene_id", base_ids + val_ids)
     for what, v in (("base", base_view), ("val", val_view), ("candidate", pool_view)):
         if len(v) == 0:
             raise SelectionError(f"the {what} set of dataset {dataset.name!r} is empty: closed-loop selection "
@@ -401,8 +403,8 @@ def optimize_mixture(view, name: str, budget: int, *, rounds: int = 4, probes: i
     pool = pool_from_view(view, domain_field=cluster_field, embedding_field=embedding_field)
     base_embeddings = _base_embeddings(base_view, embedding_field, pool) if embedding_field else None
     val_ids = val_view.values("scene_id")
-    tune_view = val_view.match(F("scene_id").is_in(val_ids[0::2]))
-    confirm_view = val_view.match(F("scene_id").is_in(val_ids[1::2]))
+    tune_view = val_view.select_by("scene_id", val_ids[0::2])
+    confirm_view = val_view.select_by("scene_id", val_ids[1::2])
     setup = _setup(view, base_view, tune_view, steps=steps, seed=seed, progress=progress)
     setup.prepare()
     pool = _merge_signals(pool, setup, ["embeddings"])
