@@ -3,7 +3,7 @@ scenes, plus the write-back of 10^5 samples' fields. Prints JSON; writes results
 
     .venv/bin/python benchmarks/bench_scale.py --sizes 10000,100000            # quick (minutes)
     .venv/bin/python benchmarks/bench_scale.py                                  # 10^4, 10^5, 10^6
-    .venv/bin/python benchmarks/bench_scale.py --out benchmarks/results/scale   # + scale.json, scale.md
+    .venv/bin/python benchmarks/bench_scale.py --out benchmarks/results/scale_random   # + .json, .md
 
 Each size runs in its own subprocess, so its peak memory is its own: per stage, the peak RSS
 (``VmHWM`` after resetting it through ``/proc/self/clear_refs``; ``ru_maxrss`` as fallback) and

@@ -189,3 +189,21 @@ def test_failed_write_is_rolled_back_and_recorded(world_dataset):
         assert get_run(ds, "sel_slug_x")["status"] == "failed"
     finally:
         ds.delete_saved_view("slug-x")
+
+
+def test_resolved_views_are_plain_queries_the_scene_id_index_serves(world_dataset):
+    """Id-set views are ``{"scene_id": {"$in": ids}}`` matches (the index serves them), not
+    ``$expr`` stages that MongoDB evaluates per document over the whole collection: at 1e6 those
+    made each read of a pilot view a full scan of 1e6 x |ids| comparisons."""
+    import json
+
+    from fiftyone_plugin.engine.selection import resolve_views
+
+    ds = world_dataset
+    candidates = ds.select_by("scene_id", sorted(ds.values("scene_id"))[:40])
+    pool, base, val = resolve_views(candidates, base_limit=10, val_limit=5)
+    for view in (pool, base, val):
+        assert "$expr" not in json.dumps(view._pipeline(), default=str)
+    assert not set(pool.values("scene_id")) & (set(base.values("scene_id")) | set(val.values("scene_id")))
+    plan = ds._sample_collection.find({"scene_id": {"$in": base.values("scene_id")}}).explain()
+    assert "IXSCAN" in json.dumps(plan["queryPlanner"]["winningPlan"])
