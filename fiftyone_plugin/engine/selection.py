@@ -30,7 +30,6 @@ from typing import Sequence
 
 import fiftyone as fo
 import numpy as np
-from fiftyone import ViewField as F
 
 from autoscale_core.selection import (
     ClusterMixtureOptimizer,
