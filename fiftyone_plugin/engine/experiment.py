@@ -45,12 +45,10 @@ def dataset_split(dataset, *, base_size: int, seed: int = 0) -> SplitScenes:
 
     Raises ValueError naming what is missing (a split with no scenes, too few train scenes).
     """
-    from fiftyone import ViewField as F
-
     from . import scenes
+    from .keys import real_scenes
 
-    real = dataset.match(F("source") != "synthetic")
-    views = {name: real.match(F("split") == name) for name in ("train", "val", "test")}
+    views = {name: real_scenes(dataset, name) for name in ("train", "val", "test")}
     empty = [name for name, view in views.items() if len(view) == 0]
     if empty:
         raise ValueError(f"dataset {dataset.name!r} has no real scenes in split(s) {empty}: the protocol needs train, val and test")

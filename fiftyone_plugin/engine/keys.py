@@ -11,7 +11,7 @@ from typing import Callable
 
 import fiftyone as fo
 
-__all__ = ["Progress", "root_dataset", "selection_run_key", "scaling_run_key", "queue_run_key",
+__all__ = ["Progress", "root_dataset", "real_scenes", "selection_run_key", "scaling_run_key", "queue_run_key",
            "PROTOCOL_RUN_KEY", "check_budget"]
 
 Progress = Callable[[float, str], None]  # progress(fraction in [0, 1], one-line message)
@@ -24,6 +24,18 @@ _KEY_CHARS = re.compile(r"[^A-Za-z0-9_]")
 def root_dataset(collection: fo.Dataset | fo.DatasetView) -> fo.Dataset:
     """The dataset a view (or the dataset itself) belongs to."""
     return collection._root_dataset if isinstance(collection, fo.DatasetView) else collection
+
+
+def real_scenes(collection: fo.Dataset | fo.DatasetView, split: str | None = None) -> fo.DatasetView:
+    """The real (not ``source="synthetic"``) scenes of ``collection``, of ``split`` when given.
+
+    A query document, not a ViewField expression: MongoDB evaluates a ``{"$expr": ...}`` match
+    per document and no index serves it, which at 1e6 samples is a slow full scan.
+    """
+    query: dict = {"source": {"$ne": "synthetic"}}
+    if split is not None:
+        query["split"] = split
+    return collection.match(query)
 
 
 def selection_run_key(name: str) -> str:

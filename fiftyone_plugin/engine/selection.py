@@ -47,7 +47,7 @@ from autoscale_core.selection import (
 from autoscale_core.selection.experiment import ClosedLoopSetup
 
 from . import scenes
-from .keys import Progress, root_dataset, scaling_run_key, selection_run_key
+from .keys import Progress, real_scenes, root_dataset, scaling_run_key, selection_run_key
 from .runs import get_run, record_run
 
 TAG_PREFIX = "sel:"
@@ -186,12 +186,6 @@ def pool_from_view(view, *, domain_field: str | None = None, embedding_field: st
     return _checked(Pool, ids, embeddings=emb, domains=domains, scores=scores)
 
 
-def _real(view):
-    # Plain query documents rather than ViewField expressions: MongoDB runs a {"$expr": ...}
-    # match per document and cannot use an index for it (these filters scan 1e6 samples).
-    return view.match({"source": {"$ne": "synthetic"}})
-
-
 def resolve_views(pool_view, base_view=None, val_view=None, *, base_limit: int = 500, val_limit: int = 200):
     """(candidates, base, val) views for closed-loop selection.
 
@@ -207,17 +201,17 @@ def resolve_views(pool_view, base_view=None, val_view=None, *, base_limit: int =
         # Set difference in Python: a "not in <every candidate id>" stage would exceed MongoDB's
         # 16 MB command limit for a whole-dataset candidate view of 1e6 scenes.
         in_pool = set(pool_ids)
-        train_ids = _real(dataset.match({"split": "train"})).values("scene_id")
+        train_ids = real_scenes(dataset, "train").values("scene_id")
         base_ids = sorted(s for s in train_ids if s is not None and s not in in_pool)[:base_limit]
         base_view = dataset.select_by("scene_id", base_ids).sort_by("scene_id")
         if not base_ids:
-            carve = _real(pool_view.match({"split": "train"})).sort_by("scene_id")
+            carve = real_scenes(pool_view, "train").sort_by("scene_id")
             carve = carve.limit(min(base_limit, len(pool_view) // 5))
             base_ids = carve.values("scene_id")
             base_view = dataset.select_by("scene_id", base_ids)
             pool_view = pool_view.exclude_by("scene_id", base_ids)
     if val_view is None:
-        val_view = _real(dataset.match({"split": "val"})).sort_by("scene_id").limit(val_limit)
+        val_view = real_scenes(dataset, "val").sort_by("scene_id").limit(val_limit)
     base_ids, val_ids = base_view.values("scene_id"), val_view.values("scene_id")
     if set(base_ids) & set(val_ids):
         raise SelectionError("the base and val sets must not overlap")

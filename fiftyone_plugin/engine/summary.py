@@ -29,10 +29,10 @@ from typing import Any
 
 import fiftyone as fo
 import numpy as np
-from fiftyone import ViewField as F
 
 from autoscale_core.planning.evaluate import BASELINES
 
+from .keys import real_scenes
 from .runs import list_runs
 
 VALUE_COMPONENTS = ("value_s", "value_r", "value_u", "value_q")
@@ -232,9 +232,7 @@ def coverage(dataset: fo.Dataset, selection: dict | None) -> dict | None:
     chosen = dataset.match_tags(selection["tag"])
     if len(chosen) == 0:
         return None
-    pool = dataset.match(F("split") == "train") if dataset.has_field("split") else dataset
-    if dataset.has_field("source"):
-        pool = pool.match(F("source") != "synthetic")
+    pool = real_scenes(dataset, "train" if dataset.has_field("split") else None)
     out = {"tag": selection["tag"], "num_selected": len(chosen), "num_pool": len(pool), "fields": {}}
     for field in COVERAGE_FIELDS:
         if not dataset.has_field(field):
