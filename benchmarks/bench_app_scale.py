@@ -322,6 +322,11 @@ def browse(chromium: str, session, url: str, name: str, args, trace: list | None
     return rounds
 
 
+def control_name(name: str) -> str:
+    """The control dataset of :func:`first_opens` for dataset ``name``."""
+    return f"{name}-control"
+
+
 def time_open(chromium: str, url: str, name: str, args, profile: str | None = None) -> dict:
     """One new browser process opens the dataset's page: seconds to the grid's paint (``grid``)
     and to the page's DOMContentLoaded (``js_boot``: the App's scripts fetched, parsed and run,
@@ -526,7 +531,7 @@ def serve_and_browse(ds, name: str, server_mode: str, chromium: str, args):
     entry["summary"] = summarize(entry["rounds"])
     entry["round0_grid_requests"] = trace
     if args.opens:
-        entry["first_opens"] = first_opens(chromium, url, name, f"{name}-control", args)
+        entry["first_opens"] = first_opens(chromium, url, name, control_name(name), args)
     entry["loadavg_end"] = [round(v, 2) for v in os.getloadavg()]
     return session, entry
 
@@ -572,7 +577,7 @@ def run(args, chromium: str, argv) -> dict:
                               f"({time.perf_counter() - t:.1f} s); every other sample {rest}")
         record_engine_runs(ds)
         if args.opens:  # the control of first_opens: the same samples' first pages, at small size
-            ds.limit(args.control_samples).clone(f"{name}-control")
+            ds.limit(args.control_samples).clone(control_name(name))
         result["signals"] = {"grid": f"{args.tiles} tiles' canvases drawn (class 'invisible' gone)",
                              "modal": "modal canvas drawn and sidebar lists ego_future",
                              "panel": "'Next steps' section of the Data Engine panel visible"}
@@ -593,8 +598,8 @@ def run(args, chromium: str, argv) -> dict:
                 session.close()  # the last session of the port stops the server subprocess
         with contextlib.suppress(Exception):
             scenes.delete_scene_dataset(name)
-        if fo.dataset_exists(f"{name}-control"):  # a clone: shares the store and media, deletes neither
-            fo.delete_dataset(f"{name}-control")
+        if fo.dataset_exists(control_name(name)):  # a clone: shares the store and media, deletes neither
+            fo.delete_dataset(control_name(name))
     result["loadavg_end"] = [round(v, 2) for v in os.getloadavg()]
     return result
 

@@ -4,11 +4,12 @@ the plugin functions the operators call, on the whole dataset. Writes JSON (+ a 
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_scale_e2e.py --quick --out benchmarks/results/scale_e2e_quick.json
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_scale_e2e.py --scenes 40000 --out benchmarks/results/scale_e2e_4e4.json
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_scale_e2e.py --mc-samples 4      # 1,000,000 scenes: 57 min (scale_e2e.md)
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_scale_e2e.py --mc-samples 4 --out benchmarks/results/scale.json   # 1,000,000 scenes: 52 min
 
 ``--quick`` is 5,000 scenes (1.8 min at load average 3-4 on 2 cores; 20,000 took 7 min, the
-Graph-RAE MC-dropout passes dominate). Measured: 1e6 scenes in 55.0 and 56.9 min with lean
-samples (83.2 min with inline overlays); per-step results are in ``benchmarks/results/scale_e2e.md``.
+Graph-RAE MC-dropout passes dominate). Measured: 1e6 scenes in 52.2 min with lean samples
+(``benchmarks/results/scale.md``; 55.0 and 56.9 min before id-set views used the ``scene_id``
+index, 83.2 min with inline overlays: ``benchmarks/results/scale_e2e.md``).
 
 Nothing is tiled or random: chunk ``k`` is ``generate_world(chunk, seed=k)`` (scene ids
 ``world-<k>-<i>``, arrays of that seed), so every scene is distinct. Steps, each with wall s, CPU s
