@@ -1,7 +1,7 @@
 """The App at scale: open a dataset of ``--scenes`` distinct scenes in the real FiftyOne App,
 driven by headless Chromium, and time the grid, a sample's modal and the Data Engine panel.
 
-    PYTHONPATH=. .venv/bin/python benchmarks/bench_app_scale.py --render none   # 100,000 scenes
+    PYTHONPATH=. .venv/bin/python benchmarks/bench_app_scale.py                 # 100,000 scenes
     PYTHONPATH=. .venv/bin/python benchmarks/bench_app_scale.py --quick         # 2,000 (smoke test)
     PYTHONPATH=. .venv/bin/python benchmarks/bench_app_scale.py --quick --modes cold,cold-nocache,warmed
     PYTHONPATH=. .venv/bin/python benchmarks/bench_app_scale.py --out benchmarks/results/app_scale.json
@@ -11,11 +11,10 @@ Prints one JSON object; with ``--out`` also writes it and a short ``.md`` beside
 **Dataset.** ``--scenes`` distinct embedded-world scenes (``generate_world`` in chunks of
 ``--chunk`` scenes, chunk k with seed k, so every scene id and array is distinct: nothing is
 tiled). Each chunk goes through the plugin's ingest path (``create_scene_dataset`` then
-``add_scenes``). ``--render deferred`` (default): every sample's image is a hard link to one
-placeholder (:mod:`fiftyone_plugin.engine.bev_render`). That caps a dataset at ~65,000 samples on
-ext4 (65,000 links per inode: the add of the chunk that crosses it fails with EMLINK and rolls
-back), so 100,000 needs ``--render none`` (``render=False``: samples point at images not written
-yet; only the first pages, rendered below, are ever shown). The ingest path has no executor of its own, so a
+``add_scenes``). ``--render deferred`` (default): every sample's image is a hard link to a
+placeholder (:mod:`fiftyone_plugin.engine.bev_render`; a new placeholder file every 60,000 links,
+below ext4's 65,000 per file). ``--render none`` (``render=False``): samples point at images not
+written yet; only the first pages, rendered below, are ever shown. The ingest path has no executor of its own, so a
 one-process pool generates chunk k+1 while chunk k is ingested (overlap, not a parallel ingest).
 Then the first ``--render-first`` samples (the grid's first pages in the default order) get their
 real BEV images (``render_store_chunk``), so the tiles timed show real images. Engine run records
@@ -61,7 +60,13 @@ requests during the grid load (start, end, path, GraphQL operation) go into the 
    App's and this machine's cost at that moment without the dataset's size) and ``returning``
    (a new browser process on a profile that opened the App once before, with its HTTP and code
    caches). On a shared 2-core VM the same page load drifts by a second within minutes; the
-   control, measured alongside, tells the dataset's share from the machine's.
+   control, measured alongside, tells the dataset's share from the machine's. Two more controls
+   take AutoScale away step by step: ``first_visit_bare`` (fresh profile, a plain FiftyOne dataset
+   of the control's image files and nothing else: no AutoScale fields, overlays, saved views or
+   runs; same server) and ``first_visit_fiftyone_alone`` (the bare dataset on a second App server
+   whose plugin directory is empty: FiftyOne's App with no plugin at all, this machine's floor).
+   Each open also records, from its API requests, when the first grid page
+   (``paginateSamplesQuery``) was asked for and answered, so a slow open shows where it waited.
 
 Targets (issue #19): grid ≤ 3 s, modal ≤ 2 s, panel ≤ 3 s.
 """
@@ -201,6 +206,33 @@ def launch(ds):
     return session, url
 
 
+@contextlib.contextmanager
+def app_without_plugins(dataset_name: str):
+    """A second App server, on its own port, whose plugin directory is empty (FiftyOne's App
+    alone), showing ``dataset_name``; yields its url and closes it after."""
+    import fiftyone as fo
+    from browser.app_driver import free_port, wait_http
+
+    empty = tempfile.mkdtemp(prefix="bench-app-no-plugins-")
+    before = os.environ.get("FIFTYONE_PLUGINS_DIR")
+    os.environ["FIFTYONE_PLUGINS_DIR"] = empty  # read by the server subprocess at its start
+    port = free_port()
+    try:
+        session = fo.Session(fo.load_dataset(dataset_name), port=port, remote=True, auto=False)
+    finally:
+        if before is None:
+            del os.environ["FIFTYONE_PLUGINS_DIR"]
+        else:
+            os.environ["FIFTYONE_PLUGINS_DIR"] = before
+    try:
+        wait_http(f"http://localhost:{port}/")
+        yield f"http://localhost:{port}/"
+    finally:
+        with contextlib.suppress(Exception):
+            session.close()
+        shutil.rmtree(empty, ignore_errors=True)
+
+
 def _drawn(page, root: str, n: int, timeout_s: float) -> None:
     page.wait_for_function(DRAWN, arg=[root, n], timeout=timeout_s * 1000, polling=50)
 
@@ -327,20 +359,30 @@ def control_name(name: str) -> str:
     return f"{name}-control"
 
 
+def bare_name(name: str) -> str:
+    """The bare control dataset of :func:`first_opens` (image files only) for dataset ``name``."""
+    return f"{name}-bare"
+
+
 def time_open(chromium: str, url: str, name: str, args, profile: str | None = None) -> dict:
-    """One new browser process opens the dataset's page: seconds to the grid's paint (``grid``)
-    and to the page's DOMContentLoaded (``js_boot``: the App's scripts fetched, parsed and run,
-    before its first API request). ``profile``: a kept user-data dir (a returning browser)."""
+    """One new browser process opens the dataset's page: seconds to the grid's paint (``grid``),
+    to the page's DOMContentLoaded (``js_boot``: the App's scripts fetched, parsed and run,
+    before its first API request), and to the start and end of its first grid-page request
+    (``first_page_asked``, ``first_page_answered``; None if the trace holds none).
+    ``profile``: a kept user-data dir (a returning browser)."""
     from browser.app_driver import chromium_page
 
+    trace = []
     with chromium_page(chromium, profile=profile) as page:
         page.set_default_timeout(args.timeout * 1000)
-        row = time_grid(page, url, name, args.tiles, args.timeout)
+        row = time_grid(page, url, name, args.tiles, args.timeout, trace)
         boot = page.evaluate("() => performance.getEntriesByType('navigation')[0].domContentLoadedEventEnd")
-    return {"grid": row["grid"], "js_boot": round(boot / 1000, 3)}
+    pages = [r for r in trace if r[3].endswith("paginateSamplesQuery")]
+    return {"grid": row["grid"], "js_boot": round(boot / 1000, 3),
+            "first_page_asked": pages[0][0] if pages else None, "first_page_answered": pages[0][1] if pages else None}
 
 
-def first_opens(chromium: str, url: str, name: str, control: str, args) -> dict:
+def first_opens(chromium: str, url: str, name: str, control: str, args, alone_url: str | None = None) -> dict:
     """``args.opens`` rounds, interleaved, each a new browser process opening a page once:
 
     * ``first_visit``: a fresh profile opens ``name`` (the user's very first open of the App);
@@ -348,31 +390,73 @@ def first_opens(chromium: str, url: str, name: str, control: str, args) -> dict:
       ``--control-samples`` samples cloned (same fields, images and server): what the App and
       this machine cost at that moment without the dataset's size;
     * ``returning``: a new browser process on a profile that opened the App once before (an
-      unmeasured visit first): the user's later opens, with the browser's HTTP and code caches.
+      unmeasured visit first): the user's later opens, with the browser's HTTP and code caches;
+    * ``first_visit_bare``: a fresh profile opens :func:`bare_name`, the control's image files as
+      a plain FiftyOne dataset (no AutoScale field, label, saved view or run), same server;
+    * ``first_visit_fiftyone_alone`` (with ``alone_url``): the same bare dataset on a server that
+      loads no plugin: FiftyOne's App alone.
 
-    Interleaving spreads the machine's drift (a shared 2-core VM) over the three alike."""
+    Interleaving spreads the machine's drift (a shared 2-core VM) over the kinds alike; the order
+    within a round is rotated by one each round."""
     profile = tempfile.mkdtemp(prefix="bench-app-profile-")
     try:
         time_open(chromium, url, control, args, profile)  # the returning browser's earlier visit
-        kinds = {"first_visit": (name, None), "first_visit_control": (control, None), "returning": (name, profile)}
+        kinds = {"first_visit": (url, name, None), "first_visit_control": (url, control, None),
+                 "returning": (url, name, profile), "first_visit_bare": (url, bare_name(name), None)}
+        if alone_url:
+            kinds["first_visit_fiftyone_alone"] = (alone_url, bare_name(name), None)
         runs = {kind: [] for kind in kinds}
         for i in range(args.opens):
-            for kind, (dataset, prof) in kinds.items():
-                runs[kind].append(time_open(chromium, url, dataset, args, prof))
+            for kind in rotated(list(kinds), i):  # no kind always opens first in its round
+                server, dataset, prof = kinds[kind]
+                runs[kind].append(time_open(chromium, server, dataset, args, prof))
             log(f"open round {i}: " + ", ".join(f"{k} {v[-1]['grid']}" for k, v in runs.items()))
     finally:
         shutil.rmtree(profile, ignore_errors=True)
     return {kind: summarize_opens(rows) for kind, rows in runs.items()}
 
 
+def rotated(items: list, by: int) -> list:
+    """``items`` started at position ``by`` (mod its length) and wrapped around."""
+    by %= len(items)
+    return items[by:] + items[:by]
+
+
 def summarize_opens(rows: list[dict]) -> dict:
     import statistics
 
+    def median(key: str) -> float | None:
+        values = [r[key] for r in rows if r.get(key) is not None]
+        return round(statistics.median(values), 3) if values else None
+
     grid = [r["grid"] for r in rows]
     return {"grid_s": grid, "js_boot_s": [r["js_boot"] for r in rows],
-            "grid_median_s": round(statistics.median(grid), 3),
-            "js_boot_median_s": round(statistics.median(r["js_boot"] for r in rows), 3),
+            "first_page_asked_s": [r.get("first_page_asked") for r in rows],
+            "first_page_answered_s": [r.get("first_page_answered") for r in rows],
+            "grid_median_s": median("grid"), "js_boot_median_s": median("js_boot"),
+            "first_page_asked_median_s": median("first_page_asked"),
+            "first_page_answered_median_s": median("first_page_answered"),
             "opens_within_target": sum(g <= TARGETS_S["grid"] for g in grid), "opens": len(grid)}
+
+
+def paired_gaps(opens: dict, base_kind: str = "first_visit", replicates: int = 10_000, seed: int = 0) -> dict:
+    """Per other kind of ``opens`` (kind → ``{"grid_s": [...]}``, as :func:`first_opens`
+    returns): ``base_kind``'s opens minus that kind's, round by round (interleaved opens are pairs
+    that saw the same moment of the machine): their median and a bootstrap 95% interval of that
+    median (s). Positive: ``base_kind``'s grid painted later."""
+    import numpy as np
+
+    base = np.asarray(opens[base_kind]["grid_s"], dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    out = {}
+    for kind, o in opens.items():
+        if kind == base_kind:
+            continue
+        gap = base - np.asarray(o["grid_s"], dtype=np.float64)
+        medians = np.median(gap[rng.integers(0, len(gap), size=(replicates, len(gap)))], axis=1)
+        out[kind] = {"median_s": round(float(np.median(gap)), 3),
+                     "ci95_s": [round(float(np.quantile(medians, q)), 3) for q in (0.025, 0.975)], "pairs": len(gap)}
+    return out
 
 
 # ------------------------------------------------------------------------------ report
@@ -419,11 +503,21 @@ def write_outputs(result: dict, out: str) -> None:
     if opens:
         lines += ["", "First opens (each a new browser process opening the page once, interleaved; see "
                   "`first_opens` in the docstring): grid paint s, and the page's DOMContentLoaded (`js boot`).", "",
-                  "| mode | open | grid median s | opens ≤ 3 s | all grid s | js boot median s |", "|---|---|---|---|---|---|"]
+                  "Medians of each open's timeline: `js boot`, the first grid page asked for and answered "
+                  "(`paginateSamplesQuery`), the grid's paint.", "",
+                  "| mode | open | grid median s | opens ≤ 3 s | all grid s | js boot | page asked | page answered |",
+                  "|---|---|---|---|---|---|---|---|"]
         for entry in opens:
             for kind, o in entry["first_opens"].items():
                 lines.append(f"| {entry['mode']} | {kind} | {o['grid_median_s']} | {o['opens_within_target']}/{o['opens']} "
-                             f"| {o['grid_s']} | {o['js_boot_median_s']} |")
+                             f"| {o['grid_s']} | {o['js_boot_median_s']} | {o.get('first_page_asked_median_s')} "
+                             f"| {o.get('first_page_answered_median_s')} |")
+        lines += ["", "The dataset's first opens minus each control's, round by round (median s, bootstrap 95% "
+                  "interval of the median; positive: the dataset painted later).", "",
+                  "| mode | dataset minus | median s | 95% interval s | pairs |", "|---|---|---|---|---|"]
+        for entry in opens:
+            for kind, g in paired_gaps(entry["first_opens"]).items():
+                lines.append(f"| {entry['mode']} | {kind} | {g['median_s']} | {g['ci95_s']} | {g['pairs']} |")
     warmups = [f"{e['server_warmup_s']}" for e in result["modes"] if e.get("server_warmup_s")]
     if warmups:
         lines += ["", f"Server warm-up (s per step): {'; '.join(warmups)}."]
@@ -437,8 +531,7 @@ def main(argv=None) -> int:
     p.add_argument("--scenes", type=int, default=100_000)
     p.add_argument("--chunk", type=int, default=5000, help="scenes per generated / ingested chunk")
     p.add_argument("--render", choices=["deferred", "none"], default="deferred",
-                   help="ingest mode: 'deferred' (placeholder hard links; ext4 caps one inode at 65,000 links, "
-                        "so at most ~65k samples per media folder) or 'none' (render=False: images not written)")
+                   help="ingest mode: 'deferred' (placeholder hard links) or 'none' (render=False: images not written)")
     p.add_argument("--render-first", type=int, default=200, help="samples given real BEV images")
     p.add_argument("--overlays", choices=["inline", "on-demand"], default="inline",
                    help="inline: every sample's overlays written at ingest; on-demand: lean samples, the "
@@ -515,9 +608,9 @@ def serve_and_browse(ds, name: str, server_mode: str, chromium: str, args):
     t = time.perf_counter()
     session, url = launch(ds)
     entry["app_launch_s"] = round(time.perf_counter() - t, 1)
-    if warm:  # what `autoscale app` does before it prints the URL
-        from fiftyone_plugin.engine.app import warm_app_server
+    from fiftyone_plugin.engine.app import warm_app_server
 
+    if warm:  # what `autoscale app` does before it prints the URL
         entry["server_warmup_s"] = warm_app_server(url, name)
         log(f"server warm-up: {entry['server_warmup_s']}")
     entry["round0_server"] = "warmed (warm_app_server)" if warm else "cold (never served the dataset)"
@@ -531,7 +624,10 @@ def serve_and_browse(ds, name: str, server_mode: str, chromium: str, args):
     entry["summary"] = summarize(entry["rounds"])
     entry["round0_grid_requests"] = trace
     if args.opens:
-        entry["first_opens"] = first_opens(chromium, url, name, control_name(name), args)
+        with app_without_plugins(bare_name(name)) as alone_url:
+            if warm:
+                entry["alone_server_warmup_s"] = warm_app_server(alone_url, bare_name(name))
+            entry["first_opens"] = first_opens(chromium, url, name, control_name(name), args, alone_url)
     entry["loadavg_end"] = [round(v, 2) for v in os.getloadavg()]
     return session, entry
 
@@ -576,8 +672,10 @@ def run(args, chromium: str, argv) -> dict:
         result["rendered"] = (f"real BEV images for the first {rendered} samples in default order "
                               f"({time.perf_counter() - t:.1f} s); every other sample {rest}")
         record_engine_runs(ds)
-        if args.opens:  # the control of first_opens: the same samples' first pages, at small size
+        if args.opens:  # the controls of first_opens: the same samples' first pages, at small size
             ds.limit(args.control_samples).clone(control_name(name))
+            bare = fo.Dataset(bare_name(name))  # the same image files, nothing of AutoScale's
+            bare.add_samples([fo.Sample(filepath=f) for f in ds.limit(args.control_samples).values("filepath")])
         result["signals"] = {"grid": f"{args.tiles} tiles' canvases drawn (class 'invisible' gone)",
                              "modal": "modal canvas drawn and sidebar lists ego_future",
                              "panel": "'Next steps' section of the Data Engine panel visible"}
@@ -598,8 +696,9 @@ def run(args, chromium: str, argv) -> dict:
                 session.close()  # the last session of the port stops the server subprocess
         with contextlib.suppress(Exception):
             scenes.delete_scene_dataset(name)
-        if fo.dataset_exists(control_name(name)):  # a clone: shares the store and media, deletes neither
-            fo.delete_dataset(control_name(name))
+        for control in (control_name(name), bare_name(name)):  # share the store and media, delete neither
+            if fo.dataset_exists(control):
+                fo.delete_dataset(control)
     result["loadavg_end"] = [round(v, 2) for v in os.getloadavg()]
     return result
 
