@@ -32,7 +32,6 @@ import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 import types
 from pathlib import Path
@@ -141,21 +140,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=None, help="write the JSON here (and a .md beside it)")
     args = p.parse_args(argv)
 
-    from browser.app_driver import chromium_path
-
-    chromium = chromium_path()
-    if chromium is None:
-        sys.exit("bench_app_doc_cost: Chromium not found (/usr/bin/chromium, or AUTOSCALE_CHROMIUM)")
-    sys.stdout.flush()
-    json_out = os.fdopen(os.dup(1), "w")  # FiftyOne prints to fd 1: the JSON goes to the real stdout
-    os.dup2(2, 1)
-    tmp = tempfile.mkdtemp(prefix="bench-app-doc-cost-")
-    try:
-        app_scale.setup_env(tmp)
-        result = run(args, chromium)
-    finally:
-        app_scale.stop_private_mongod(tmp)
-    print(json.dumps(result, indent=2), file=json_out, flush=True)
+    result = app_scale.run_in_private_app_env("bench_app_doc_cost", lambda chromium: run(args, chromium))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(result, indent=2) + "\n")

@@ -25,7 +25,6 @@ import json
 import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -139,28 +138,13 @@ def main() -> int:
     p.add_argument("--timeout", type=float, default=180.0)
     p.add_argument("--out", default=None)
     args = p.parse_args()
-    from browser.app_driver import chromium_path
-
     from fiftyone_plugin.engine.app import GRID_ZOOM
 
     args.zooms = args.zooms or [7, GRID_ZOOM]
-    chromium = chromium_path()
-    if chromium is None:
-        sys.exit("bench_app_grid_zoom: Chromium not found")
-    sys.stdout.flush()
-    json_out = os.fdopen(os.dup(1), "w")  # FiftyOne prints to fd 1: the JSON goes to the real stdout
-    os.dup2(2, 1)
-    tmp = tempfile.mkdtemp(prefix="bench-app-grid-zoom-")
-    try:
-        app_scale.setup_env(tmp)
-        result = run(args, chromium)
-    finally:
-        app_scale.stop_private_mongod(tmp)
-    text = json.dumps(result, indent=2)
-    print(text, file=json_out, flush=True)
+    result = app_scale.run_in_private_app_env("bench_app_grid_zoom", lambda chromium: run(args, chromium))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text + "\n")
+        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
         write_md(result, args.out)
     return 0
 

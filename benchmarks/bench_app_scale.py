@@ -82,6 +82,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -135,6 +136,35 @@ def stop_private_mongod(tmp: str) -> None:
             child.stdin.close()
             child.wait(timeout=30)
     shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run_in_private_app_env(prog: str, run: Callable[[str], dict]) -> dict:
+    """The frame of the App benchmarks: find Chromium and Playwright (exit with what to install if
+    either is missing), set up a private database and plugin dir (:func:`setup_env`), return
+    ``run(chromium path)``'s result after printing it as JSON to stdout. stdout carries only that
+    JSON: FiftyOne (its loggers, the App server subprocess) prints to fd 1, so fd 1 becomes
+    stderr meanwhile and the JSON goes to a saved copy of the real stdout."""
+    from browser.app_driver import chromium_path
+
+    chromium = chromium_path()
+    if chromium is None:
+        sys.exit(f"{prog}: Chromium not found (/usr/bin/chromium; install it with "
+                 "`apt-get install chromium`, or set AUTOSCALE_CHROMIUM to its path)")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        sys.exit(f"{prog}: the playwright Python package is missing (pip install -e '.[dev]')")
+    sys.stdout.flush()
+    json_out = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+    tmp = tempfile.mkdtemp(prefix=f"{prog}-")
+    try:
+        setup_env(tmp)
+        result = run(chromium)
+    finally:
+        stop_private_mongod(tmp)
+    print(json.dumps(result, indent=2), file=json_out, flush=True)
+    return result
 
 
 # ------------------------------------------------------------------------------ dataset
@@ -560,30 +590,7 @@ def main(argv=None) -> int:
     if unknown := set(args.modes.split(",")) - set(SERVER_MODES):
         p.error(f"--modes: unknown {sorted(unknown)} (known: {', '.join(SERVER_MODES)})")
 
-    from browser.app_driver import chromium_path
-
-    chromium = chromium_path()
-    if chromium is None:
-        sys.exit("bench_app_scale: Chromium not found (/usr/bin/chromium; install it with "
-                 "`apt-get install chromium`, or set AUTOSCALE_CHROMIUM to its path)")
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        sys.exit("bench_app_scale: the playwright Python package is missing (pip install -e '.[dev]')")
-
-    # stdout carries only the JSON: FiftyOne (its loggers, the App server subprocess) print to
-    # fd 1, so fd 1 becomes stderr and the JSON goes to a saved copy of the real stdout.
-    sys.stdout.flush()
-    json_out = os.fdopen(os.dup(1), "w")
-    os.dup2(2, 1)
-    tmp = tempfile.mkdtemp(prefix="bench-app-scale-")
-    try:
-        setup_env(tmp)
-        result = run(args, chromium, argv)
-    finally:
-        stop_private_mongod(tmp)
-    text = json.dumps(result, indent=2)
-    print(text, file=json_out, flush=True)
+    result = run_in_private_app_env("bench_app_scale", lambda chromium: run(args, chromium, argv))
     if args.out:
         write_outputs(result, args.out)
     return 0
