@@ -207,3 +207,29 @@ def test_resolved_views_are_plain_queries_the_scene_id_index_serves(world_datase
     assert not set(pool.values("scene_id")) & (set(base.values("scene_id")) | set(val.values("scene_id")))
     plan = ds._sample_collection.find({"scene_id": {"$in": base.values("scene_id")}}).explain()
     assert "IXSCAN" in json.dumps(plan["queryPlanner"]["winningPlan"])
+
+
+def test_scenes_of_source_selects_what_the_viewfield_filters_did(world_dataset):
+    """The CLIs' --source/--split views (keys.scenes_of_source, a query document) hold the same
+    scenes as the ViewField matches they replaced; --split "" means every split."""
+    from fiftyone import ViewField as F
+
+    from fiftyone_plugin.engine.keys import scenes_of_source
+
+    ds = world_dataset.clone()
+    try:
+        ds._sample_collection.update_many({"scene_id": {"$in": ds.values("scene_id")[::5]}},
+                                          {"$set": {"source": "synthetic"}})
+        by_source = {"real": F("source") != "synthetic", "synthetic": F("source") == "synthetic", "all": None}
+        for source, expr in by_source.items():
+            for split in (None, "", "train", "val"):
+                old = ds.view() if expr is None else ds.match(expr)
+                if split:
+                    old = old.match(F("split") == split)
+                new = scenes_of_source(ds, source, split)
+                assert sorted(new.values("scene_id")) == sorted(old.values("scene_id")), (source, split)
+        assert len(scenes_of_source(ds, "synthetic")) == len(ds.values("scene_id")[::5])
+        with pytest.raises(ValueError, match="source must be"):
+            scenes_of_source(ds, "simulated")
+    finally:
+        ds.delete()

@@ -19,11 +19,9 @@ from __future__ import annotations
 import fiftyone as fo
 from fiftyone import ViewField as F
 
+from ..engine.keys import real_scenes
+
 DEMO_BUDGET_FRACTION = 0.1  # of the real training pool
-
-
-def _real(dataset, split: str):
-    return dataset.match((F("source") != "synthetic") & (F("split") == split))
 
 
 def _progress(fraction: float, message: str) -> None:
@@ -35,8 +33,8 @@ def plan_step(dataset: fo.Dataset, args) -> dict:
 
     seed = int(getattr(args, "seed", 0))
     if not dataset.has_run("planner_regression"):
-        train_planner_on_view(_real(dataset, "train"), planner="regression", seed=seed, progress=_progress)
-    test = _real(dataset, "test")
+        train_planner_on_view(real_scenes(dataset, "train"), planner="regression", seed=seed, progress=_progress)
+    test = real_scenes(dataset, "test")
     scores = {}
     for planner, key in (("planner_regression", "regression"), ("rule", "rule"), ("constant_velocity", "cv")):
         if not dataset.has_run(f"eval_{key}"):
@@ -49,7 +47,7 @@ def select_step(dataset: fo.Dataset, args) -> dict:
     from ..engine.selection import allocate_budget, select_active
 
     seed = int(getattr(args, "seed", 0))
-    pool = _real(dataset, "train")
+    pool = real_scenes(dataset, "train")
     budget = max(10, int(DEMO_BUDGET_FRACTION * len(pool)))
     out = {"budget": budget}
     if "demo-q" not in dataset.list_saved_views():

@@ -13,20 +13,13 @@ from . import CommandError, _load, run_step
 
 def _candidates(dataset, args):
     """The candidate view: a saved view, or scenes matching --source/--split."""
-    from fiftyone import ViewField as F
+    from ..engine.keys import scenes_of_source
 
     if args.view:
         if not dataset.has_saved_view(args.view):
             raise CommandError(f"saved view {args.view!r} does not exist on dataset {dataset.name!r}")
         return dataset.load_saved_view(args.view)
-    view = dataset.view()
-    if args.source == "real":
-        view = view.match(F("source") != "synthetic")
-    elif args.source == "synthetic":
-        view = view.match(F("source") == "synthetic")
-    if args.split:
-        view = view.match(F("split") == args.split)
-    return view
+    return scenes_of_source(dataset, args.source, args.split)
 
 
 def _common(parser, *, closed_loop: bool, source_default: str = "real", split_default: str | None = "train"):

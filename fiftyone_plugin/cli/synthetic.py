@@ -39,15 +39,9 @@ def register_commands(subparsers) -> None:
 
 
 def _source_view(dataset, source: str, split: str | None, limit: int | None):
-    from fiftyone import ViewField as F
+    from ..engine.keys import scenes_of_source
 
-    view = dataset.view()
-    if source == "real":
-        view = view.match(F("source") != "synthetic")
-    elif source == "synthetic":
-        view = view.match(F("source") == "synthetic")
-    if split:
-        view = view.match(F("split") == split)
+    view = scenes_of_source(dataset, source, split)
     if limit is not None:
         if limit < 1:
             raise CommandError(f"--limit must be >= 1, got {limit}")

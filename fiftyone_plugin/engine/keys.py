@@ -11,7 +11,7 @@ from typing import Callable
 
 import fiftyone as fo
 
-__all__ = ["Progress", "root_dataset", "real_scenes", "selection_run_key", "scaling_run_key", "queue_run_key",
+__all__ = ["Progress", "root_dataset", "real_scenes", "scenes_of_source", "selection_run_key", "scaling_run_key", "queue_run_key",
            "PROTOCOL_RUN_KEY", "check_budget"]
 
 Progress = Callable[[float, str], None]  # progress(fraction in [0, 1], one-line message)
@@ -36,6 +36,22 @@ def real_scenes(collection: fo.Dataset | fo.DatasetView, split: str | None = Non
     if split is not None:
         query["split"] = split
     return collection.match(query)
+
+
+def scenes_of_source(collection: fo.Dataset | fo.DatasetView, source: str = "all",
+                     split: str | None = None) -> fo.DatasetView:
+    """The scenes of ``collection`` whose source is ``source`` ("real": see :func:`real_scenes`;
+    "synthetic"; "all"), of ``split`` when given (an empty string: every split, as the CLI's
+    ``--split ""``); a query document, like :func:`real_scenes`."""
+    split = split or None
+    if source == "real":
+        return real_scenes(collection, split)
+    if source not in ("synthetic", "all"):
+        raise ValueError(f"source must be 'real', 'synthetic' or 'all', got {source!r}")
+    query: dict = {"source": "synthetic"} if source == "synthetic" else {}
+    if split:
+        query["split"] = split
+    return collection.match(query) if query else collection.view()
 
 
 def selection_run_key(name: str) -> str:
